@@ -1,0 +1,61 @@
+// The router: carries requests, responses and notifications between the processes
+// connected to it, forwarding payloads without decoding them.
+//
+//   boost::asio::io_context io;
+//   plexus::broker::router r(io, {.listen = {"ipc:///tmp/plexus.sock"}});
+//   if (auto ok = r.start(); !ok) fail(ok.error());  io.run();
+//
+// Semantics (docs/protocol.md): workers register service names with a control frame;
+// a request addressed to a service goes to the registered worker with the fewest
+// unanswered requests. A request for an unknown service is answered at once with an
+// `unavailable` error. When a worker's connection ends, its registrations vanish and
+// every request forwarded to it and still unanswered is answered with `unavailable`.
+// The service name "plexus" is the router's own: methods ping, services, describe.
+// Threading: everything runs on the io_context's thread.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "plexus/transport/connection.hpp"
+#include "plexus/wire/error.hpp"
+
+namespace plexus::broker {
+
+struct router_options {
+  std::vector<std::string> listen;  // addresses to accept peers on
+  transport::options transport;     // per-connection limits
+};
+
+struct router_stats {
+  std::uint64_t peers = 0;              // connected now
+  std::uint64_t forwarded = 0;          // data frames forwarded
+  std::uint64_t no_route = 0;           // requests answered "no route"
+  std::uint64_t failed_by_peer_loss = 0;  // requests failed because their worker left
+  std::uint64_t malformed = 0;          // frames dropped as unreadable
+  std::uint64_t in_flight = 0;          // forwarded requests awaiting a response
+};
+
+class router {
+ public:
+  router(boost::asio::io_context& io, router_options opts);
+  ~router();
+  router(const router&) = delete;
+  router& operator=(const router&) = delete;
+
+  // Binds every listen address. Errors name the address that failed.
+  result<void> start();
+  // Stops accepting and closes every peer. Idempotent.
+  void stop();
+  // The bound addresses (tcp port 0 replaced by the real port).
+  std::vector<std::string> addresses() const;
+  router_stats stats() const;
+
+ private:
+  class impl;
+  std::unique_ptr<impl> impl_;
+};
+
+}  // namespace plexus::broker

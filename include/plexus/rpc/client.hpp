@@ -1,0 +1,96 @@
+// The client: calls methods of services through the router. Every call ends with a
+// result or an error by its deadline (default 5 s): deadline_exceeded, unavailable
+// when there is no route or the worker died, or the service's own error.
+//
+//   boost::asio::io_context io;
+//   plexus::rpc::client c(io, {.router = "ipc:///tmp/plexus.sock"});
+//   if (c.connect()) if (auto r = c.call<int>("calc", "add", 1, 2)) std::cout << *r;
+//
+// Four ways to call: call<R>() (blocking; drives the io_context on the calling thread
+// until the answer arrives), async_call() with a callback, call_future() (usable from
+// any thread while another thread runs the io_context) and co_call() for C++20
+// coroutines on the io_context. All other members run on the io_context's thread.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <future>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/io_context.hpp>
+
+#include "plexus/rpc/convert.hpp"
+#include "plexus/transport/address.hpp"
+#include "plexus/transport/connection.hpp"
+#include "plexus/wire/error.hpp"
+
+namespace plexus::rpc {
+
+using duration = std::chrono::steady_clock::duration;
+
+struct client_options {
+  std::string router = transport::default_router_address();
+  std::string name;  // shown by the router in plexus.services and logs
+  std::chrono::milliseconds default_deadline{5000};
+  transport::options transport;
+};
+
+class client {
+ public:
+  using completion = std::function<void(result<value>)>;
+
+  client(boost::asio::io_context& io, client_options opts = {});
+  ~client();
+  client(const client&) = delete;
+  client& operator=(const client&) = delete;
+
+  // Connects to the router. Errors: unavailable (nothing listening), invalid_argument.
+  result<void> connect();
+  bool connected() const noexcept;
+  // Fails every call in flight with unavailable and disconnects. Idempotent.
+  void close();
+
+  // Starts a call; `done` runs exactly once on the io_context's thread.
+  // `params` must be an array. A zero deadline means the client's default.
+  void async_call(std::string_view service, std::string_view method, value params,
+                  completion done, duration deadline = {});
+
+  std::future<result<value>> call_future(std::string_view service, std::string_view method,
+                                         value params, duration deadline = {});
+
+  boost::asio::awaitable<result<value>> co_call(std::string service, std::string method,
+                                                value params, duration deadline = {});
+
+  // Blocking call with raw params. Must not be used from inside a handler running on
+  // the same io_context, nor while another thread runs it (use call_future there).
+  result<value> call_value(std::string_view service, std::string_view method, value params,
+                           duration deadline = {});
+
+  // Blocking typed call: arguments converted with to_json, the result with from_json.
+  template <class R = value, class... Args>
+  result<R> call(std::string_view service, std::string_view method, Args&&... args) {
+    value params = value::array();
+    (params.push_back(value(std::forward<Args>(args))), ...);
+    auto r = call_value(service, method, std::move(params));
+    if (!r) return std::move(r).error();
+    return convert_result<R>(*r, method);
+  }
+
+  // Sends a notification: no answer, no error from the service. Errors only for a
+  // local problem (not connected, limits).
+  result<void> notify(std::string_view service, std::string_view method, value params);
+
+  // Calls in flight now.
+  std::size_t in_flight() const noexcept;
+
+ private:
+  class impl;
+  std::shared_ptr<impl> impl_;
+};
+
+}  // namespace plexus::rpc

@@ -1,0 +1,210 @@
+// The service: answers calls addressed to one service name, dispatching each method
+// to a handler. Arguments and results are converted automatically; a wrong arity or
+// type is an invalid_argument error naming the expected signature; an exception
+// thrown by a handler becomes an error response (remote_error keeps its code).
+//
+//   plexus::rpc::service s(io, {.name = "calc"});
+//   s.route("add", [](int a, int b) { return a + b; });
+//   if (s.start()) io.run();
+//
+// Handlers come in three kinds:
+//   plain      R f(Args...)                      runs on the event loop; keep it short
+//   coroutine  asio::awaitable<R> f(Args...)     runs on the event loop, may co_await
+//   blocking   route(name, f, {.blocking = true}) runs on the worker pool
+// Coroutine and blocking handlers have a deadline (route_options::deadline, else
+// service_options::handler_deadline): when it passes the caller gets
+// deadline_exceeded and the late result is dropped.
+// Threading: every member runs on the io_context's thread.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <functional>
+#include <memory>
+#include <string>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/io_context.hpp>
+
+#include "plexus/rpc/convert.hpp"
+#include "plexus/transport/address.hpp"
+#include "plexus/transport/connection.hpp"
+#include "plexus/wire/error.hpp"
+
+namespace plexus::rpc {
+
+struct service_options {
+  std::string router = transport::default_router_address();
+  std::string name;  // the service name clients address; required
+  std::size_t worker_threads = 4;  // pool for blocking handlers
+  std::chrono::milliseconds handler_deadline{30000};
+  std::chrono::milliseconds drain_timeout{10000};
+  transport::options transport;
+};
+
+struct route_options {
+  bool blocking = false;                  // run on the worker pool
+  std::chrono::milliseconds deadline{0};  // 0: the service's handler_deadline
+};
+
+namespace detail {
+
+template <class T>
+struct callable_traits : callable_traits<decltype(&T::operator())> {};
+template <class C, class R, class... A>
+struct callable_traits<R (C::*)(A...) const> {
+  using result_type = R;
+  using args = std::tuple<std::remove_cvref_t<A>...>;
+};
+template <class C, class R, class... A>
+struct callable_traits<R (C::*)(A...)> : callable_traits<R (C::*)(A...) const> {};
+template <class C, class R, class... A>
+struct callable_traits<R (C::*)(A...) const noexcept> : callable_traits<R (C::*)(A...) const> {};
+template <class C, class R, class... A>
+struct callable_traits<R (C::*)(A...) noexcept> : callable_traits<R (C::*)(A...) const> {};
+template <class R, class... A>
+struct callable_traits<R (*)(A...)> {
+  using result_type = R;
+  using args = std::tuple<std::remove_cvref_t<A>...>;
+};
+template <class R, class... A>
+struct callable_traits<R (*)(A...) noexcept> : callable_traits<R (*)(A...)> {};
+
+template <class T>
+struct awaitable_result {
+  static constexpr bool is_awaitable = false;
+  using type = T;
+};
+template <class T, class E>
+struct awaitable_result<boost::asio::awaitable<T, E>> {
+  static constexpr bool is_awaitable = true;
+  using type = T;
+};
+
+template <class R, class Tuple, std::size_t... I>
+std::string signature(std::index_sequence<I...>) {
+  std::string s = "(";
+  ((s += (I == 0 ? "" : ", ") + type_label<std::tuple_element_t<I, Tuple>>()), ...);
+  return s + ") -> " + type_label<R>();
+}
+
+template <class Tuple, std::size_t... I>
+result<Tuple> convert_args(const value& params, const std::string& method,
+                           const std::string& sig, std::index_sequence<I...>) {
+  constexpr std::size_t n = sizeof...(I);
+  if (params.size() != n)
+    return plexus::error(errc::invalid_argument,
+                         method + " expects " + std::to_string(n) + " argument" +
+                             (n == 1 ? "" : "s") + " " + sig + ", got " +
+                             std::to_string(params.size()),
+                         {{"method", method}, {"signature", sig}});
+  Tuple out;
+  std::optional<plexus::error> err;
+  auto one = [&](auto& slot, std::size_t i) {
+    if (err) return;
+    using T = std::remove_cvref_t<decltype(slot)>;
+    auto r = convert_value<T>(params[i], "argument " + std::to_string(i + 1) + " of " + method +
+                                             " " + sig);
+    if (!r) err = std::move(r).error();
+    else slot = std::move(*r);
+  };
+  (one(std::get<I>(out), I), ...);
+  if (err) return std::move(*err);
+  return out;
+}
+
+template <class R>
+value to_value(R&& r) {
+  return value(std::forward<R>(r));
+}
+
+}  // namespace detail
+
+class service {
+ public:
+  // A handler reduced to its essence: params in, value or error out. Invoked on the
+  // loop (plain) or on a pool thread (blocking); may throw.
+  using sync_invoker = std::function<result<value>(const value& params)>;
+  using async_invoker = std::function<boost::asio::awaitable<result<value>>(value params)>;
+
+  service(boost::asio::io_context& io, service_options opts);
+  ~service();
+  service(const service&) = delete;
+  service& operator=(const service&) = delete;
+
+  template <class F>
+  service& route(std::string method, F f, route_options opts = {}) {
+    using traits = detail::callable_traits<std::decay_t<F>>;
+    using R = typename traits::result_type;
+    using args = typename traits::args;
+    using aw = detail::awaitable_result<R>;
+    using out_t = typename aw::type;
+    constexpr auto n = std::tuple_size_v<args>;
+    auto sig = detail::signature<out_t, args>(std::make_index_sequence<n>{});
+    if constexpr (aw::is_awaitable) {
+      add_async(method, sig,
+                [f = std::move(f), method, sig](value params) -> boost::asio::awaitable<result<value>> {
+                  auto a = detail::convert_args<args>(params, method, sig,
+                                                      std::make_index_sequence<n>{});
+                  if (!a) co_return std::move(a).error();
+                  if constexpr (std::is_void_v<out_t>) {
+                    co_await std::apply(f, std::move(*a));
+                    co_return value();
+                  } else {
+                    co_return detail::to_value(co_await std::apply(f, std::move(*a)));
+                  }
+                },
+                opts);
+    } else {
+      add_sync(method, sig,
+               [f = std::move(f), method, sig](const value& params) -> result<value> {
+                 auto a = detail::convert_args<args>(params, method, sig,
+                                                     std::make_index_sequence<n>{});
+                 if (!a) return std::move(a).error();
+                 if constexpr (std::is_void_v<R>) {
+                   std::apply(f, std::move(*a));
+                   return value();
+                 } else {
+                   return detail::to_value(std::apply(f, std::move(*a)));
+                 }
+               },
+               opts);
+    }
+    return *this;
+  }
+
+  // Registers a handler that takes the raw params array.
+  service& route_raw(std::string method, std::string signature, sync_invoker f,
+                     route_options opts = {}) {
+    add_sync(std::move(method), std::move(signature), std::move(f), opts);
+    return *this;
+  }
+
+  // Connects to the router and registers the service name with its methods.
+  // `on_ready` (optional) runs when the router confirmed the registration.
+  result<void> start(std::function<void()> on_ready = {});
+
+  // Graceful drain: the router stops routing new calls here, calls that still
+  // arrive get unavailable, calls in flight finish (bounded by drain_timeout), then
+  // the connection closes and `done` runs. Idempotent.
+  void stop(std::function<void()> done = {});
+
+  // Called when the connection to the router ends without stop() (router gone).
+  void on_disconnect(std::function<void(const plexus::error&)> f);
+
+  std::size_t in_flight() const noexcept;
+  const std::string& name() const noexcept;
+
+ private:
+  void add_sync(std::string method, std::string signature, sync_invoker f, route_options opts);
+  void add_async(std::string method, std::string signature, async_invoker f,
+                 route_options opts);
+
+  class impl;
+  std::shared_ptr<impl> impl_;
+};
+
+}  // namespace plexus::rpc

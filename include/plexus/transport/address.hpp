@@ -1,0 +1,35 @@
+// Parsing and defaults for transport addresses.
+//
+//   auto a = plexus::transport::parse_address("tcp://127.0.0.1:0");  // result<address>
+//   if (a && a->scheme == plexus::transport::scheme::tcp) use(a->host, a->port);
+//   std::string def = plexus::transport::default_router_address();
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "plexus/wire/error.hpp"
+
+namespace plexus::transport {
+
+enum class scheme { ipc, tcp, inproc };
+
+struct address {
+  plexus::transport::scheme scheme = scheme::ipc;
+  std::string path;  // ipc: the socket file; inproc: the name
+  std::string host;  // tcp only; "*" is accepted for binding and means 0.0.0.0
+  std::uint16_t port = 0;
+
+  std::string to_string() const;
+};
+
+// Accepts ipc:///abs/path, unix:///abs/path, ipc://relative/path, tcp://host:port,
+// tcp://[v6]:port and inproc://name. Errors are invalid_argument naming the input.
+result<address> parse_address(std::string_view text);
+
+// $PLEXUS_ROUTER if set, else ipc://$XDG_RUNTIME_DIR/plexus/router.sock when
+// XDG_RUNTIME_DIR is set, else ipc:///tmp/plexus-<uid>/router.sock.
+std::string default_router_address();
+
+}  // namespace plexus::transport

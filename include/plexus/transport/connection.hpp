@@ -1,0 +1,122 @@
+// The transport interface: a `connection` moves whole frames (wire/frame.hpp) between
+// two processes; a `listener` accepts connections. The router and the RPC layer see
+// only these two types; each transport (ipc = Unix stream sockets, tcp, inproc)
+// implements them, and one conformance suite runs against each.
+//
+//   boost::asio::io_context io;
+//   auto c = plexus::transport::connect(io, "ipc:///tmp/plexus.sock").value();
+//   c.start([](const plexus::wire::frame_view& f) { /* use f */ }, [](const plexus::error&) {});
+//   (void)c.send(plexus::wire::frame_kind::data, "calc", payload);
+//
+// Threading: a connection belongs to the io_context it was made on. Every member
+// function must be called on that context's thread, and every handler runs there.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include "plexus/wire/error.hpp"
+#include "plexus/wire/frame.hpp"
+
+namespace boost::asio {
+class io_context;
+}
+
+namespace plexus::transport {
+
+// Named limits of one connection. Hitting one produces an error naming it.
+struct options {
+  // Largest frame body accepted or sent ("max_frame_bytes"). A peer that announces a
+  // larger frame is disconnected: the stream cannot be resynchronised.
+  std::size_t max_frame_bytes = (64u << 20) + 512;
+  // Bytes queued for writing beyond which send() refuses ("max_queued_bytes").
+  std::size_t max_queued_bytes = 256u << 20;
+};
+
+namespace detail {
+class connection_impl;
+class listener_impl;
+}  // namespace detail
+
+// One end of a frame stream. Move-only; the destructor closes it and guarantees that
+// no handler runs afterwards. close() is idempotent.
+class connection {
+ public:
+  // Called for each received frame. The view is valid only during the call.
+  using frame_handler = std::function<void(const wire::frame_view&)>;
+  // Called exactly once when the connection ends for any reason other than the
+  // destructor: peer closed (errc::unavailable), a protocol error (invalid_argument,
+  // resource_exhausted) or close(). Runs from the event loop, never inside send()
+  // or close().
+  using close_handler = std::function<void(const plexus::error&)>;
+
+  connection() = default;
+  explicit connection(std::shared_ptr<detail::connection_impl> impl);
+  connection(connection&&) noexcept;
+  connection& operator=(connection&&) noexcept;
+  connection(const connection&) = delete;
+  connection& operator=(const connection&) = delete;
+  ~connection();
+
+  // Starts delivering frames. Call once.
+  void start(frame_handler on_frame, close_handler on_close);
+
+  // Queues one frame. Never blocks: frames queued during one turn of the loop leave
+  // in one gather write. Errors: unavailable (closed), invalid_argument (name longer
+  // than 255 bytes), resource_exhausted (max_frame_bytes or max_queued_bytes).
+  result<void> send(wire::frame_kind kind, std::string_view name,
+                    std::span<const std::uint8_t> payload);
+
+  // Ends the connection. Frames already queued are still written if the socket
+  // accepts them without blocking; the close handler runs later from the loop.
+  void close();
+
+  bool is_open() const noexcept;
+  explicit operator bool() const noexcept { return impl_ != nullptr; }
+  // Bytes accepted by send() and not yet written.
+  std::size_t queued_bytes() const noexcept;
+  // For logs: "ipc:/path", "tcp:127.0.0.1:5555", "inproc:name".
+  std::string description() const;
+
+ private:
+  std::shared_ptr<detail::connection_impl> impl_;
+};
+
+// Accepts connections on one address. Move-only; closing stops accepting and, for
+// ipc, removes the socket file it created.
+class listener {
+ public:
+  using accept_handler = std::function<void(connection)>;
+
+  listener() = default;
+  explicit listener(std::shared_ptr<detail::listener_impl> impl);
+  listener(listener&&) noexcept;
+  listener& operator=(listener&&) noexcept;
+  listener(const listener&) = delete;
+  listener& operator=(const listener&) = delete;
+  ~listener();
+
+  void start(accept_handler on_accept);
+  void close();
+  // The bound address, with a port chosen by the kernel filled in (tcp://...:0).
+  std::string address() const;
+
+ private:
+  std::shared_ptr<detail::listener_impl> impl_;
+};
+
+// Addresses: "ipc:///abs/path" (also "unix:///abs/path"), "tcp://host:port"
+// (host may be [::1]; port 0 picks one), "inproc://name" (same process only).
+// Errors: invalid_argument (bad address), unavailable (nothing listening / refused),
+// and the OS error text otherwise.
+result<connection> connect(boost::asio::io_context& io, std::string_view address,
+                           const options& opts = {});
+result<listener> listen(boost::asio::io_context& io, std::string_view address,
+                        const options& opts = {});
+
+}  // namespace plexus::transport

@@ -1,0 +1,32 @@
+// Control frames (frame_kind::control): CBOR maps with an "op" key, exchanged
+// between a peer and the router. See docs/protocol.md, "Control messages".
+//
+//   peer -> router  {"op":"hello", "name":"calc", "pid":1234}
+//   router -> peer  {"op":"welcome", "peer":7}
+//   peer -> router  {"op":"register", "service":"calc", "methods":[{"name":"add", ...}]}
+//   router -> peer  {"op":"registered", "service":"calc"}
+//   peer -> router  {"op":"unregister", "service":"calc"}      (drain: no new requests)
+//   router -> peer  {"op":"unregistered", "service":"calc"}
+//   router -> peer  {"op":"error", "about":"register", "message":"...", "code":"..."}
+#pragma once
+
+#include "plexus/wire/error.hpp"
+
+namespace plexus::control {
+
+inline constexpr const char* hello = "hello";
+inline constexpr const char* welcome = "welcome";
+inline constexpr const char* register_service = "register";
+inline constexpr const char* registered = "registered";
+inline constexpr const char* unregister_service = "unregister";
+inline constexpr const char* unregistered = "unregistered";
+inline constexpr const char* error_op = "error";
+
+inline value error_reply(std::string_view about, const plexus::error& e) {
+  return {{"op", error_op},
+          {"about", std::string(about)},
+          {"message", e.message},
+          {"code", std::string(to_string(e.code))}};
+}
+
+}  // namespace plexus::control

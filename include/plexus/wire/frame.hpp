@@ -1,0 +1,72 @@
+// The native stream framing (docs/protocol.md, "Framing"):
+//
+//   u32 body_length (little endian) | u8 kind | u8 name_length | name | payload
+//
+// body_length counts everything after the length field. kind is frame_kind. On the
+// way into the router `name` is the destination (a service name, or a peer id for a
+// response); on the way out it is the source peer's id. `payload` is one CBOR
+// message (data frames) or one CBOR map (control frames).
+//
+//   std::uint8_t hdr[plexus::wire::max_frame_header];
+//   auto n = plexus::wire::write_frame_header(hdr, frame_kind::data, name, payload.size());
+//   // then write hdr[0..n), name, payload
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <optional>
+#include <span>
+#include <string_view>
+
+namespace plexus::wire {
+
+enum class frame_kind : std::uint8_t { data = 0, control = 1 };
+
+inline constexpr std::size_t frame_prefix_bytes = 4;  // the u32 length
+inline constexpr std::size_t frame_fixed_bytes = 6;   // length + kind + name_length
+inline constexpr std::size_t max_name_bytes = 255;
+inline constexpr std::size_t max_frame_header = frame_fixed_bytes;
+
+// A decoded frame; the spans point into the reader's buffer and stay valid only
+// until the frame handler returns.
+struct frame_view {
+  frame_kind kind = frame_kind::data;
+  std::string_view name;
+  std::span<const std::uint8_t> payload;
+};
+
+// Writes the 6 fixed header bytes for a frame whose name is `name_length` bytes and
+// whose payload is `payload_length` bytes. The caller checks name_length <= 255.
+inline std::size_t write_frame_header(std::uint8_t* out, frame_kind kind, std::size_t name_length,
+                                      std::size_t payload_length) noexcept {
+  const auto body = static_cast<std::uint32_t>(2 + name_length + payload_length);
+  out[0] = static_cast<std::uint8_t>(body);
+  out[1] = static_cast<std::uint8_t>(body >> 8);
+  out[2] = static_cast<std::uint8_t>(body >> 16);
+  out[3] = static_cast<std::uint8_t>(body >> 24);
+  out[4] = static_cast<std::uint8_t>(kind);
+  out[5] = static_cast<std::uint8_t>(name_length);
+  return frame_fixed_bytes;
+}
+
+inline std::uint32_t read_frame_length(const std::uint8_t* p) noexcept {
+  return static_cast<std::uint32_t>(p[0]) | (static_cast<std::uint32_t>(p[1]) << 8) |
+         (static_cast<std::uint32_t>(p[2]) << 16) | (static_cast<std::uint32_t>(p[3]) << 24);
+}
+
+// Parses a frame body (the bytes after the length field). nullopt when the body is
+// shorter than its name or the kind is unknown.
+inline std::optional<frame_view> parse_frame_body(std::span<const std::uint8_t> body) noexcept {
+  if (body.size() < 2) return std::nullopt;
+  if (body[0] > static_cast<std::uint8_t>(frame_kind::control)) return std::nullopt;
+  const std::size_t name_length = body[1];
+  if (body.size() < 2 + name_length) return std::nullopt;
+  frame_view f;
+  f.kind = static_cast<frame_kind>(body[0]);
+  f.name = std::string_view(reinterpret_cast<const char*>(body.data() + 2), name_length);
+  f.payload = body.subspan(2 + name_length);
+  return f;
+}
+
+}  // namespace plexus::wire

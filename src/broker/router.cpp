@@ -1,0 +1,342 @@
+#include "plexus/broker/router.hpp"
+
+#include <boost/asio/io_context.hpp>
+#include <chrono>
+#include <iostream>
+#include <unordered_map>
+
+#include "broker/inflight_table.hpp"
+#include "plexus/wire/control.hpp"
+#include "plexus/wire/message.hpp"
+
+namespace plexus::broker {
+
+namespace {
+
+// Peer ids travel as the 4-byte little-endian frame name of forwarded requests and
+// of the responses that come back.
+void write_peer_id(char* out, std::uint32_t id) noexcept {
+  out[0] = static_cast<char>(id);
+  out[1] = static_cast<char>(id >> 8);
+  out[2] = static_cast<char>(id >> 16);
+  out[3] = static_cast<char>(id >> 24);
+}
+std::uint32_t read_peer_id(std::string_view s) noexcept {
+  if (s.size() != 4) return 0;
+  const auto* p = reinterpret_cast<const unsigned char*>(s.data());
+  return p[0] | (p[1] << 8) | (p[2] << 16) | (static_cast<std::uint32_t>(p[3]) << 24);
+}
+
+struct string_hash {
+  using is_transparent = void;
+  std::size_t operator()(std::string_view s) const noexcept {
+    return std::hash<std::string_view>{}(s);
+  }
+};
+
+}  // namespace
+
+class router::impl {
+ public:
+  impl(boost::asio::io_context& io, router_options opts) : io_(io), opts_(std::move(opts)) {}
+
+  result<void> start() {
+    if (opts_.listen.empty())
+      return plexus::error(errc::invalid_argument, "router has no listen address");
+    for (const auto& address : opts_.listen) {
+      auto l = transport::listen(io_, address, opts_.transport);
+      if (!l) return std::move(l).error();
+      l->start([this](transport::connection c) { add_peer(std::move(c)); });
+      listeners_.push_back(std::move(*l));
+    }
+    return {};
+  }
+
+  void stop() {
+    for (auto& l : listeners_) l.close();
+    listeners_.clear();
+    peers_.clear();  // handles close their connections and silence their handlers
+    services_.clear();
+  }
+
+  std::vector<std::string> addresses() const {
+    std::vector<std::string> out;
+    for (const auto& l : listeners_) out.push_back(l.address());
+    return out;
+  }
+
+  router_stats stats() const {
+    auto s = stats_;
+    s.peers = peers_.size();
+    s.in_flight = inflight_.size();
+    return s;
+  }
+
+ private:
+  struct peer {
+    std::uint32_t id = 0;
+    char id_bytes[4] = {};
+    transport::connection conn;
+    std::string name;  // from hello, for logs and plexus.services
+    std::int64_t pid = 0;
+    std::vector<std::string> services;
+    std::uint32_t outstanding = 0;  // requests forwarded to it, unanswered
+    std::string_view id_name() const { return {id_bytes, 4}; }
+  };
+
+  struct service_entry {
+    std::vector<peer*> workers;
+    value methods = value::array();
+    std::size_t cursor = 0;  // rotates the tie-break among equally loaded workers
+  };
+
+  void add_peer(transport::connection c) {
+    auto p = std::make_unique<peer>();
+    p->id = next_peer_id_++;
+    if (next_peer_id_ == 0) next_peer_id_ = 1;
+    write_peer_id(p->id_bytes, p->id);
+    p->conn = std::move(c);
+    auto* raw = p.get();
+    const auto id = p->id;
+    peers_.emplace(id, std::move(p));
+    raw->conn.start([this, raw](const wire::frame_view& f) { on_frame(*raw, f); },
+                    [this, id](const plexus::error& e) { remove_peer(id, e); });
+  }
+
+  void on_frame(peer& from, const wire::frame_view& f) {
+    if (f.kind == wire::frame_kind::control) {
+      on_control(from, f.payload);
+      return;
+    }
+    const auto h = wire::peek(f.payload);
+    if (!h) {
+      ++stats_.malformed;
+      return;
+    }
+    switch (h->kind) {
+      case wire::message_kind::request:
+        on_request(from, f.name, h->msgid, f.payload);
+        break;
+      case wire::message_kind::notification:
+        on_notification(from, f.name, f.payload);
+        break;
+      case wire::message_kind::response:
+        on_response(from, f.name, h->msgid, f.payload);
+        break;
+    }
+  }
+
+  peer* pick_worker(std::string_view service) {
+    auto it = services_.find(service);
+    if (it == services_.end() || it->second.workers.empty()) return nullptr;
+    auto& entry = it->second;
+    const auto n = entry.workers.size();
+    peer* best = nullptr;
+    for (std::size_t k = 0; k < n; ++k) {
+      peer* w = entry.workers[(entry.cursor + k) % n];
+      if (!best || w->outstanding < best->outstanding) best = w;
+    }
+    entry.cursor = (entry.cursor + 1) % n;
+    return best;
+  }
+
+  void on_request(peer& from, std::string_view service, std::uint32_t msgid,
+                  std::span<const std::uint8_t> payload) {
+    if (service == "plexus") {
+      answer_reserved(from, payload);
+      return;
+    }
+    peer* worker = pick_worker(service);
+    if (!worker) {
+      ++stats_.no_route;
+      reply_error(from, msgid,
+                  {errc::unavailable, "no route to " + std::string(service),
+                   {{"service", std::string(service)}}});
+      return;
+    }
+    if (auto ok = worker->conn.send(wire::frame_kind::data, from.id_name(), payload); !ok) {
+      reply_error(from, msgid,
+                  {ok.error().code,
+                   "cannot forward to " + std::string(service) + ": " + ok.error().message,
+                   {{"service", std::string(service)}}});
+      return;
+    }
+    ++stats_.forwarded;
+    ++worker->outstanding;
+    inflight_.put(detail::inflight_table::key(from.id, msgid), worker->id);
+  }
+
+  void on_notification(peer& from, std::string_view service,
+                       std::span<const std::uint8_t> payload) {
+    peer* worker = pick_worker(service);
+    if (!worker) {
+      ++stats_.no_route;  // notifications are never answered, not even with errors
+      return;
+    }
+    if (worker->conn.send(wire::frame_kind::data, from.id_name(), payload)) ++stats_.forwarded;
+  }
+
+  void on_response(peer& from, std::string_view to, std::uint32_t msgid,
+                   std::span<const std::uint8_t> payload) {
+    const auto caller_id = read_peer_id(to);
+    if (caller_id == 0) {
+      ++stats_.malformed;
+      return;
+    }
+    const auto worker_id = inflight_.take(detail::inflight_table::key(caller_id, msgid));
+    if (worker_id == from.id && from.outstanding > 0) --from.outstanding;
+    auto it = peers_.find(caller_id);
+    if (it == peers_.end()) return;  // the caller left; nobody to tell
+    if (it->second->conn.send(wire::frame_kind::data, from.id_name(), payload)) ++stats_.forwarded;
+  }
+
+  void reply_error(peer& to, std::uint32_t msgid, const plexus::error& e) {
+    const auto bytes = wire::encode_error_response(msgid, e);
+    (void)to.conn.send(wire::frame_kind::data, "", bytes);
+  }
+
+  void reply(peer& to, const wire::response& r) {
+    std::vector<std::uint8_t> bytes;
+    wire::encode(bytes, r);
+    (void)to.conn.send(wire::frame_kind::data, "", bytes);
+  }
+
+  // ---- the router's own service: "plexus" --------------------------------------
+  void answer_reserved(peer& from, std::span<const std::uint8_t> payload) {
+    auto m = wire::decode(payload, {opts_.transport.max_frame_bytes, 64});
+    if (!m || !std::holds_alternative<wire::request>(*m)) {
+      ++stats_.malformed;
+      return;
+    }
+    const auto& req = std::get<wire::request>(*m);
+    wire::response r;
+    r.msgid = req.msgid;
+    if (req.method == "ping") {
+      r.result = "pong";
+    } else if (req.method == "services") {
+      value list = value::array();
+      for (const auto& [name, entry] : services_) {
+        value pids = value::array();
+        for (const auto* w : entry.workers) pids.push_back(w->pid);
+        list.push_back({{"name", name}, {"workers", entry.workers.size()}, {"pids", pids}});
+      }
+      std::sort(list.begin(), list.end(),
+                [](const value& a, const value& b) { return a["name"] < b["name"]; });
+      r.result = std::move(list);
+    } else if (req.method == "describe") {
+      if (req.params.size() != 1 || !req.params[0].is_string()) {
+        r.error = plexus::error(errc::invalid_argument, "describe expects (string service)");
+      } else {
+        const auto name = req.params[0].get<std::string>();
+        auto it = services_.find(name);
+        if (it == services_.end())
+          r.error = plexus::error(errc::not_found, "no service named " + name,
+                                  {{"service", name}});
+        else
+          r.result = {{"name", name},
+                      {"workers", it->second.workers.size()},
+                      {"methods", it->second.methods}};
+      }
+    } else {
+      r.error = plexus::error(errc::not_found, "the router has no method " + req.method,
+                              {{"service", "plexus"}, {"method", req.method}});
+    }
+    reply(from, r);
+  }
+
+  // ---- control frames ----------------------------------------------------------------
+  void on_control(peer& from, std::span<const std::uint8_t> payload) {
+    auto v = wire::decode_value(payload, {opts_.transport.max_frame_bytes, 64});
+    if (!v || !v->is_object() || !v->contains("op") || !(*v)["op"].is_string()) {
+      ++stats_.malformed;
+      send_control(from, control::error_reply("", {errc::invalid_argument,
+                                                    "control frame must be a map with an op"}));
+      return;
+    }
+    const auto op = (*v)["op"].get<std::string>();
+    if (op == control::hello) {
+      from.name = v->value("name", std::string());
+      from.pid = v->value("pid", std::int64_t{0});
+      send_control(from, {{"op", control::welcome}, {"peer", from.id}});
+    } else if (op == control::register_service) {
+      const auto service = v->value("service", std::string());
+      if (service.empty() || service.size() > wire::max_name_bytes || service == "plexus") {
+        send_control(from, control::error_reply(
+                               op, {errc::invalid_argument,
+                                    "cannot register service '" + service +
+                                        "': names are 1 to 255 bytes and 'plexus' is reserved"}));
+        return;
+      }
+      auto& entry = services_[service];
+      if (std::find(entry.workers.begin(), entry.workers.end(), &from) == entry.workers.end()) {
+        entry.workers.push_back(&from);
+        from.services.push_back(service);
+      }
+      if (v->contains("methods") && (*v)["methods"].is_array()) entry.methods = (*v)["methods"];
+      send_control(from, {{"op", control::registered}, {"service", service}});
+    } else if (op == control::unregister_service) {
+      const auto service = v->value("service", std::string());
+      unregister(from, service);
+      send_control(from, {{"op", control::unregistered}, {"service", service}});
+    } else {
+      send_control(from, control::error_reply(op, {errc::unimplemented,
+                                                   "unknown control op '" + op + "'"}));
+    }
+  }
+
+  void send_control(peer& to, const value& v) {
+    std::vector<std::uint8_t> bytes;
+    wire::encode_value(bytes, v);
+    (void)to.conn.send(wire::frame_kind::control, "", bytes);
+  }
+
+  void unregister(peer& p, std::string_view service) {
+    auto it = services_.find(service);
+    if (it != services_.end()) {
+      auto& w = it->second.workers;
+      w.erase(std::remove(w.begin(), w.end(), &p), w.end());
+      if (w.empty()) services_.erase(it);
+      else it->second.cursor %= w.size();
+    }
+    p.services.erase(std::remove(p.services.begin(), p.services.end(), service),
+                     p.services.end());
+  }
+
+  void remove_peer(std::uint32_t id, const plexus::error& why) {
+    auto it = peers_.find(id);
+    if (it == peers_.end()) return;
+    auto owned = std::move(it->second);
+    peers_.erase(it);
+    const auto services = owned->services;
+    for (const auto& s : services) unregister(*owned, s);
+    // Everything forwarded to this peer and unanswered fails now, not at the deadline.
+    const std::string who = owned->name.empty() ? "a worker" : owned->name;
+    inflight_.drain_worker(id, [&](std::uint32_t caller_id, std::uint32_t msgid) {
+      ++stats_.failed_by_peer_loss;
+      auto c = peers_.find(caller_id);
+      if (c == peers_.end()) return;
+      reply_error(*c->second, msgid,
+                  {errc::unavailable, who + " went away before answering (" + why.message + ")",
+                   {{"peer", owned->name}, {"pid", owned->pid}}});
+    });
+  }
+
+  boost::asio::io_context& io_;
+  router_options opts_;
+  std::vector<transport::listener> listeners_;
+  std::unordered_map<std::uint32_t, std::unique_ptr<peer>> peers_;
+  std::unordered_map<std::string, service_entry, string_hash, std::equal_to<>> services_;
+  detail::inflight_table inflight_;
+  std::uint32_t next_peer_id_ = 1;
+  router_stats stats_;
+};
+
+router::router(boost::asio::io_context& io, router_options opts)
+    : impl_(std::make_unique<impl>(io, std::move(opts))) {}
+router::~router() { impl_->stop(); }
+result<void> router::start() { return impl_->start(); }
+void router::stop() { impl_->stop(); }
+std::vector<std::string> router::addresses() const { return impl_->addresses(); }
+router_stats router::stats() const { return impl_->stats(); }
+
+}  // namespace plexus::broker

@@ -1,0 +1,191 @@
+// The plexus command. Exit codes: 0 success, 1 the remote side answered with an
+// error, 2 usage error, 3 unavailable (no router, no route, peer gone) or deadline
+// exceeded, 4 a local failure (cannot bind, internal error).
+
+#include <CLI/CLI.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <iostream>
+
+#include "plexus/broker/router.hpp"
+#include "plexus/rpc/client.hpp"
+#include "plexus/transport/address.hpp"
+
+namespace {
+
+namespace asio = boost::asio;
+
+constexpr int exit_ok = 0;
+constexpr int exit_remote_error = 1;
+constexpr int exit_usage = 2;
+constexpr int exit_unavailable = 3;
+constexpr int exit_local_failure = 4;
+
+int exit_code_for(const plexus::error& e) {
+  switch (e.code) {
+    case plexus::errc::unavailable:
+    case plexus::errc::deadline_exceeded:
+      return exit_unavailable;
+    default:
+      return exit_remote_error;
+  }
+}
+
+void print_error(const plexus::error& e, bool json) {
+  if (json) {
+    std::cerr << plexus::value{{"error", e.message}, {"code", std::string(to_string(e.code))},
+                               {"context", e.context}}
+                     .dump()
+              << "\n";
+  } else {
+    std::cerr << "plexus: " << e.message << " (" << to_string(e.code) << ")\n";
+  }
+}
+
+// A command-line argument as a value: JSON when it parses, else the text itself, so
+// `plexus call calc echo hello` sends "hello" and `... echo 1` sends 1.
+plexus::value parse_arg(const std::string& text) {
+  auto v = plexus::value::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (v.is_discarded()) return text;
+  return v;
+}
+
+int run_router(const std::vector<std::string>& listen) {
+  asio::io_context io(1);
+  plexus::broker::router r(io, {.listen = listen});
+  if (auto ok = r.start(); !ok) {
+    std::cerr << "plexus router: " << ok.error().message << "\n";
+    return exit_local_failure;
+  }
+  for (const auto& a : r.addresses()) std::cerr << "plexus router listening on " << a << "\n";
+  asio::signal_set signals(io, SIGINT, SIGTERM);
+  signals.async_wait([&](const boost::system::error_code& ec, int) {
+    if (ec) return;
+    r.stop();
+    io.stop();
+  });
+  io.run();
+  return exit_ok;
+}
+
+struct client_args {
+  std::string router = plexus::transport::default_router_address();
+  double timeout_s = 5.0;
+  bool json = false;
+};
+
+int with_client(const client_args& a, const std::string& service, const std::string& method,
+                plexus::value params, bool raw_json_output) {
+  asio::io_context io(1);
+  plexus::rpc::client c(io, {.router = a.router, .name = "plexus-cli"});
+  if (auto ok = c.connect(); !ok) {
+    print_error(ok.error(), a.json);
+    return exit_unavailable;
+  }
+  const auto deadline = std::chrono::duration_cast<plexus::rpc::duration>(
+      std::chrono::duration<double>(a.timeout_s));
+  auto r = c.call_value(service, method, std::move(params), deadline);
+  if (!r) {
+    print_error(r.error(), a.json);
+    return exit_code_for(r.error());
+  }
+  std::cout << (raw_json_output ? r->dump(2) : r->dump()) << "\n";
+  return exit_ok;
+}
+
+int print_services(const client_args& a) {
+  asio::io_context io(1);
+  plexus::rpc::client c(io, {.router = a.router, .name = "plexus-cli"});
+  if (auto ok = c.connect(); !ok) {
+    print_error(ok.error(), a.json);
+    return exit_unavailable;
+  }
+  auto r = c.call_value("plexus", "services", plexus::value::array(),
+                        std::chrono::duration_cast<plexus::rpc::duration>(
+                            std::chrono::duration<double>(a.timeout_s)));
+  if (!r) {
+    print_error(r.error(), a.json);
+    return exit_code_for(r.error());
+  }
+  if (a.json) {
+    std::cout << r->dump() << "\n";
+    return exit_ok;
+  }
+  if (r->empty()) {
+    std::cout << "no services registered\n";
+    return exit_ok;
+  }
+  std::printf("%-24s %8s  %s\n", "SERVICE", "WORKERS", "PIDS");
+  for (const auto& s : *r) {
+    std::string pids;
+    for (const auto& p : s["pids"]) pids += (pids.empty() ? "" : ",") + p.dump();
+    std::printf("%-24s %8zu  %s\n", s["name"].get<std::string>().c_str(),
+                s["workers"].get<std::size_t>(), pids.c_str());
+  }
+  return exit_ok;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"plexus — supervisor, router and gateway for a tree of worker processes"};
+  app.require_subcommand(1);
+  client_args ca;
+
+  auto add_client_flags = [&](CLI::App* cmd) {
+    cmd->add_option("--router", ca.router,
+                    "router address (default: $PLEXUS_ROUTER or a per-user ipc path)")
+        ->capture_default_str();
+    cmd->add_option("--timeout", ca.timeout_s, "deadline in seconds")
+        ->capture_default_str()
+        ->check(CLI::PositiveNumber);
+    cmd->add_flag("--json", ca.json, "machine-readable output (errors as JSON on stderr)");
+  };
+
+  std::vector<std::string> listen;
+  auto* router_cmd = app.add_subcommand("router", "run a router");
+  router_cmd->add_option("--listen,-l", listen,
+                         "address to listen on (repeatable): ipc:///path, tcp://host:port")
+      ->expected(1, -1);
+
+  std::string service, method;
+  std::vector<std::string> call_args;
+  auto* call_cmd = app.add_subcommand("call", "call SERVICE METHOD [ARGS...]; args are JSON values");
+  call_cmd->add_option("service", service, "service name")->required();
+  call_cmd->add_option("method", method, "method name")->required();
+  call_cmd->add_option("args", call_args, "arguments (JSON; bare words are strings)");
+  add_client_flags(call_cmd);
+
+  auto* services_cmd = app.add_subcommand("services", "list the services the router knows");
+  add_client_flags(services_cmd);
+
+  std::string describe_name;
+  auto* describe_cmd = app.add_subcommand("describe", "show a service's methods and signatures");
+  describe_cmd->add_option("service", describe_name, "service name")->required();
+  add_client_flags(describe_cmd);
+
+  auto* ping_cmd = app.add_subcommand("ping", "check that the router answers");
+  add_client_flags(ping_cmd);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int rc = app.exit(e);
+    return rc == 0 ? exit_ok : exit_usage;
+  }
+
+  if (router_cmd->parsed()) {
+    if (listen.empty()) listen.push_back(plexus::transport::default_router_address());
+    return run_router(listen);
+  }
+  if (call_cmd->parsed()) {
+    plexus::value params = plexus::value::array();
+    for (const auto& a : call_args) params.push_back(parse_arg(a));
+    return with_client(ca, service, method, std::move(params), false);
+  }
+  if (services_cmd->parsed()) return print_services(ca);
+  if (describe_cmd->parsed())
+    return with_client(ca, "plexus", "describe", plexus::value::array({describe_name}), !ca.json);
+  if (ping_cmd->parsed()) return with_client(ca, "plexus", "ping", plexus::value::array(), false);
+  return exit_usage;
+}

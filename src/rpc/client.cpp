@@ -1,0 +1,274 @@
+#include "plexus/rpc/client.hpp"
+
+#include <unistd.h>
+
+#include <boost/asio/post.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <queue>
+#include <unordered_map>
+
+#include "plexus/wire/control.hpp"
+#include "plexus/wire/message.hpp"
+
+namespace plexus::rpc {
+
+namespace asio = boost::asio;
+using clock = std::chrono::steady_clock;
+
+// Owned by the client handle and by the callbacks of its connection and timer, so
+// that a late callback never touches freed memory.
+class client::impl : public std::enable_shared_from_this<client::impl> {
+ public:
+  impl(asio::io_context& io, client_options opts)
+      : io_(io), opts_(std::move(opts)), timer_(io) {}
+
+  result<void> connect() {
+    if (conn_.is_open()) return {};
+    auto c = transport::connect(io_, opts_.router, opts_.transport);
+    if (!c) return std::move(c).error();
+    conn_ = std::move(*c);
+    std::weak_ptr<impl> weak = shared_from_this();
+    conn_.start(
+        [weak](const wire::frame_view& f) {
+          if (auto self = weak.lock()) self->on_frame(f);
+        },
+        [weak](const plexus::error& e) {
+          if (auto self = weak.lock()) self->fail_all({errc::unavailable,
+                                                       "connection to the router lost: " +
+                                                           e.message});
+        });
+    value hello = {{"op", control::hello},
+                   {"name", opts_.name.empty() ? std::string("client") : opts_.name},
+                   {"pid", static_cast<std::int64_t>(::getpid())}};
+    std::vector<std::uint8_t> bytes;
+    wire::encode_value(bytes, hello);
+    (void)conn_.send(wire::frame_kind::control, "", bytes);
+    return {};
+  }
+
+  bool connected() const noexcept { return conn_.is_open(); }
+
+  void close() {
+    conn_.close();
+    fail_all({errc::unavailable, "client closed"});
+  }
+
+  void async_call(std::string_view service, std::string_view method, value params,
+                  completion done, duration deadline) {
+    if (!params.is_array()) {
+      complete_later(std::move(done),
+                     plexus::error(errc::invalid_argument, "params must be an array"));
+      return;
+    }
+    if (!conn_.is_open()) {
+      complete_later(std::move(done),
+                     plexus::error(errc::unavailable, "not connected to the router at " +
+                                                          opts_.router));
+      return;
+    }
+    if (pending_.size() >= max_in_flight) {
+      complete_later(std::move(done),
+                     plexus::error(errc::resource_exhausted,
+                                   "too many calls in flight (max_in_flight " +
+                                       std::to_string(max_in_flight) + ")"));
+      return;
+    }
+    const auto msgid = next_msgid();
+    scratch_.clear();
+    wire::encode(scratch_, wire::request{msgid, std::string(method), std::move(params)});
+    if (auto ok = conn_.send(wire::frame_kind::data, service, scratch_); !ok) {
+      complete_later(std::move(done), std::move(ok).error());
+      return;
+    }
+    if (deadline == duration::zero()) deadline = opts_.default_deadline;
+    const auto when = clock::now() + deadline;
+    const auto serial = ++serial_;
+    pending_.emplace(msgid, pending_call{std::move(done), serial, deadline});
+    deadlines_.push({when, serial, msgid});
+    arm_timer(when);
+  }
+
+  result<void> notify(std::string_view service, std::string_view method, value params) {
+    if (!params.is_array())
+      return plexus::error(errc::invalid_argument, "params must be an array");
+    if (!conn_.is_open())
+      return plexus::error(errc::unavailable, "not connected to the router at " + opts_.router);
+    scratch_.clear();
+    wire::encode(scratch_, wire::notification{std::string(method), std::move(params)});
+    return conn_.send(wire::frame_kind::data, service, scratch_);
+  }
+
+  std::size_t in_flight() const noexcept { return pending_.size(); }
+  asio::io_context& io() { return io_; }
+
+ private:
+  struct pending_call {
+    completion done;
+    std::uint64_t serial;
+    duration deadline;
+  };
+  struct deadline_entry {
+    clock::time_point when;
+    std::uint64_t serial;
+    std::uint32_t msgid;
+    bool operator>(const deadline_entry& o) const { return when > o.when; }
+  };
+
+  // Ids must be unique among calls in flight; 2^32 ids against at most
+  // max_in_flight pending calls always leaves a free one close by.
+  std::uint32_t next_msgid() {
+    while (pending_.count(msgid_counter_) != 0) ++msgid_counter_;
+    return msgid_counter_++;
+  }
+
+  void complete_later(completion done, plexus::error e) {
+    asio::post(io_, [done = std::move(done), e = std::move(e)]() mutable { done(std::move(e)); });
+  }
+
+  void on_frame(const wire::frame_view& f) {
+    if (f.kind == wire::frame_kind::control) return;  // welcome / errors: nothing to do yet
+    const auto h = wire::peek(f.payload);
+    if (!h || h->kind != wire::message_kind::response) return;
+    auto it = pending_.find(h->msgid);
+    if (it == pending_.end()) return;  // answered after its deadline: dropped
+    auto call = std::move(it->second);
+    pending_.erase(it);
+    auto m = wire::decode(f.payload, {opts_.transport.max_frame_bytes, 64});
+    if (!m) {
+      call.done(plexus::error(errc::internal, "malformed response: " + m.error().message));
+      return;
+    }
+    auto& resp = std::get<wire::response>(*m);
+    if (resp.error) call.done(std::move(*resp.error));
+    else call.done(std::move(resp.result));
+  }
+
+  void arm_timer(clock::time_point when) {
+    if (timer_armed_ && when >= timer_expiry_) return;
+    timer_armed_ = true;
+    timer_expiry_ = when;
+    timer_.expires_at(when);
+    timer_.async_wait([weak = weak_from_this()](const boost::system::error_code& ec) {
+      if (ec) return;  // re-armed earlier or cancelled
+      if (auto self = weak.lock()) self->expire();
+    });
+  }
+
+  void expire() {
+    timer_armed_ = false;
+    const auto now = clock::now();
+    while (!deadlines_.empty() && deadlines_.top().when <= now) {
+      const auto d = deadlines_.top();
+      deadlines_.pop();
+      auto it = pending_.find(d.msgid);
+      if (it == pending_.end() || it->second.serial != d.serial) continue;  // answered
+      auto call = std::move(it->second);
+      pending_.erase(it);
+      const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(call.deadline).count();
+      call.done(plexus::error(errc::deadline_exceeded,
+                              "no answer within the deadline of " + std::to_string(ms) + " ms",
+                              {{"deadline_ms", ms}}));
+    }
+    // Drop heap entries of calls already answered so the heap does not grow forever.
+    while (!deadlines_.empty()) {
+      const auto& top = deadlines_.top();
+      auto it = pending_.find(top.msgid);
+      if (it != pending_.end() && it->second.serial == top.serial) break;
+      deadlines_.pop();
+    }
+    if (!deadlines_.empty()) arm_timer(deadlines_.top().when);
+  }
+
+  void fail_all(const plexus::error& e) {
+    auto calls = std::move(pending_);
+    pending_.clear();
+    deadlines_ = {};
+    for (auto& [id, call] : calls) call.done(e);
+  }
+
+  static constexpr std::size_t max_in_flight = 1u << 20;
+
+  asio::io_context& io_;
+  client_options opts_;
+  transport::connection conn_;
+  std::unordered_map<std::uint32_t, pending_call> pending_;
+  std::priority_queue<deadline_entry, std::vector<deadline_entry>, std::greater<>> deadlines_;
+  asio::steady_timer timer_;
+  clock::time_point timer_expiry_{};
+  bool timer_armed_ = false;
+  std::uint32_t msgid_counter_ = 1;
+  std::uint64_t serial_ = 0;
+  std::vector<std::uint8_t> scratch_;
+};
+
+client::client(asio::io_context& io, client_options opts)
+    : impl_(std::make_shared<impl>(io, std::move(opts))) {}
+client::~client() {
+  if (impl_) impl_->close();
+}
+result<void> client::connect() { return impl_->connect(); }
+bool client::connected() const noexcept { return impl_->connected(); }
+void client::close() { impl_->close(); }
+
+void client::async_call(std::string_view service, std::string_view method, value params,
+                        completion done, duration deadline) {
+  impl_->async_call(service, method, std::move(params), std::move(done), deadline);
+}
+
+std::future<result<value>> client::call_future(std::string_view service, std::string_view method,
+                                               value params, duration deadline) {
+  auto promise = std::make_shared<std::promise<result<value>>>();
+  auto future = promise->get_future();
+  asio::post(impl_->io(), [self = impl_, service = std::string(service),
+                           method = std::string(method), params = std::move(params), promise,
+                           deadline]() mutable {
+    self->async_call(
+        service, method, std::move(params),
+        [promise](result<value> r) { promise->set_value(std::move(r)); }, deadline);
+  });
+  return future;
+}
+
+asio::awaitable<result<value>> client::co_call(std::string service, std::string method,
+                                               value params, duration deadline) {
+  // Suspends until the completion runs; the completion resumes the coroutine through
+  // a one-shot channel made of a timer that is cancelled when the answer arrives.
+  auto state = std::make_shared<std::optional<result<value>>>();
+  auto wake = std::make_shared<asio::steady_timer>(impl_->io(), clock::time_point::max());
+  impl_->async_call(
+      service, method, std::move(params),
+      [state, wake](result<value> r) {
+        state->emplace(std::move(r));
+        wake->cancel();
+      },
+      deadline);
+  if (!state->has_value()) {
+    boost::system::error_code ec;
+    co_await wake->async_wait(asio::redirect_error(asio::use_awaitable, ec));
+  }
+  co_return std::move(**state);
+}
+
+result<value> client::call_value(std::string_view service, std::string_view method,
+                                 value params, duration deadline) {
+  std::optional<result<value>> out;
+  impl_->async_call(
+      service, method, std::move(params), [&out](result<value> r) { out.emplace(std::move(r)); },
+      deadline);
+  auto& io = impl_->io();
+  while (!out) {
+    if (io.stopped()) io.restart();
+    io.run_one();
+  }
+  return std::move(*out);
+}
+
+result<void> client::notify(std::string_view service, std::string_view method, value params) {
+  return impl_->notify(service, method, std::move(params));
+}
+
+std::size_t client::in_flight() const noexcept { return impl_->in_flight(); }
+
+}  // namespace plexus::rpc

@@ -1,0 +1,307 @@
+#include "plexus/rpc/service.hpp"
+
+#include <unistd.h>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <iostream>
+#include <unordered_map>
+
+#include "plexus/wire/control.hpp"
+#include "plexus/wire/message.hpp"
+
+namespace plexus::rpc {
+
+namespace asio = boost::asio;
+
+namespace {
+
+plexus::error from_exception(std::exception_ptr ep, const std::string& method) {
+  try {
+    std::rethrow_exception(ep);
+  } catch (const remote_error& e) {
+    auto err = e.error();
+    if (!err.context.contains("method")) err.context["method"] = method;
+    return err;
+  } catch (const std::exception& e) {
+    return {errc::internal, e.what(), {{"method", method}, {"exception", typeid(e).name()}}};
+  } catch (...) {
+    return {errc::internal, "handler threw a non-standard exception", {{"method", method}}};
+  }
+}
+
+}  // namespace
+
+class service::impl : public std::enable_shared_from_this<service::impl> {
+ public:
+  impl(asio::io_context& io, service_options opts) : io_(io), opts_(std::move(opts)) {}
+
+  ~impl() {
+    if (pool_) pool_->join();
+  }
+
+  struct handler {
+    std::string signature;
+    sync_invoker sync;
+    async_invoker async;
+    route_options opts;
+  };
+
+  void add(std::string method, handler h) { handlers_[std::move(method)] = std::move(h); }
+
+  result<void> start(std::function<void()> on_ready) {
+    if (opts_.name.empty() || opts_.name.size() > wire::max_name_bytes)
+      return plexus::error(errc::invalid_argument, "a service needs a name of 1 to 255 bytes");
+    auto c = transport::connect(io_, opts_.router, opts_.transport);
+    if (!c) return std::move(c).error();
+    conn_ = std::move(*c);
+    on_ready_ = std::move(on_ready);
+    std::weak_ptr<impl> weak = shared_from_this();
+    conn_.start(
+        [weak](const wire::frame_view& f) {
+          if (auto self = weak.lock()) self->on_frame(f);
+        },
+        [weak](const plexus::error& e) {
+          if (auto self = weak.lock()) self->on_closed(e);
+        });
+    send_control({{"op", control::hello},
+                  {"name", opts_.name},
+                  {"pid", static_cast<std::int64_t>(::getpid())}});
+    value methods = value::array();
+    for (const auto& [name, h] : handlers_)
+      methods.push_back({{"name", name}, {"signature", h.signature}, {"blocking", h.opts.blocking}});
+    send_control({{"op", control::register_service}, {"service", opts_.name}, {"methods", methods}});
+    return {};
+  }
+
+  void stop(std::function<void()> done) {
+    if (done) drain_waiters_.push_back(std::move(done));
+    if (draining_) return;
+    draining_ = true;
+    if (conn_.is_open())
+      send_control({{"op", control::unregister_service}, {"service", opts_.name}});
+    drain_timer_ = std::make_unique<asio::steady_timer>(io_, opts_.drain_timeout);
+    drain_timer_->async_wait([weak = weak_from_this()](const boost::system::error_code& ec) {
+      if (ec) return;
+      if (auto self = weak.lock()) self->finish_drain();
+    });
+    maybe_finish_drain();
+  }
+
+  void on_disconnect(std::function<void(const plexus::error&)> f) { on_disconnect_ = std::move(f); }
+  std::size_t in_flight() const noexcept { return in_flight_; }
+  const std::string& name() const noexcept { return opts_.name; }
+
+ private:
+  // One call being answered by a coroutine or blocking handler.
+  struct call_state {
+    std::string caller;  // the frame name to answer to
+    std::uint32_t msgid = 0;
+    bool is_request = true;
+    bool answered = false;
+    std::unique_ptr<asio::steady_timer> timer;
+  };
+
+  void send_control(const value& v) {
+    std::vector<std::uint8_t> bytes;
+    wire::encode_value(bytes, v);
+    (void)conn_.send(wire::frame_kind::control, "", bytes);
+  }
+
+  void on_frame(const wire::frame_view& f) {
+    if (f.kind == wire::frame_kind::control) {
+      on_control(f.payload);
+      return;
+    }
+    auto m = wire::decode(f.payload, {opts_.transport.max_frame_bytes, 64});
+    if (!m) {
+      // Answer what can be answered: a request whose msgid is still readable.
+      const auto h = wire::peek(f.payload);
+      if (h && h->kind == wire::message_kind::request)
+        respond(f.name, h->msgid, std::move(m).error());
+      return;
+    }
+    if (auto* req = std::get_if<wire::request>(&*m)) {
+      dispatch(std::string(f.name), req->msgid, true, req->method, std::move(req->params));
+    } else if (auto* note = std::get_if<wire::notification>(&*m)) {
+      dispatch(std::string(f.name), 0, false, note->method, std::move(note->params));
+    }
+    // Responses are not for a service; ignored.
+  }
+
+  void on_control(std::span<const std::uint8_t> payload) {
+    auto v = wire::decode_value(payload);
+    if (!v || !v->is_object()) return;
+    const auto op = v->value("op", std::string());
+    if (op == control::registered && on_ready_) {
+      auto ready = std::move(on_ready_);
+      on_ready_ = nullptr;
+      ready();
+    } else if (op == control::error_op) {
+      std::cerr << "plexus service " << opts_.name << ": router refused "
+                << v->value("about", std::string("a request")) << ": "
+                << v->value("message", std::string()) << "\n";
+    }
+  }
+
+  void on_closed(const plexus::error& e) {
+    if (draining_) {
+      finish_drain();
+      return;
+    }
+    if (on_disconnect_) on_disconnect_(e);
+  }
+
+  void dispatch(std::string caller, std::uint32_t msgid, bool is_request,
+                const std::string& method, value params) {
+    if (draining_) {
+      if (is_request)
+        respond(caller, msgid,
+                plexus::error(errc::unavailable, "service " + opts_.name + " is draining",
+                              {{"service", opts_.name}}));
+      return;
+    }
+    auto it = handlers_.find(method);
+    if (it == handlers_.end()) {
+      if (is_request) {
+        value known = value::array();
+        for (const auto& [name, h] : handlers_) known.push_back(name);
+        respond(caller, msgid,
+                plexus::error(errc::not_found,
+                              "service " + opts_.name + " has no method '" + method + "'",
+                              {{"service", opts_.name}, {"method", method}, {"methods", known}}));
+      }
+      return;
+    }
+    const auto& h = it->second;
+    if (h.sync && !h.opts.blocking) {
+      result<value> r = run_sync(h.sync, params, method);
+      if (is_request) respond(caller, msgid, std::move(r));
+      return;
+    }
+    auto state = std::make_shared<call_state>();
+    state->caller = std::move(caller);
+    state->msgid = msgid;
+    state->is_request = is_request;
+    ++in_flight_;
+    const auto deadline = h.opts.deadline.count() > 0 ? h.opts.deadline : opts_.handler_deadline;
+    state->timer = std::make_unique<asio::steady_timer>(io_, deadline);
+    state->timer->async_wait([weak = weak_from_this(), state, method,
+                              deadline](const boost::system::error_code& ec) {
+      if (ec) return;
+      if (auto self = weak.lock())
+        self->finish(state, plexus::error(errc::deadline_exceeded,
+                                          "handler " + method + " exceeded its deadline of " +
+                                              std::to_string(deadline.count()) + " ms",
+                                          {{"method", method}, {"deadline_ms", deadline.count()}}));
+    });
+    if (h.async) {
+      asio::co_spawn(io_, h.async(std::move(params)),
+                     [weak = weak_from_this(), state, method](std::exception_ptr ep,
+                                                              result<value> r) {
+                       auto self = weak.lock();
+                       if (!self) return;
+                       if (ep) self->finish(state, from_exception(ep, method));
+                       else self->finish(state, std::move(r));
+                     });
+      return;
+    }
+    if (!pool_) pool_ = std::make_unique<asio::thread_pool>(opts_.worker_threads);
+    // The pool thread never owns the impl (its destructor joins the pool): it hands
+    // the result back to the loop, which finds the impl alive or not.
+    asio::post(*pool_, [weak = weak_from_this(), &io = io_, state, fn = h.sync, method,
+                        params = std::move(params)]() mutable {
+      auto r = run_sync(fn, params, method);
+      asio::post(io, [weak, state, r = std::move(r)]() mutable {
+        if (auto self = weak.lock()) self->finish(state, std::move(r));
+      });
+    });
+  }
+
+  static result<value> run_sync(const sync_invoker& fn, const value& params,
+                                const std::string& method) {
+    try {
+      return fn(params);
+    } catch (...) {
+      return from_exception(std::current_exception(), method);
+    }
+  }
+
+  void finish(const std::shared_ptr<call_state>& state, result<value> r) {
+    if (state->answered) return;  // the deadline won, or the handler did
+    state->answered = true;
+    state->timer->cancel();
+    --in_flight_;
+    if (state->is_request) respond(state->caller, state->msgid, std::move(r));
+    maybe_finish_drain();
+  }
+
+  void respond(std::string_view caller, std::uint32_t msgid, result<value> r) {
+    scratch_.clear();
+    wire::response resp;
+    resp.msgid = msgid;
+    if (r) resp.result = std::move(*r);
+    else resp.error = std::move(r).error();
+    wire::encode(scratch_, resp);
+    if (auto ok = conn_.send(wire::frame_kind::data, caller, scratch_); !ok) {
+      // The result itself may be what is too large: tell the caller that instead.
+      if (ok.error().code == errc::resource_exhausted && conn_.is_open()) {
+        auto bytes = wire::encode_error_response(msgid, ok.error());
+        (void)conn_.send(wire::frame_kind::data, caller, bytes);
+      }
+    }
+  }
+
+  void maybe_finish_drain() {
+    if (draining_ && in_flight_ == 0) finish_drain();
+  }
+
+  void finish_drain() {
+    if (drained_) return;
+    drained_ = true;
+    if (drain_timer_) drain_timer_->cancel();
+    conn_.close();
+    auto waiters = std::move(drain_waiters_);
+    for (auto& w : waiters) w();
+  }
+
+  asio::io_context& io_;
+  service_options opts_;
+  transport::connection conn_;
+  std::unordered_map<std::string, handler> handlers_;
+  std::unique_ptr<asio::thread_pool> pool_;
+  std::function<void()> on_ready_;
+  std::function<void(const plexus::error&)> on_disconnect_;
+  std::vector<std::function<void()>> drain_waiters_;
+  std::unique_ptr<asio::steady_timer> drain_timer_;
+  std::size_t in_flight_ = 0;
+  bool draining_ = false;
+  bool drained_ = false;
+  std::vector<std::uint8_t> scratch_;
+};
+
+service::service(asio::io_context& io, service_options opts)
+    : impl_(std::make_shared<impl>(io, std::move(opts))) {}
+service::~service() = default;
+
+void service::add_sync(std::string method, std::string signature, sync_invoker f,
+                       route_options opts) {
+  impl_->add(std::move(method), {std::move(signature), std::move(f), nullptr, opts});
+}
+void service::add_async(std::string method, std::string signature, async_invoker f,
+                        route_options opts) {
+  impl_->add(std::move(method), {std::move(signature), nullptr, std::move(f), opts});
+}
+result<void> service::start(std::function<void()> on_ready) {
+  return impl_->start(std::move(on_ready));
+}
+void service::stop(std::function<void()> done) { impl_->stop(std::move(done)); }
+void service::on_disconnect(std::function<void(const plexus::error&)> f) {
+  impl_->on_disconnect(std::move(f));
+}
+std::size_t service::in_flight() const noexcept { return impl_->in_flight(); }
+const std::string& service::name() const noexcept { return impl_->name(); }
+
+}  // namespace plexus::rpc

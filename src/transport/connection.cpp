@@ -1,0 +1,112 @@
+#include "plexus/transport/connection.hpp"
+
+#include "plexus/transport/address.hpp"
+#include "transport/connection_impl.hpp"
+
+namespace plexus::transport {
+
+// ---- connection handle ------------------------------------------------------
+connection::connection(std::shared_ptr<detail::connection_impl> impl) : impl_(std::move(impl)) {}
+connection::connection(connection&&) noexcept = default;
+connection& connection::operator=(connection&& other) noexcept {
+  if (this != &other) {
+    if (impl_) {
+      impl_->detach();
+      impl_->close();
+    }
+    impl_ = std::move(other.impl_);
+  }
+  return *this;
+}
+connection::~connection() {
+  if (impl_) {
+    impl_->detach();
+    impl_->close();
+  }
+}
+
+void connection::start(frame_handler on_frame, close_handler on_close) {
+  if (impl_) impl_->start(std::move(on_frame), std::move(on_close));
+}
+
+result<void> connection::send(wire::frame_kind kind, std::string_view name,
+                              std::span<const std::uint8_t> payload) {
+  if (!impl_) return plexus::error(errc::unavailable, "connection is closed");
+  return impl_->send(kind, name, payload);
+}
+
+void connection::close() {
+  if (impl_) impl_->close();
+}
+bool connection::is_open() const noexcept { return impl_ && impl_->is_open(); }
+std::size_t connection::queued_bytes() const noexcept { return impl_ ? impl_->queued_bytes() : 0; }
+std::string connection::description() const { return impl_ ? impl_->description() : "(none)"; }
+
+// ---- listener handle ----------------------------------------------------------
+listener::listener(std::shared_ptr<detail::listener_impl> impl) : impl_(std::move(impl)) {}
+listener::listener(listener&&) noexcept = default;
+listener& listener::operator=(listener&& other) noexcept {
+  if (this != &other) {
+    if (impl_) impl_->close();
+    impl_ = std::move(other.impl_);
+  }
+  return *this;
+}
+listener::~listener() {
+  if (impl_) impl_->close();
+}
+void listener::start(accept_handler on_accept) {
+  if (impl_) impl_->start(std::move(on_accept));
+}
+void listener::close() {
+  if (impl_) impl_->close();
+}
+std::string listener::address() const { return impl_ ? impl_->address() : std::string(); }
+
+// ---- shared helpers -------------------------------------------------------------
+namespace detail {
+
+void append_frame(std::vector<std::uint8_t>& out, wire::frame_kind kind, std::string_view name,
+                  std::span<const std::uint8_t> payload) {
+  const auto old = out.size();
+  out.resize(old + wire::frame_fixed_bytes + name.size() + payload.size());
+  auto* p = out.data() + old;
+  p += wire::write_frame_header(p, kind, name.size(), payload.size());
+  if (!name.empty()) std::memcpy(p, name.data(), name.size());
+  p += name.size();
+  if (!payload.empty()) std::memcpy(p, payload.data(), payload.size());
+}
+
+result<void> check_frame(const options& opts, std::string_view name, std::size_t payload_size) {
+  if (name.size() > wire::max_name_bytes)
+    return plexus::error(errc::invalid_argument,
+                         "frame name of " + std::to_string(name.size()) +
+                             " bytes exceeds the 255-byte limit");
+  if (2 + name.size() + payload_size > opts.max_frame_bytes)
+    return plexus::error(errc::resource_exhausted,
+                         "frame of " + std::to_string(2 + name.size() + payload_size) +
+                             " bytes exceeds max_frame_bytes (" +
+                             std::to_string(opts.max_frame_bytes) + ")",
+                         {{"limit", "max_frame_bytes"}});
+  return {};
+}
+
+}  // namespace detail
+
+// ---- entry points -------------------------------------------------------------
+result<connection> connect(boost::asio::io_context& io, std::string_view text,
+                           const options& opts) {
+  auto addr = parse_address(text);
+  if (!addr) return std::move(addr).error();
+  if (addr->scheme == scheme::inproc) return detail::connect_inproc(io, *addr, opts);
+  return detail::connect_stream(io, *addr, opts);
+}
+
+result<listener> listen(boost::asio::io_context& io, std::string_view text, const options& opts) {
+  auto addr = parse_address(text);
+  if (!addr) return std::move(addr).error();
+  if (addr->scheme == scheme::inproc) return detail::listen_inproc(io, *addr, opts);
+  return detail::listen_stream(io, *addr, opts);
+}
+
+}  // namespace plexus::transport

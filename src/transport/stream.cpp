@@ -1,0 +1,366 @@
+// The native stream transport: Unix-domain (ipc) and TCP sockets carrying
+// length-prefixed frames. One read drains everything the kernel holds; frames sent
+// during one turn of the loop leave in one write.
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/local/stream_protocol.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/write.hpp>
+#include <cerrno>
+#include <filesystem>
+
+#include "plexus/transport/address.hpp"
+#include "transport/connection_impl.hpp"
+
+namespace plexus::transport::detail {
+namespace {
+
+namespace asio = boost::asio;
+using boost::system::error_code;
+
+constexpr std::size_t initial_read_buffer = 64 * 1024;
+
+plexus::error io_error(std::string_view what, const error_code& ec) {
+  if (ec == asio::error::eof || ec == asio::error::connection_reset ||
+      ec == asio::error::broken_pipe)
+    return {errc::unavailable, "peer closed the connection"};
+  return {errc::unavailable, std::string(what) + ": " + ec.message()};
+}
+
+template <class Protocol>
+class stream_connection final : public connection_impl,
+                                public std::enable_shared_from_this<stream_connection<Protocol>> {
+ public:
+  using socket_type = typename Protocol::socket;
+
+  stream_connection(socket_type socket, const options& opts, std::string description)
+      : socket_(std::move(socket)), opts_(opts), description_(std::move(description)) {}
+
+  void start(connection::frame_handler on_frame, connection::close_handler on_close) override {
+    on_frame_ = std::move(on_frame);
+    on_close_ = std::move(on_close);
+    read_buffer_.resize(initial_read_buffer);
+    if (closed_) {
+      notify_closed(plexus::error(errc::unavailable, "connection is closed"));
+      return;
+    }
+    read_more();
+  }
+
+  result<void> send(wire::frame_kind kind, std::string_view name,
+                    std::span<const std::uint8_t> payload) override {
+    if (closed_) return plexus::error(errc::unavailable, "connection is closed");
+    if (auto ok = check_frame(opts_, name, payload.size()); !ok) return ok;
+    const auto size = wire::frame_fixed_bytes + name.size() + payload.size();
+    if (queued_bytes() + size > opts_.max_queued_bytes)
+      return plexus::error(errc::resource_exhausted,
+                           "send queue full: max_queued_bytes (" +
+                               std::to_string(opts_.max_queued_bytes) + ") reached",
+                           {{"limit", "max_queued_bytes"}});
+    append_frame(pending_, kind, name, payload);
+    schedule_flush();
+    return {};
+  }
+
+  void close() override {
+    if (closed_) return;
+    closed_ = true;
+    // Best effort: hand what is queued to the kernel if it takes it without blocking.
+    if (!writing_ && !pending_.empty()) {
+      error_code ec;
+      socket_.non_blocking(true, ec);
+      if (!ec) asio::write(socket_, asio::buffer(pending_), ec);
+    }
+    shutdown_socket();
+    notify_closed(plexus::error(errc::unavailable, "connection closed locally"));
+  }
+
+  void detach() override {
+    detached_ = true;
+    // Handlers may capture their owner; drop them from the loop, not from inside one.
+    asio::post(socket_.get_executor(), [self = this->shared_from_this()] {
+      self->on_frame_ = nullptr;
+      self->on_close_ = nullptr;
+    });
+  }
+
+  bool is_open() const noexcept override { return !closed_; }
+  std::size_t queued_bytes() const noexcept override {
+    return pending_.size() + (writing_ ? writing_buffer_.size() : 0);
+  }
+  std::string description() const override { return description_; }
+
+ private:
+  void schedule_flush() {
+    if (writing_ || flush_posted_) return;
+    flush_posted_ = true;
+    asio::post(socket_.get_executor(), [self = this->shared_from_this()] {
+      self->flush_posted_ = false;
+      self->flush();
+    });
+  }
+
+  void flush() {
+    if (writing_ || pending_.empty() || closed_) return;
+    writing_buffer_.swap(pending_);
+    writing_ = true;
+    asio::async_write(socket_, asio::buffer(writing_buffer_),
+                      [self = this->shared_from_this()](const error_code& ec, std::size_t) {
+                        self->writing_ = false;
+                        self->writing_buffer_.clear();
+                        if (ec) {
+                          self->fail(io_error("write failed", ec));
+                          return;
+                        }
+                        self->flush();
+                      });
+  }
+
+  void read_more() {
+    if (closed_) return;
+    if (read_end_ == read_buffer_.size()) read_buffer_.resize(read_buffer_.size() * 2);
+    socket_.async_read_some(
+        asio::buffer(read_buffer_.data() + read_end_, read_buffer_.size() - read_end_),
+        [self = this->shared_from_this()](const error_code& ec, std::size_t n) {
+          if (ec) {
+            self->fail(io_error("read failed", ec));
+            return;
+          }
+          self->read_end_ += n;
+          self->deliver_frames();
+          self->read_more();
+        });
+  }
+
+  // Hands every complete frame in the buffer to the frame handler, then compacts.
+  void deliver_frames() {
+    std::size_t pos = 0;
+    while (!closed_ && read_end_ - pos >= wire::frame_prefix_bytes) {
+      const std::size_t body = wire::read_frame_length(read_buffer_.data() + pos);
+      if (body > opts_.max_frame_bytes) {
+        fail(plexus::error(errc::resource_exhausted,
+                           "peer sent a frame of " + std::to_string(body) +
+                               " bytes, above max_frame_bytes (" +
+                               std::to_string(opts_.max_frame_bytes) + ")",
+                           {{"limit", "max_frame_bytes"}}));
+        return;
+      }
+      const std::size_t whole = wire::frame_prefix_bytes + body;
+      if (read_end_ - pos < whole) {
+        // Make room for the rest of a large frame in one piece.
+        if (whole > read_buffer_.size()) read_buffer_.resize(whole);
+        break;
+      }
+      auto frame = wire::parse_frame_body(
+          {read_buffer_.data() + pos + wire::frame_prefix_bytes, body});
+      if (!frame) {
+        fail(plexus::error(errc::invalid_argument, "peer sent a malformed frame header"));
+        return;
+      }
+      pos += whole;
+      if (!detached_ && on_frame_) on_frame_(*frame);
+    }
+    if (closed_) return;
+    if (pos > 0) {
+      std::memmove(read_buffer_.data(), read_buffer_.data() + pos, read_end_ - pos);
+      read_end_ -= pos;
+    }
+    // Give back memory taken by a one-off large frame once it has been consumed.
+    if (read_end_ == 0 && read_buffer_.size() > 4 * initial_read_buffer) {
+      read_buffer_.resize(initial_read_buffer);
+      read_buffer_.shrink_to_fit();
+    }
+  }
+
+  void fail(plexus::error e) {
+    if (closed_) return;
+    closed_ = true;
+    shutdown_socket();
+    notify_closed(std::move(e));
+  }
+
+  void shutdown_socket() {
+    error_code ignored;
+    socket_.shutdown(socket_type::shutdown_both, ignored);
+    socket_.close(ignored);
+  }
+
+  void notify_closed(plexus::error e) {
+    asio::post(socket_.get_executor(), [self = this->shared_from_this(), e = std::move(e)] {
+      if (self->detached_ || !self->on_close_) return;
+      auto handler = std::move(self->on_close_);
+      self->on_close_ = nullptr;
+      handler(e);
+    });
+  }
+
+  socket_type socket_;
+  options opts_;
+  std::string description_;
+  connection::frame_handler on_frame_;
+  connection::close_handler on_close_;
+  std::vector<std::uint8_t> read_buffer_;
+  std::size_t read_end_ = 0;
+  std::vector<std::uint8_t> pending_;         // frames queued since the last write began
+  std::vector<std::uint8_t> writing_buffer_;  // the write in flight
+  bool writing_ = false;
+  bool flush_posted_ = false;
+  bool closed_ = false;
+  bool detached_ = false;
+};
+
+template <class Protocol>
+class stream_listener final : public listener_impl,
+                              public std::enable_shared_from_this<stream_listener<Protocol>> {
+ public:
+  stream_listener(typename Protocol::acceptor acceptor, const options& opts, std::string address,
+                  std::string unlink_path)
+      : acceptor_(std::move(acceptor)),
+        opts_(opts),
+        address_(std::move(address)),
+        unlink_path_(std::move(unlink_path)) {}
+
+  ~stream_listener() override { remove_socket_file(); }
+
+  void start(listener::accept_handler on_accept) override {
+    on_accept_ = std::move(on_accept);
+    accept_next();
+  }
+
+  void close() override {
+    error_code ignored;
+    acceptor_.close(ignored);
+    on_accept_ = nullptr;
+    remove_socket_file();
+  }
+
+  std::string address() const override { return address_; }
+
+ private:
+  void accept_next() {
+    acceptor_.async_accept(
+        [self = this->shared_from_this()](const error_code& ec, typename Protocol::socket s) {
+          if (ec == asio::error::operation_aborted || !self->acceptor_.is_open()) return;
+          if (!ec) {
+            if constexpr (std::is_same_v<Protocol, asio::ip::tcp>) {
+              error_code ignored;
+              s.set_option(asio::ip::tcp::no_delay(true), ignored);
+            }
+            auto impl = std::make_shared<stream_connection<Protocol>>(std::move(s), self->opts_,
+                                                                      self->address_);
+            if (self->on_accept_) self->on_accept_(connection(std::move(impl)));
+          }
+          // Transient accept errors (EMFILE and friends) must not end the listener.
+          self->accept_next();
+        });
+  }
+
+  void remove_socket_file() {
+    if (unlink_path_.empty()) return;
+    ::unlink(unlink_path_.c_str());
+    unlink_path_.clear();
+  }
+
+  typename Protocol::acceptor acceptor_;
+  options opts_;
+  std::string address_;
+  std::string unlink_path_;
+  listener::accept_handler on_accept_;
+};
+
+plexus::error os_error(const address& addr, std::string_view what, const error_code& ec) {
+  const bool refused = ec == asio::error::connection_refused ||
+                       ec == asio::error::not_found ||
+                       ec.value() == ENOENT;
+  return {refused ? errc::unavailable : errc::internal,
+          std::string(what) + " " + addr.to_string() + ": " +
+              (refused ? std::string("nothing is listening there") : ec.message()),
+          {{"address", addr.to_string()}}};
+}
+
+result<asio::ip::tcp::endpoint> tcp_endpoint(asio::io_context& io, const address& addr,
+                                             bool for_bind) {
+  error_code ec;
+  std::string host = addr.host;
+  if (host == "*") host = for_bind ? "0.0.0.0" : "127.0.0.1";
+  auto ip = asio::ip::make_address(host, ec);
+  if (!ec) return asio::ip::tcp::endpoint(ip, addr.port);
+  asio::ip::tcp::resolver resolver(io);
+  auto results = resolver.resolve(host, std::to_string(addr.port), ec);
+  if (ec || results.empty())
+    return plexus::error(errc::invalid_argument, "cannot resolve host '" + host + "'",
+                         {{"address", addr.to_string()}});
+  return results.begin()->endpoint();
+}
+
+}  // namespace
+
+result<connection> connect_stream(asio::io_context& io, const address& addr, const options& opts) {
+  error_code ec;
+  if (addr.scheme == scheme::ipc) {
+    asio::local::stream_protocol::socket s(io);
+    s.connect(asio::local::stream_protocol::endpoint(addr.path), ec);
+    if (ec) return os_error(addr, "cannot connect to", ec);
+    return connection(std::make_shared<stream_connection<asio::local::stream_protocol>>(
+        std::move(s), opts, addr.to_string()));
+  }
+  auto ep = tcp_endpoint(io, addr, false);
+  if (!ep) return std::move(ep).error();
+  asio::ip::tcp::socket s(io);
+  s.connect(*ep, ec);
+  if (ec) return os_error(addr, "cannot connect to", ec);
+  s.set_option(asio::ip::tcp::no_delay(true), ec);
+  return connection(
+      std::make_shared<stream_connection<asio::ip::tcp>>(std::move(s), opts, addr.to_string()));
+}
+
+result<listener> listen_stream(asio::io_context& io, const address& addr, const options& opts) {
+  error_code ec;
+  if (addr.scheme == scheme::ipc) {
+    namespace fs = std::filesystem;
+    const fs::path path(addr.path);
+    if (path.has_parent_path()) {
+      std::error_code mk;
+      fs::create_directories(path.parent_path(), mk);
+      if (mk)
+        return plexus::error(errc::internal, "cannot create directory " +
+                                                 path.parent_path().string() + ": " + mk.message());
+    }
+    // A socket file left by a dead process is removed; a live one is an error.
+    if (fs::exists(fs::symlink_status(path))) {
+      asio::local::stream_protocol::socket probe(io);
+      probe.connect(asio::local::stream_protocol::endpoint(addr.path), ec);
+      if (!ec)
+        return plexus::error(errc::unavailable,
+                             "address in use: something is already listening at " +
+                                 addr.to_string(),
+                             {{"address", addr.to_string()}});
+      ::unlink(addr.path.c_str());
+    }
+    asio::local::stream_protocol::acceptor acceptor(io);
+    acceptor.open(asio::local::stream_protocol(), ec);
+    if (!ec) acceptor.bind(asio::local::stream_protocol::endpoint(addr.path), ec);
+    if (!ec) acceptor.listen(asio::socket_base::max_listen_connections, ec);
+    if (ec) return os_error(addr, "cannot listen on", ec);
+    return listener(std::make_shared<stream_listener<asio::local::stream_protocol>>(
+        std::move(acceptor), opts, addr.to_string(), addr.path));
+  }
+  auto ep = tcp_endpoint(io, addr, true);
+  if (!ep) return std::move(ep).error();
+  asio::ip::tcp::acceptor acceptor(io);
+  acceptor.open(ep->protocol(), ec);
+  if (!ec) acceptor.set_option(asio::socket_base::reuse_address(true), ec);
+  if (!ec) acceptor.bind(*ep, ec);
+  if (!ec) acceptor.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) return os_error(addr, "cannot listen on", ec);
+  address bound = addr;
+  bound.port = acceptor.local_endpoint(ec).port();
+  if (bound.host == "*") bound.host = "127.0.0.1";
+  return listener(std::make_shared<stream_listener<asio::ip::tcp>>(std::move(acceptor), opts,
+                                                                   bound.to_string(), ""));
+}
+
+}  // namespace plexus::transport::detail
