@@ -13,12 +13,14 @@
 #include <iostream>
 #include <thread>
 
+#include <unistd.h>
+
 #include "plexus/rpc/service.hpp"
 
 namespace asio = boost::asio;
 
 int main(int argc, char** argv) {
-  CLI::App app{"calc — an example plexus service: add, div, echo, sleep, nap"};
+  CLI::App app{"calc — an example plexus service: add, div, echo, pid, sleep, nap"};
   plexus::rpc::service_options opts;
   opts.name = "calc";
   app.add_option("--router", opts.router, "router address")->capture_default_str();
@@ -45,14 +47,14 @@ int main(int argc, char** argv) {
     return a / b;
   });
   calc.route("echo", [](plexus::value v) { return v; });
+  calc.route("pid", [] { return static_cast<int>(::getpid()); });
   // Blocking: runs on the worker pool, so the loop keeps answering other calls.
-  calc.route(
-      "sleep",
-      [](double seconds) {
-        std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
-        return seconds;
-      },
-      {.blocking = true});
+  calc.route("sleep",
+             [](double seconds) {
+               std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
+               return seconds;
+             },
+             {.blocking = true});
   // The same, as a coroutine on the loop: no thread is held while it waits.
   calc.route("nap", [&io](double seconds) -> asio::awaitable<double> {
     asio::steady_timer t(io, std::chrono::duration_cast<asio::steady_timer::duration>(

@@ -23,7 +23,8 @@ class inflight_table {
   void put(std::uint64_t k, std::uint32_t worker) {
     if ((size_ + 1) * 2 > slots_.size()) grow();
     auto i = index(k);
-    while (slots_[i].key != 0 && slots_[i].key != k) i = (i + 1) & mask();
+    while (slots_[i].key != 0 && slots_[i].key != k)
+      i = (i + 1) & mask();
     if (slots_[i].key == 0) ++size_;
     slots_[i] = {k, worker};
   }

@@ -53,7 +53,8 @@ class router::impl {
   }
 
   void stop() {
-    for (auto& l : listeners_) l.close();
+    for (auto& l : listeners_)
+      l.close();
     listeners_.clear();
     peers_.clear();  // handles close their connections and silence their handlers
     services_.clear();
@@ -61,7 +62,8 @@ class router::impl {
 
   std::vector<std::string> addresses() const {
     std::vector<std::string> out;
-    for (const auto& l : listeners_) out.push_back(l.address());
+    for (const auto& l : listeners_)
+      out.push_back(l.address());
     return out;
   }
 
@@ -150,7 +152,8 @@ class router::impl {
     if (!worker) {
       ++stats_.no_route;
       reply_error(from, msgid,
-                  {errc::unavailable, "no route to " + std::string(service),
+                  {errc::unavailable,
+                   "no route to " + std::string(service),
                    {{"service", std::string(service)}}});
       return;
     }
@@ -217,7 +220,8 @@ class router::impl {
       value list = value::array();
       for (const auto& [name, entry] : services_) {
         value pids = value::array();
-        for (const auto* w : entry.workers) pids.push_back(w->pid);
+        for (const auto* w : entry.workers)
+          pids.push_back(w->pid);
         list.push_back({{"name", name}, {"workers", entry.workers.size()}, {"pids", pids}});
       }
       std::sort(list.begin(), list.end(),
@@ -230,8 +234,7 @@ class router::impl {
         const auto name = req.params[0].get<std::string>();
         auto it = services_.find(name);
         if (it == services_.end())
-          r.error = plexus::error(errc::not_found, "no service named " + name,
-                                  {{"service", name}});
+          r.error = plexus::error(errc::not_found, "no service named " + name, {{"service", name}});
         else
           r.result = {{"name", name},
                       {"workers", it->second.workers.size()},
@@ -250,7 +253,7 @@ class router::impl {
     if (!v || !v->is_object() || !v->contains("op") || !(*v)["op"].is_string()) {
       ++stats_.malformed;
       send_control(from, control::error_reply("", {errc::invalid_argument,
-                                                    "control frame must be a map with an op"}));
+                                                   "control frame must be a map with an op"}));
       return;
     }
     const auto op = (*v)["op"].get<std::string>();
@@ -279,8 +282,8 @@ class router::impl {
       unregister(from, service);
       send_control(from, {{"op", control::unregistered}, {"service", service}});
     } else {
-      send_control(from, control::error_reply(op, {errc::unimplemented,
-                                                   "unknown control op '" + op + "'"}));
+      send_control(
+          from, control::error_reply(op, {errc::unimplemented, "unknown control op '" + op + "'"}));
     }
   }
 
@@ -295,11 +298,12 @@ class router::impl {
     if (it != services_.end()) {
       auto& w = it->second.workers;
       w.erase(std::remove(w.begin(), w.end(), &p), w.end());
-      if (w.empty()) services_.erase(it);
-      else it->second.cursor %= w.size();
+      if (w.empty())
+        services_.erase(it);
+      else
+        it->second.cursor %= w.size();
     }
-    p.services.erase(std::remove(p.services.begin(), p.services.end(), service),
-                     p.services.end());
+    p.services.erase(std::remove(p.services.begin(), p.services.end(), service), p.services.end());
   }
 
   void remove_peer(std::uint32_t id, const plexus::error& why) {
@@ -308,7 +312,8 @@ class router::impl {
     auto owned = std::move(it->second);
     peers_.erase(it);
     const auto services = owned->services;
-    for (const auto& s : services) unregister(*owned, s);
+    for (const auto& s : services)
+      unregister(*owned, s);
     // Everything forwarded to this peer and unanswered fails now, not at the deadline.
     const std::string who = owned->name.empty() ? "a worker" : owned->name;
     inflight_.drain_worker(id, [&](std::uint32_t caller_id, std::uint32_t msgid) {
@@ -316,7 +321,8 @@ class router::impl {
       auto c = peers_.find(caller_id);
       if (c == peers_.end()) return;
       reply_error(*c->second, msgid,
-                  {errc::unavailable, who + " went away before answering (" + why.message + ")",
+                  {errc::unavailable,
+                   who + " went away before answering (" + why.message + ")",
                    {{"peer", owned->name}, {"pid", owned->pid}}});
     });
   }
@@ -333,10 +339,20 @@ class router::impl {
 
 router::router(boost::asio::io_context& io, router_options opts)
     : impl_(std::make_unique<impl>(io, std::move(opts))) {}
-router::~router() { impl_->stop(); }
-result<void> router::start() { return impl_->start(); }
-void router::stop() { impl_->stop(); }
-std::vector<std::string> router::addresses() const { return impl_->addresses(); }
-router_stats router::stats() const { return impl_->stats(); }
+router::~router() {
+  impl_->stop();
+}
+result<void> router::start() {
+  return impl_->start();
+}
+void router::stop() {
+  impl_->stop();
+}
+std::vector<std::string> router::addresses() const {
+  return impl_->addresses();
+}
+router_stats router::stats() const {
+  return impl_->stats();
+}
 
 }  // namespace plexus::broker

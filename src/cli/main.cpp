@@ -33,7 +33,8 @@ int exit_code_for(const plexus::error& e) {
 
 void print_error(const plexus::error& e, bool json) {
   if (json) {
-    std::cerr << plexus::value{{"error", e.message}, {"code", std::string(to_string(e.code))},
+    std::cerr << plexus::value{{"error", e.message},
+                               {"code", std::string(to_string(e.code))},
                                {"context", e.context}}
                      .dump()
               << "\n";
@@ -57,7 +58,8 @@ int run_router(const std::vector<std::string>& listen) {
     std::cerr << "plexus router: " << ok.error().message << "\n";
     return exit_local_failure;
   }
-  for (const auto& a : r.addresses()) std::cerr << "plexus router listening on " << a << "\n";
+  for (const auto& a : r.addresses())
+    std::cerr << "plexus router listening on " << a << "\n";
   asio::signal_set signals(io, SIGINT, SIGTERM);
   signals.async_wait([&](const boost::system::error_code& ec, int) {
     if (ec) return;
@@ -82,8 +84,8 @@ int with_client(const client_args& a, const std::string& service, const std::str
     print_error(ok.error(), a.json);
     return exit_unavailable;
   }
-  const auto deadline = std::chrono::duration_cast<plexus::rpc::duration>(
-      std::chrono::duration<double>(a.timeout_s));
+  const auto deadline =
+      std::chrono::duration_cast<plexus::rpc::duration>(std::chrono::duration<double>(a.timeout_s));
   auto r = c.call_value(service, method, std::move(params), deadline);
   if (!r) {
     print_error(r.error(), a.json);
@@ -118,7 +120,8 @@ int print_services(const client_args& a) {
   std::printf("%-24s %8s  %s\n", "SERVICE", "WORKERS", "PIDS");
   for (const auto& s : *r) {
     std::string pids;
-    for (const auto& p : s["pids"]) pids += (pids.empty() ? "" : ",") + p.dump();
+    for (const auto& p : s["pids"])
+      pids += (pids.empty() ? "" : ",") + p.dump();
     std::printf("%-24s %8zu  %s\n", s["name"].get<std::string>().c_str(),
                 s["workers"].get<std::size_t>(), pids.c_str());
   }
@@ -144,13 +147,15 @@ int main(int argc, char** argv) {
 
   std::vector<std::string> listen;
   auto* router_cmd = app.add_subcommand("router", "run a router");
-  router_cmd->add_option("--listen,-l", listen,
-                         "address to listen on (repeatable): ipc:///path, tcp://host:port")
+  router_cmd
+      ->add_option("--listen,-l", listen,
+                   "address to listen on (repeatable): ipc:///path, tcp://host:port")
       ->expected(1, -1);
 
   std::string service, method;
   std::vector<std::string> call_args;
-  auto* call_cmd = app.add_subcommand("call", "call SERVICE METHOD [ARGS...]; args are JSON values");
+  auto* call_cmd =
+      app.add_subcommand("call", "call SERVICE METHOD [ARGS...]; args are JSON values");
   call_cmd->add_option("service", service, "service name")->required();
   call_cmd->add_option("method", method, "method name")->required();
   call_cmd->add_option("args", call_args, "arguments (JSON; bare words are strings)");
@@ -180,7 +185,8 @@ int main(int argc, char** argv) {
   }
   if (call_cmd->parsed()) {
     plexus::value params = plexus::value::array();
-    for (const auto& a : call_args) params.push_back(parse_arg(a));
+    for (const auto& a : call_args)
+      params.push_back(parse_arg(a));
     return with_client(ca, service, method, std::move(params), false);
   }
   if (services_cmd->parsed()) return print_services(ca);

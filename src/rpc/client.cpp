@@ -21,8 +21,7 @@ using clock = std::chrono::steady_clock;
 // that a late callback never touches freed memory.
 class client::impl : public std::enable_shared_from_this<client::impl> {
  public:
-  impl(asio::io_context& io, client_options opts)
-      : io_(io), opts_(std::move(opts)), timer_(io) {}
+  impl(asio::io_context& io, client_options opts) : io_(io), opts_(std::move(opts)), timer_(io) {}
 
   result<void> connect() {
     if (conn_.is_open()) return {};
@@ -35,9 +34,8 @@ class client::impl : public std::enable_shared_from_this<client::impl> {
           if (auto self = weak.lock()) self->on_frame(f);
         },
         [weak](const plexus::error& e) {
-          if (auto self = weak.lock()) self->fail_all({errc::unavailable,
-                                                       "connection to the router lost: " +
-                                                           e.message});
+          if (auto self = weak.lock())
+            self->fail_all({errc::unavailable, "connection to the router lost: " + e.message});
         });
     value hello = {{"op", control::hello},
                    {"name", opts_.name.empty() ? std::string("client") : opts_.name},
@@ -55,24 +53,23 @@ class client::impl : public std::enable_shared_from_this<client::impl> {
     fail_all({errc::unavailable, "client closed"});
   }
 
-  void async_call(std::string_view service, std::string_view method, value params,
-                  completion done, duration deadline) {
+  void async_call(std::string_view service, std::string_view method, value params, completion done,
+                  duration deadline) {
     if (!params.is_array()) {
       complete_later(std::move(done),
                      plexus::error(errc::invalid_argument, "params must be an array"));
       return;
     }
     if (!conn_.is_open()) {
-      complete_later(std::move(done),
-                     plexus::error(errc::unavailable, "not connected to the router at " +
-                                                          opts_.router));
+      complete_later(
+          std::move(done),
+          plexus::error(errc::unavailable, "not connected to the router at " + opts_.router));
       return;
     }
     if (pending_.size() >= max_in_flight) {
-      complete_later(std::move(done),
-                     plexus::error(errc::resource_exhausted,
-                                   "too many calls in flight (max_in_flight " +
-                                       std::to_string(max_in_flight) + ")"));
+      complete_later(std::move(done), plexus::error(errc::resource_exhausted,
+                                                    "too many calls in flight (max_in_flight " +
+                                                        std::to_string(max_in_flight) + ")"));
       return;
     }
     const auto msgid = next_msgid();
@@ -91,8 +88,7 @@ class client::impl : public std::enable_shared_from_this<client::impl> {
   }
 
   result<void> notify(std::string_view service, std::string_view method, value params) {
-    if (!params.is_array())
-      return plexus::error(errc::invalid_argument, "params must be an array");
+    if (!params.is_array()) return plexus::error(errc::invalid_argument, "params must be an array");
     if (!conn_.is_open())
       return plexus::error(errc::unavailable, "not connected to the router at " + opts_.router);
     scratch_.clear();
@@ -119,7 +115,8 @@ class client::impl : public std::enable_shared_from_this<client::impl> {
   // Ids must be unique among calls in flight; 2^32 ids against at most
   // max_in_flight pending calls always leaves a free one close by.
   std::uint32_t next_msgid() {
-    while (pending_.count(msgid_counter_) != 0) ++msgid_counter_;
+    while (pending_.count(msgid_counter_) != 0)
+      ++msgid_counter_;
     return msgid_counter_++;
   }
 
@@ -141,8 +138,10 @@ class client::impl : public std::enable_shared_from_this<client::impl> {
       return;
     }
     auto& resp = std::get<wire::response>(*m);
-    if (resp.error) call.done(std::move(*resp.error));
-    else call.done(std::move(resp.result));
+    if (resp.error)
+      call.done(std::move(*resp.error));
+    else
+      call.done(std::move(resp.result));
   }
 
   void arm_timer(clock::time_point when) {
@@ -185,7 +184,8 @@ class client::impl : public std::enable_shared_from_this<client::impl> {
     auto calls = std::move(pending_);
     pending_.clear();
     deadlines_ = {};
-    for (auto& [id, call] : calls) call.done(e);
+    for (auto& [id, call] : calls)
+      call.done(e);
   }
 
   static constexpr std::size_t max_in_flight = 1u << 20;
@@ -208,9 +208,15 @@ client::client(asio::io_context& io, client_options opts)
 client::~client() {
   if (impl_) impl_->close();
 }
-result<void> client::connect() { return impl_->connect(); }
-bool client::connected() const noexcept { return impl_->connected(); }
-void client::close() { impl_->close(); }
+result<void> client::connect() {
+  return impl_->connect();
+}
+bool client::connected() const noexcept {
+  return impl_->connected();
+}
+void client::close() {
+  impl_->close();
+}
 
 void client::async_call(std::string_view service, std::string_view method, value params,
                         completion done, duration deadline) {
@@ -221,13 +227,13 @@ std::future<result<value>> client::call_future(std::string_view service, std::st
                                                value params, duration deadline) {
   auto promise = std::make_shared<std::promise<result<value>>>();
   auto future = promise->get_future();
-  asio::post(impl_->io(), [self = impl_, service = std::string(service),
-                           method = std::string(method), params = std::move(params), promise,
-                           deadline]() mutable {
-    self->async_call(
-        service, method, std::move(params),
-        [promise](result<value> r) { promise->set_value(std::move(r)); }, deadline);
-  });
+  asio::post(impl_->io(),
+             [self = impl_, service = std::string(service), method = std::string(method),
+              params = std::move(params), promise, deadline]() mutable {
+               self->async_call(
+                   service, method, std::move(params),
+                   [promise](result<value> r) { promise->set_value(std::move(r)); }, deadline);
+             });
   return future;
 }
 
@@ -251,8 +257,8 @@ asio::awaitable<result<value>> client::co_call(std::string service, std::string 
   co_return std::move(**state);
 }
 
-result<value> client::call_value(std::string_view service, std::string_view method,
-                                 value params, duration deadline) {
+result<value> client::call_value(std::string_view service, std::string_view method, value params,
+                                 duration deadline) {
   std::optional<result<value>> out;
   impl_->async_call(
       service, method, std::move(params), [&out](result<value> r) { out.emplace(std::move(r)); },
@@ -269,6 +275,8 @@ result<void> client::notify(std::string_view service, std::string_view method, v
   return impl_->notify(service, method, std::move(params));
 }
 
-std::size_t client::in_flight() const noexcept { return impl_->in_flight(); }
+std::size_t client::in_flight() const noexcept {
+  return impl_->in_flight();
+}
 
 }  // namespace plexus::rpc

@@ -71,8 +71,10 @@ class service::impl : public std::enable_shared_from_this<service::impl> {
                   {"pid", static_cast<std::int64_t>(::getpid())}});
     value methods = value::array();
     for (const auto& [name, h] : handlers_)
-      methods.push_back({{"name", name}, {"signature", h.signature}, {"blocking", h.opts.blocking}});
-    send_control({{"op", control::register_service}, {"service", opts_.name}, {"methods", methods}});
+      methods.push_back(
+          {{"name", name}, {"signature", h.signature}, {"blocking", h.opts.blocking}});
+    send_control(
+        {{"op", control::register_service}, {"service", opts_.name}, {"methods", methods}});
     return {};
   }
 
@@ -154,8 +156,8 @@ class service::impl : public std::enable_shared_from_this<service::impl> {
     if (on_disconnect_) on_disconnect_(e);
   }
 
-  void dispatch(std::string caller, std::uint32_t msgid, bool is_request,
-                const std::string& method, value params) {
+  void dispatch(std::string caller, std::uint32_t msgid, bool is_request, const std::string& method,
+                value params) {
     if (draining_) {
       if (is_request)
         respond(caller, msgid,
@@ -167,7 +169,8 @@ class service::impl : public std::enable_shared_from_this<service::impl> {
     if (it == handlers_.end()) {
       if (is_request) {
         value known = value::array();
-        for (const auto& [name, h] : handlers_) known.push_back(name);
+        for (const auto& [name, h] : handlers_)
+          known.push_back(name);
         respond(caller, msgid,
                 plexus::error(errc::not_found,
                               "service " + opts_.name + " has no method '" + method + "'",
@@ -198,14 +201,16 @@ class service::impl : public std::enable_shared_from_this<service::impl> {
                                           {{"method", method}, {"deadline_ms", deadline.count()}}));
     });
     if (h.async) {
-      asio::co_spawn(io_, h.async(std::move(params)),
-                     [weak = weak_from_this(), state, method](std::exception_ptr ep,
-                                                              result<value> r) {
-                       auto self = weak.lock();
-                       if (!self) return;
-                       if (ep) self->finish(state, from_exception(ep, method));
-                       else self->finish(state, std::move(r));
-                     });
+      asio::co_spawn(
+          io_, h.async(std::move(params)),
+          [weak = weak_from_this(), state, method](std::exception_ptr ep, result<value> r) {
+            auto self = weak.lock();
+            if (!self) return;
+            if (ep)
+              self->finish(state, from_exception(ep, method));
+            else
+              self->finish(state, std::move(r));
+          });
       return;
     }
     if (!pool_) pool_ = std::make_unique<asio::thread_pool>(opts_.worker_threads);
@@ -242,8 +247,10 @@ class service::impl : public std::enable_shared_from_this<service::impl> {
     scratch_.clear();
     wire::response resp;
     resp.msgid = msgid;
-    if (r) resp.result = std::move(*r);
-    else resp.error = std::move(r).error();
+    if (r)
+      resp.result = std::move(*r);
+    else
+      resp.error = std::move(r).error();
     wire::encode(scratch_, resp);
     if (auto ok = conn_.send(wire::frame_kind::data, caller, scratch_); !ok) {
       // The result itself may be what is too large: tell the caller that instead.
@@ -264,7 +271,8 @@ class service::impl : public std::enable_shared_from_this<service::impl> {
     if (drain_timer_) drain_timer_->cancel();
     conn_.close();
     auto waiters = std::move(drain_waiters_);
-    for (auto& w : waiters) w();
+    for (auto& w : waiters)
+      w();
   }
 
   asio::io_context& io_;
@@ -297,11 +305,17 @@ void service::add_async(std::string method, std::string signature, async_invoker
 result<void> service::start(std::function<void()> on_ready) {
   return impl_->start(std::move(on_ready));
 }
-void service::stop(std::function<void()> done) { impl_->stop(std::move(done)); }
+void service::stop(std::function<void()> done) {
+  impl_->stop(std::move(done));
+}
 void service::on_disconnect(std::function<void(const plexus::error&)> f) {
   impl_->on_disconnect(std::move(f));
 }
-std::size_t service::in_flight() const noexcept { return impl_->in_flight(); }
-const std::string& service::name() const noexcept { return impl_->name(); }
+std::size_t service::in_flight() const noexcept {
+  return impl_->in_flight();
+}
+const std::string& service::name() const noexcept {
+  return impl_->name();
+}
 
 }  // namespace plexus::rpc

@@ -14,7 +14,8 @@ std::string address::to_string() const {
     case scheme::inproc:
       return "inproc://" + path;
     case scheme::tcp:
-      if (host.find(':') != std::string::npos) return "tcp://[" + host + "]:" + std::to_string(port);
+      if (host.find(':') != std::string::npos)
+        return "tcp://[" + host + "]:" + std::to_string(port);
       return "tcp://" + host + ":" + std::to_string(port);
   }
   return {};

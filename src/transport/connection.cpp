@@ -38,9 +38,15 @@ result<void> connection::send(wire::frame_kind kind, std::string_view name,
 void connection::close() {
   if (impl_) impl_->close();
 }
-bool connection::is_open() const noexcept { return impl_ && impl_->is_open(); }
-std::size_t connection::queued_bytes() const noexcept { return impl_ ? impl_->queued_bytes() : 0; }
-std::string connection::description() const { return impl_ ? impl_->description() : "(none)"; }
+bool connection::is_open() const noexcept {
+  return impl_ && impl_->is_open();
+}
+std::size_t connection::queued_bytes() const noexcept {
+  return impl_ ? impl_->queued_bytes() : 0;
+}
+std::string connection::description() const {
+  return impl_ ? impl_->description() : "(none)";
+}
 
 // ---- listener handle ----------------------------------------------------------
 listener::listener(std::shared_ptr<detail::listener_impl> impl) : impl_(std::move(impl)) {}
@@ -61,7 +67,9 @@ void listener::start(accept_handler on_accept) {
 void listener::close() {
   if (impl_) impl_->close();
 }
-std::string listener::address() const { return impl_ ? impl_->address() : std::string(); }
+std::string listener::address() const {
+  return impl_ ? impl_->address() : std::string();
+}
 
 // ---- shared helpers -------------------------------------------------------------
 namespace detail {
@@ -79,9 +87,8 @@ void append_frame(std::vector<std::uint8_t>& out, wire::frame_kind kind, std::st
 
 result<void> check_frame(const options& opts, std::string_view name, std::size_t payload_size) {
   if (name.size() > wire::max_name_bytes)
-    return plexus::error(errc::invalid_argument,
-                         "frame name of " + std::to_string(name.size()) +
-                             " bytes exceeds the 255-byte limit");
+    return plexus::error(errc::invalid_argument, "frame name of " + std::to_string(name.size()) +
+                                                     " bytes exceeds the 255-byte limit");
   if (2 + name.size() + payload_size > opts.max_frame_bytes)
     return plexus::error(errc::resource_exhausted,
                          "frame of " + std::to_string(2 + name.size() + payload_size) +

@@ -154,8 +154,8 @@ class stream_connection final : public connection_impl,
         if (whole > read_buffer_.size()) read_buffer_.resize(whole);
         break;
       }
-      auto frame = wire::parse_frame_body(
-          {read_buffer_.data() + pos + wire::frame_prefix_bytes, body});
+      auto frame =
+          wire::parse_frame_body({read_buffer_.data() + pos + wire::frame_prefix_bytes, body});
       if (!frame) {
         fail(plexus::error(errc::invalid_argument, "peer sent a malformed frame header"));
         return;
@@ -272,9 +272,8 @@ class stream_listener final : public listener_impl,
 };
 
 plexus::error os_error(const address& addr, std::string_view what, const error_code& ec) {
-  const bool refused = ec == asio::error::connection_refused ||
-                       ec == asio::error::not_found ||
-                       ec.value() == ENOENT;
+  const bool refused =
+      ec == asio::error::connection_refused || ec == asio::error::not_found || ec.value() == ENOENT;
   return {refused ? errc::unavailable : errc::internal,
           std::string(what) + " " + addr.to_string() + ": " +
               (refused ? std::string("nothing is listening there") : ec.message()),
@@ -334,10 +333,10 @@ result<listener> listen_stream(asio::io_context& io, const address& addr, const 
       asio::local::stream_protocol::socket probe(io);
       probe.connect(asio::local::stream_protocol::endpoint(addr.path), ec);
       if (!ec)
-        return plexus::error(errc::unavailable,
-                             "address in use: something is already listening at " +
-                                 addr.to_string(),
-                             {{"address", addr.to_string()}});
+        return plexus::error(
+            errc::unavailable,
+            "address in use: something is already listening at " + addr.to_string(),
+            {{"address", addr.to_string()}});
       ::unlink(addr.path.c_str());
     }
     asio::local::stream_protocol::acceptor acceptor(io);

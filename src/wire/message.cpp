@@ -3,7 +3,6 @@
 #include <array>
 #include <bit>
 #include <cmath>
-#include <cstring>
 #include <limits>
 #include <utility>
 
@@ -203,9 +202,10 @@ class decoder {
 
   result<value> run() {
     if (in_.size() > lim_.max_message_bytes) {
-      return error(errc::resource_exhausted, "message of " + std::to_string(in_.size()) +
-                                                 " bytes exceeds max_message_bytes (" +
-                                                 std::to_string(lim_.max_message_bytes) + ")");
+      return plexus::error(errc::resource_exhausted, "message of " + std::to_string(in_.size()) +
+                                                         " bytes exceeds max_message_bytes (" +
+                                                         std::to_string(lim_.max_message_bytes) +
+                                                         ")");
     }
     value root;
     if (!read_item(root)) return std::move(error_);
@@ -218,8 +218,8 @@ class decoder {
       --f.remaining;
       value* slot = nullptr;
       if (f.is_map) {
-        value* map = f.node;  // `f` may not survive a push; the node does
-        if (!(slot = read_key(*map))) return std::move(error_);
+        slot = read_key(*f.node);
+        if (slot == nullptr) return std::move(error_);
       } else {
         --pending_;
         slot = &f.node->get_ref<value::array_t&>().emplace_back();
@@ -227,9 +227,10 @@ class decoder {
       if (!read_item(*slot)) return std::move(error_);
     }
     if (pos_ != in_.size()) {
-      return error(errc::invalid_argument, std::to_string(in_.size() - pos_) +
-                                               " trailing bytes after the CBOR item at offset " +
-                                               std::to_string(pos_));
+      return plexus::error(errc::invalid_argument,
+                           std::to_string(in_.size() - pos_) +
+                               " trailing bytes after the CBOR item at offset " +
+                               std::to_string(pos_));
     }
     return root;
   }
@@ -287,8 +288,9 @@ class decoder {
       const std::size_t n = std::size_t{1} << (h.info - 24);
       if (room() < n) return truncated();
       h.arg = 0;
-      for (std::size_t i = 0; i < n; ++i)
+      for (std::size_t i = 0; i < n; ++i) {
         h.arg = (h.arg << 8) | in_[pos_++];
+      }
       return true;
     }
     if (h.info == 31) {
@@ -347,9 +349,9 @@ class decoder {
     return &it->second;
   }
 
-  // Opens a container of `items` pending items (entries count twice for maps).
-  // Every pending item takes at least one byte, which bounds both the claimed
-  // lengths and what is reserved for them by the input size.
+  // Opens an array of `count` elements or a map of `count` entries in `slot`. Every
+  // pending item (a map entry is two) takes at least one byte, which bounds both the
+  // claimed counts and what is reserved for them by the input size.
   bool open(value& slot, std::uint64_t count, bool is_map) {
     if (stack_.size() + 1 > lim_.max_nesting_depth) {
       return fail(errc::resource_exhausted, "CBOR nesting deeper than max_nesting_depth (" +

@@ -30,12 +30,12 @@ struct router_options {
 };
 
 struct router_stats {
-  std::uint64_t peers = 0;              // connected now
-  std::uint64_t forwarded = 0;          // data frames forwarded
-  std::uint64_t no_route = 0;           // requests answered "no route"
+  std::uint64_t peers = 0;                // connected now
+  std::uint64_t forwarded = 0;            // data frames forwarded
+  std::uint64_t no_route = 0;             // requests answered "no route"
   std::uint64_t failed_by_peer_loss = 0;  // requests failed because their worker left
-  std::uint64_t malformed = 0;          // frames dropped as unreadable
-  std::uint64_t in_flight = 0;          // forwarded requests awaiting a response
+  std::uint64_t malformed = 0;            // frames dropped as unreadable
+  std::uint64_t in_flight = 0;            // forwarded requests awaiting a response
 };
 
 class router {

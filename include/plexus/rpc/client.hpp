@@ -57,8 +57,8 @@ class client {
 
   // Starts a call; `done` runs exactly once on the io_context's thread.
   // `params` must be an array. A zero deadline means the client's default.
-  void async_call(std::string_view service, std::string_view method, value params,
-                  completion done, duration deadline = {});
+  void async_call(std::string_view service, std::string_view method, value params, completion done,
+                  duration deadline = {});
 
   std::future<result<value>> call_future(std::string_view service, std::string_view method,
                                          value params, duration deadline = {});

@@ -33,31 +33,49 @@ struct is_optional<std::optional<T>> : std::true_type {};
 template <class T>
 std::string type_label() {
   using U = std::remove_cvref_t<T>;
-  if constexpr (std::is_same_v<U, bool>) return "boolean";
-  else if constexpr (std::is_integral_v<U>) return "integer";
-  else if constexpr (std::is_floating_point_v<U>) return "number";
+  if constexpr (std::is_same_v<U, bool>)
+    return "boolean";
+  else if constexpr (std::is_integral_v<U>)
+    return "integer";
+  else if constexpr (std::is_floating_point_v<U>)
+    return "number";
   else if constexpr (std::is_same_v<U, std::string> || std::is_same_v<U, std::string_view>)
     return "string";
-  else if constexpr (std::is_same_v<U, value>) return "any";
-  else if constexpr (std::is_same_v<U, value::binary_t>) return "bytes";
-  else if constexpr (std::is_same_v<U, void>) return "null";
-  else if constexpr (is_vector<U>::value) return "array<" + type_label<typename U::value_type>() + ">";
-  else if constexpr (is_optional<U>::value) return type_label<typename U::value_type>() + "?";
-  else return "object";
+  else if constexpr (std::is_same_v<U, value>)
+    return "any";
+  else if constexpr (std::is_same_v<U, value::binary_t>)
+    return "bytes";
+  else if constexpr (std::is_same_v<U, void>)
+    return "null";
+  else if constexpr (is_vector<U>::value)
+    return "array<" + type_label<typename U::value_type>() + ">";
+  else if constexpr (is_optional<U>::value)
+    return type_label<typename U::value_type>() + "?";
+  else
+    return "object";
 }
 
 inline std::string_view kind_label(const value& v) {
   switch (v.type()) {
-    case value::value_t::null: return "null";
-    case value::value_t::boolean: return "boolean";
+    case value::value_t::null:
+      return "null";
+    case value::value_t::boolean:
+      return "boolean";
     case value::value_t::number_integer:
-    case value::value_t::number_unsigned: return "integer";
-    case value::value_t::number_float: return "number";
-    case value::value_t::string: return "string";
-    case value::value_t::array: return "array";
-    case value::value_t::object: return "map";
-    case value::value_t::binary: return "bytes";
-    default: return "invalid";
+    case value::value_t::number_unsigned:
+      return "integer";
+    case value::value_t::number_float:
+      return "number";
+    case value::value_t::string:
+      return "string";
+    case value::value_t::array:
+      return "array";
+    case value::value_t::object:
+      return "map";
+    case value::value_t::binary:
+      return "bytes";
+    default:
+      return "invalid";
   }
 }
 
@@ -66,10 +84,10 @@ template <class T>
 result<T> convert_value(const value& v, std::string_view what) {
   using U = std::remove_cvref_t<T>;
   auto mismatch = [&]() {
-    return plexus::error(errc::invalid_argument,
-                         std::string(what) + ": expected " + type_label<U>() + ", got " +
-                             std::string(kind_label(v)),
-                         {{"expected", type_label<U>()}, {"got", std::string(kind_label(v))}});
+    return plexus::error(
+        errc::invalid_argument,
+        std::string(what) + ": expected " + type_label<U>() + ", got " + std::string(kind_label(v)),
+        {{"expected", type_label<U>()}, {"got", std::string(kind_label(v))}});
   };
   if constexpr (std::is_same_v<U, value>) {
     return v;
@@ -81,8 +99,8 @@ result<T> convert_value(const value& v, std::string_view what) {
     if (v.is_number_unsigned()) {
       const auto x = v.get<std::uint64_t>();
       if (x > static_cast<std::uint64_t>(std::numeric_limits<U>::max()))
-        return plexus::error(errc::invalid_argument, std::string(what) + ": " + std::to_string(x) +
-                                                         " is out of range");
+        return plexus::error(errc::invalid_argument,
+                             std::string(what) + ": " + std::to_string(x) + " is out of range");
       return static_cast<U>(x);
     }
     const auto x = v.get<std::int64_t>();
@@ -124,9 +142,8 @@ result<T> convert_value(const value& v, std::string_view what) {
     try {
       return v.get<U>();
     } catch (const std::exception& e) {
-      return plexus::error(errc::invalid_argument,
-                           std::string(what) + ": cannot convert to " + type_label<U>() + ": " +
-                               e.what());
+      return plexus::error(errc::invalid_argument, std::string(what) + ": cannot convert to " +
+                                                       type_label<U>() + ": " + e.what());
     }
   }
 }

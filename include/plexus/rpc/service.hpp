@@ -38,7 +38,7 @@ namespace plexus::rpc {
 
 struct service_options {
   std::string router = transport::default_router_address();
-  std::string name;  // the service name clients address; required
+  std::string name;                // the service name clients address; required
   std::size_t worker_threads = 4;  // pool for blocking handlers
   std::chrono::milliseconds handler_deadline{30000};
   std::chrono::milliseconds drain_timeout{10000};
@@ -92,8 +92,8 @@ std::string signature(std::index_sequence<I...>) {
 }
 
 template <class Tuple, std::size_t... I>
-result<Tuple> convert_args(const value& params, const std::string& method,
-                           const std::string& sig, std::index_sequence<I...>) {
+result<Tuple> convert_args(const value& params, const std::string& method, const std::string& sig,
+                           std::index_sequence<I...>) {
   constexpr std::size_t n = sizeof...(I);
   if (params.size() != n)
     return plexus::error(errc::invalid_argument,
@@ -106,10 +106,12 @@ result<Tuple> convert_args(const value& params, const std::string& method,
   auto one = [&](auto& slot, std::size_t i) {
     if (err) return;
     using T = std::remove_cvref_t<decltype(slot)>;
-    auto r = convert_value<T>(params[i], "argument " + std::to_string(i + 1) + " of " + method +
-                                             " " + sig);
-    if (!r) err = std::move(r).error();
-    else slot = std::move(*r);
+    auto r = convert_value<T>(params[i],
+                              "argument " + std::to_string(i + 1) + " of " + method + " " + sig);
+    if (!r)
+      err = std::move(r).error();
+    else
+      slot = std::move(*r);
   };
   (one(std::get<I>(out), I), ...);
   if (err) return std::move(*err);
@@ -145,33 +147,33 @@ class service {
     constexpr auto n = std::tuple_size_v<args>;
     auto sig = detail::signature<out_t, args>(std::make_index_sequence<n>{});
     if constexpr (aw::is_awaitable) {
-      add_async(method, sig,
-                [f = std::move(f), method, sig](value params) -> boost::asio::awaitable<result<value>> {
-                  auto a = detail::convert_args<args>(params, method, sig,
-                                                      std::make_index_sequence<n>{});
-                  if (!a) co_return std::move(a).error();
-                  if constexpr (std::is_void_v<out_t>) {
-                    co_await std::apply(f, std::move(*a));
-                    co_return value();
-                  } else {
-                    co_return detail::to_value(co_await std::apply(f, std::move(*a)));
-                  }
-                },
-                opts);
+      add_async(
+          method, sig,
+          [f = std::move(f), method, sig](value params) -> boost::asio::awaitable<result<value>> {
+            auto a = detail::convert_args<args>(params, method, sig, std::make_index_sequence<n>{});
+            if (!a) co_return std::move(a).error();
+            if constexpr (std::is_void_v<out_t>) {
+              co_await std::apply(f, std::move(*a));
+              co_return value();
+            } else {
+              co_return detail::to_value(co_await std::apply(f, std::move(*a)));
+            }
+          },
+          opts);
     } else {
-      add_sync(method, sig,
-               [f = std::move(f), method, sig](const value& params) -> result<value> {
-                 auto a = detail::convert_args<args>(params, method, sig,
-                                                     std::make_index_sequence<n>{});
-                 if (!a) return std::move(a).error();
-                 if constexpr (std::is_void_v<R>) {
-                   std::apply(f, std::move(*a));
-                   return value();
-                 } else {
-                   return detail::to_value(std::apply(f, std::move(*a)));
-                 }
-               },
-               opts);
+      add_sync(
+          method, sig,
+          [f = std::move(f), method, sig](const value& params) -> result<value> {
+            auto a = detail::convert_args<args>(params, method, sig, std::make_index_sequence<n>{});
+            if (!a) return std::move(a).error();
+            if constexpr (std::is_void_v<R>) {
+              std::apply(f, std::move(*a));
+              return value();
+            } else {
+              return detail::to_value(std::apply(f, std::move(*a)));
+            }
+          },
+          opts);
     }
     return *this;
   }
@@ -200,8 +202,7 @@ class service {
 
  private:
   void add_sync(std::string method, std::string signature, sync_invoker f, route_options opts);
-  void add_async(std::string method, std::string signature, async_invoker f,
-                 route_options opts);
+  void add_async(std::string method, std::string signature, async_invoker f, route_options opts);
 
   class impl;
   std::shared_ptr<impl> impl_;

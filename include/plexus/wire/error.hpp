@@ -58,7 +58,7 @@ class [[nodiscard]] result {
  public:
   // Default: a value-initialised T (asio's co_spawn needs default construction).
   result() requires std::is_default_constructible_v<T> : v_(std::in_place_index<0>) {}
-  result(T v) : v_(std::in_place_index<0>, std::move(v)) {}  // NOLINT(implicit)
+  result(T v) : v_(std::in_place_index<0>, std::move(v)) {}              // NOLINT(implicit)
   result(plexus::error e) : v_(std::in_place_index<1>, std::move(e)) {}  // NOLINT(implicit)
 
   bool has_value() const noexcept { return v_.index() == 0; }
