@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -69,10 +70,14 @@ class service::impl : public std::enable_shared_from_this<service::impl> {
     send_control({{"op", control::hello},
                   {"name", opts_.name},
                   {"pid", static_cast<std::int64_t>(::getpid())}});
+    std::vector<const std::pair<const std::string, handler>*> sorted;
+    for (const auto& entry : handlers_) sorted.push_back(&entry);
+    std::sort(sorted.begin(), sorted.end(), [](auto* a, auto* b) { return a->first < b->first; });
     value methods = value::array();
-    for (const auto& [name, h] : handlers_)
-      methods.push_back(
-          {{"name", name}, {"signature", h.signature}, {"blocking", h.opts.blocking}});
+    for (const auto* entry : sorted)
+      methods.push_back({{"name", entry->first},
+                         {"signature", entry->second.signature},
+                         {"blocking", entry->second.opts.blocking}});
     send_control(
         {{"op", control::register_service}, {"service", opts_.name}, {"methods", methods}});
     return {};
