@@ -14,6 +14,7 @@
 #include "plexus/rpc/service.hpp"
 
 namespace asio = boost::asio;
+using namespace bench;
 
 namespace {
 

@@ -23,6 +23,42 @@ using boost::system::error_code;
 
 constexpr std::size_t initial_read_buffer = 64 * 1024;
 
+// Write batching across connections. While a read batch is being delivered (on this
+// thread), a send() does not write at once: the connection joins `dirty` and is
+// flushed when the outermost batch ends, so every frame a wake-up produced for one
+// peer leaves in one write, with no extra trip through the event loop. Sends made
+// outside a read batch (user code, timers) are flushed by a posted task instead,
+// which batches loops of sends the same way.
+class batch_member {
+ public:
+  virtual ~batch_member() = default;
+  virtual void flush_batched() = 0;
+  bool in_batch_ = false;
+};
+
+struct flush_batch {
+  int depth = 0;
+  std::vector<std::shared_ptr<batch_member>> dirty;
+};
+thread_local flush_batch current_batch;
+
+class batch_scope {
+ public:
+  batch_scope() { ++current_batch.depth; }
+  ~batch_scope() {
+    if (--current_batch.depth != 0) return;
+    // Flushing may not start new batches (it only writes), but be robust anyway.
+    for (std::size_t i = 0; i < current_batch.dirty.size(); ++i) {
+      auto member = std::move(current_batch.dirty[i]);
+      member->in_batch_ = false;
+      member->flush_batched();
+    }
+    current_batch.dirty.clear();
+  }
+  batch_scope(const batch_scope&) = delete;
+  batch_scope& operator=(const batch_scope&) = delete;
+};
+
 plexus::error io_error(std::string_view what, const error_code& ec) {
   if (ec == asio::error::eof || ec == asio::error::connection_reset ||
       ec == asio::error::broken_pipe)
@@ -32,12 +68,17 @@ plexus::error io_error(std::string_view what, const error_code& ec) {
 
 template <class Protocol>
 class stream_connection final : public connection_impl,
+                                public batch_member,
                                 public std::enable_shared_from_this<stream_connection<Protocol>> {
  public:
   using socket_type = typename Protocol::socket;
 
   stream_connection(socket_type socket, const options& opts, std::string description)
-      : socket_(std::move(socket)), opts_(opts), description_(std::move(description)) {}
+      : socket_(std::move(socket)), opts_(opts), description_(std::move(description)) {
+    // Our own writes are attempted directly and must never block the loop.
+    error_code ignored;
+    socket_.non_blocking(true, ignored);
+  }
 
   void start(connection::frame_handler on_frame, connection::close_handler on_close) override {
     on_frame_ = std::move(on_frame);
@@ -95,7 +136,15 @@ class stream_connection final : public connection_impl,
 
  private:
   void schedule_flush() {
-    if (writing_ || flush_posted_) return;
+    if (writing_) return;  // the write in flight flushes pending_ when it completes
+    if (current_batch.depth > 0) {
+      if (!in_batch_) {
+        in_batch_ = true;
+        current_batch.dirty.push_back(this->shared_from_this());
+      }
+      return;
+    }
+    if (flush_posted_) return;
     flush_posted_ = true;
     asio::post(socket_.get_executor(), [self = this->shared_from_this()] {
       self->flush_posted_ = false;
@@ -103,9 +152,26 @@ class stream_connection final : public connection_impl,
     });
   }
 
+  void flush_batched() override { flush(); }
+
+  // Writes pending_ directly if the socket takes it all; otherwise hands the rest to
+  // an async_write and collects later frames in pending_ meanwhile.
   void flush() {
     if (writing_ || pending_.empty() || closed_) return;
-    writing_buffer_.swap(pending_);
+    error_code ec;
+    std::size_t n = socket_.write_some(asio::buffer(pending_), ec);
+    if (ec == asio::error::would_block || ec == asio::error::try_again) {
+      n = 0;
+    } else if (ec) {
+      fail(io_error("write failed", ec));
+      return;
+    }
+    if (n == pending_.size()) {
+      pending_.clear();
+      return;
+    }
+    writing_buffer_.assign(pending_.begin() + static_cast<std::ptrdiff_t>(n), pending_.end());
+    pending_.clear();
     writing_ = true;
     asio::async_write(socket_, asio::buffer(writing_buffer_),
                       [self = this->shared_from_this()](const error_code& ec, std::size_t) {
@@ -137,6 +203,7 @@ class stream_connection final : public connection_impl,
 
   // Hands every complete frame in the buffer to the frame handler, then compacts.
   void deliver_frames() {
+    batch_scope batch;
     std::size_t pos = 0;
     while (!closed_ && read_end_ - pos >= wire::frame_prefix_bytes) {
       const std::size_t body = wire::read_frame_length(read_buffer_.data() + pos);
