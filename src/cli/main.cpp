@@ -51,9 +51,9 @@ plexus::value parse_arg(const std::string& text) {
   return v;
 }
 
-int run_router(const std::vector<std::string>& listen) {
+int run_router(const std::vector<std::string>& listen, const plexus::transport::options& limits) {
   asio::io_context io(1);
-  plexus::broker::router r(io, {.listen = listen});
+  plexus::broker::router r(io, {.listen = listen, .transport = limits});
   if (auto ok = r.start(); !ok) {
     std::cerr << "plexus router: " << ok.error().message << "\n";
     return exit_local_failure;
@@ -151,6 +151,16 @@ int main(int argc, char** argv) {
       ->add_option("--listen,-l", listen,
                    "address to listen on (repeatable): ipc:///path, tcp://host:port")
       ->expected(1, -1);
+  plexus::transport::options limits;
+  router_cmd
+      ->add_option("--max-frame-bytes", limits.max_frame_bytes,
+                   "largest frame a peer may send; larger ones disconnect it")
+      ->capture_default_str()
+      ->check(CLI::Range(std::size_t{64}, std::size_t{1} << 31));
+  router_cmd
+      ->add_option("--max-queued-bytes", limits.max_queued_bytes,
+                   "bytes queued to one peer beyond which frames to it are refused")
+      ->capture_default_str();
 
   std::string service, method;
   std::vector<std::string> call_args;
@@ -181,7 +191,7 @@ int main(int argc, char** argv) {
 
   if (router_cmd->parsed()) {
     if (listen.empty()) listen.push_back(plexus::transport::default_router_address());
-    return run_router(listen);
+    return run_router(listen, limits);
   }
   if (call_cmd->parsed()) {
     plexus::value params = plexus::value::array();
