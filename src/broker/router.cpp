@@ -145,7 +145,7 @@ class router::impl {
   void on_request(peer& from, std::string_view service, std::uint32_t msgid,
                   std::span<const std::uint8_t> payload) {
     if (service == "plexus") {
-      answer_reserved(from, payload);
+      answer_reserved(from, msgid, payload);
       return;
     }
     peer* worker = pick_worker(service);
@@ -205,10 +205,11 @@ class router::impl {
   }
 
   // ---- the router's own service: "plexus" --------------------------------------
-  void answer_reserved(peer& from, std::span<const std::uint8_t> payload) {
+  void answer_reserved(peer& from, std::uint32_t msgid, std::span<const std::uint8_t> payload) {
     auto m = wire::decode(payload, {opts_.transport.max_frame_bytes, 64});
-    if (!m || !std::holds_alternative<wire::request>(*m)) {
+    if (!m) {
       ++stats_.malformed;
+      reply_error(from, msgid, m.error());
       return;
     }
     const auto& req = std::get<wire::request>(*m);
@@ -256,13 +257,13 @@ class router::impl {
                                                    "control frame must be a map with an op"}));
       return;
     }
-    const auto op = (*v)["op"].get<std::string>();
+    const auto op = control::text_field(*v, "op");
     if (op == control::hello) {
-      from.name = v->value("name", std::string());
-      from.pid = v->value("pid", std::int64_t{0});
+      from.name = control::text_field(*v, "name");
+      from.pid = control::int_field(*v, "pid");
       send_control(from, {{"op", control::welcome}, {"peer", from.id}});
     } else if (op == control::register_service) {
-      const auto service = v->value("service", std::string());
+      const auto service = control::text_field(*v, "service");
       if (service.empty() || service.size() > wire::max_name_bytes || service == "plexus") {
         send_control(from, control::error_reply(
                                op, {errc::invalid_argument,
@@ -278,7 +279,7 @@ class router::impl {
       if (v->contains("methods") && (*v)["methods"].is_array()) entry.methods = (*v)["methods"];
       send_control(from, {{"op", control::registered}, {"service", service}});
     } else if (op == control::unregister_service) {
-      const auto service = v->value("service", std::string());
+      const auto service = control::text_field(*v, "service");
       unregister(from, service);
       send_control(from, {{"op", control::unregistered}, {"service", service}});
     } else {

@@ -71,7 +71,8 @@ class service::impl : public std::enable_shared_from_this<service::impl> {
                   {"name", opts_.name},
                   {"pid", static_cast<std::int64_t>(::getpid())}});
     std::vector<const std::pair<const std::string, handler>*> sorted;
-    for (const auto& entry : handlers_) sorted.push_back(&entry);
+    for (const auto& entry : handlers_)
+      sorted.push_back(&entry);
     std::sort(sorted.begin(), sorted.end(), [](auto* a, auto* b) { return a->first < b->first; });
     value methods = value::array();
     for (const auto* entry : sorted)
@@ -84,6 +85,10 @@ class service::impl : public std::enable_shared_from_this<service::impl> {
   }
 
   void stop(std::function<void()> done) {
+    if (drained_) {  // already finished: waiters ran and will not run again
+      if (done) asio::post(io_, std::move(done));
+      return;
+    }
     if (done) drain_waiters_.push_back(std::move(done));
     if (draining_) return;
     draining_ = true;
@@ -141,15 +146,15 @@ class service::impl : public std::enable_shared_from_this<service::impl> {
   void on_control(std::span<const std::uint8_t> payload) {
     auto v = wire::decode_value(payload);
     if (!v || !v->is_object()) return;
-    const auto op = v->value("op", std::string());
+    const auto op = control::text_field(*v, "op");
     if (op == control::registered && on_ready_) {
       auto ready = std::move(on_ready_);
       on_ready_ = nullptr;
       ready();
     } else if (op == control::error_op) {
       std::cerr << "plexus service " << opts_.name << ": router refused "
-                << v->value("about", std::string("a request")) << ": "
-                << v->value("message", std::string()) << "\n";
+                << control::text_field(*v, "about", "a request") << ": "
+                << control::text_field(*v, "message") << "\n";
     }
   }
 

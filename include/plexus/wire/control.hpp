@@ -10,6 +10,9 @@
 //   router -> peer  {"op":"error", "about":"register", "message":"...", "code":"..."}
 #pragma once
 
+#include <cstdint>
+#include <string>
+
 #include "plexus/wire/error.hpp"
 
 namespace plexus::control {
@@ -21,6 +24,21 @@ inline constexpr const char* registered = "registered";
 inline constexpr const char* unregister_service = "unregister";
 inline constexpr const char* unregistered = "unregistered";
 inline constexpr const char* error_op = "error";
+
+// Typed reads of a control map that never throw: a missing key or a value of the
+// wrong type yields the fallback (control maps come from untrusted peers).
+inline std::string text_field(const value& map, const char* key, std::string fallback = {}) {
+  if (!map.is_object()) return fallback;
+  auto it = map.find(key);
+  return it != map.end() && it->is_string() ? it->get<std::string>() : fallback;
+}
+inline std::int64_t int_field(const value& map, const char* key, std::int64_t fallback = 0) {
+  if (!map.is_object()) return fallback;
+  auto it = map.find(key);
+  if (it == map.end() || !it->is_number_integer()) return fallback;
+  if (it->is_number_unsigned() && it->get<std::uint64_t>() > INT64_MAX) return fallback;
+  return it->get<std::int64_t>();
+}
 
 inline value error_reply(std::string_view about, const plexus::error& e) {
   return {{"op", error_op},
