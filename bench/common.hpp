@@ -1,0 +1,185 @@
+// Helpers shared by the benchmark runners: child processes that re-execute the benchmark as a
+// hidden role, readiness of Unix socket endpoints, peak RSS, percentiles and JSON output.
+//
+//   bench::child_guard children;  // kills and reaps everything it spawned when it goes out of
+//   scope pid_t broker = children.spawn(cfg.self_exe, "floor_broker", {cfg.workdir});
+//   bench::wait_for_unix_socket(cfg.workdir + "/floor.sock", std::chrono::seconds(10), broker);
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace bench {
+
+// ---- time ------------------------------------------------------------------------------------
+
+using mono_clock = std::chrono::steady_clock;  // CLOCK_MONOTONIC, read through the vDSO
+
+inline mono_clock::time_point mono_now() noexcept {
+  return mono_clock::now();
+}
+
+inline double to_us(mono_clock::duration d) noexcept {
+  return std::chrono::duration<double, std::micro>(d).count();
+}
+
+// Milliseconds left until `deadline`, clamped to [0, INT_MAX]; for poll()-style timeouts.
+int remaining_ms(mono_clock::time_point deadline) noexcept;
+
+// Nearest-rank percentile, `fraction` in [0, 1] (0.5 = p50, 0.99 = p99), in microseconds.
+// Takes the samples by value (reorders the copy). Empty input: returns 0.
+double percentile_us(std::vector<mono_clock::duration> samples, double fraction);
+
+// Median of `values` (mean of the two middle ones for an even count). Empty input: returns 0.
+double median(std::vector<double> values);
+
+// ---- output ----------------------------------------------------------------------------------
+
+// Writes one line `{"bench":B,"system":S,"metric":M,"value":V}` to stdout and flushes it.
+// `value` is printed with `decimals` digits after the point; a non-finite value prints as null.
+// stdout carries these lines only: everything else goes to stderr.
+void print_json_line(std::string_view bench, std::string_view system, std::string_view metric,
+                     double value, int decimals = 1);
+
+// ---- child processes -------------------------------------------------------------------------
+
+// Starts `self_exe _role <role> args...` with fork/exec. In the child: PR_SET_PDEATHSIG(SIGKILL)
+// (the child dies when the *thread* that spawned it exits, so spawn from a thread that outlives
+// the child, normally the main thread), stdout redirected to stderr so a role never writes to
+// the JSON stream, every fd above 2 closed. The caller owns the returned pid and must reap it
+// (kill_child, or use child_guard). Throws std::system_error if fork fails; an exec failure
+// shows as the child exiting with status 127.
+pid_t spawn_role(const std::string& self_exe, const std::string& role,
+                 const std::vector<std::string>& args);
+
+// True if `pid` (a child of the caller) has exited, without reaping it. Never blocks.
+bool child_exited(pid_t pid) noexcept;
+
+// Sends SIGTERM, waits up to `grace` for the exit (on a pidfd, no polling), then SIGKILLs and
+// reaps. Returns the waitpid status, or -1 if `pid` was not a child of the caller. Never throws.
+int kill_child(pid_t pid,
+               std::chrono::milliseconds grace = std::chrono::milliseconds(2000)) noexcept;
+
+// Waits up to `timeout` for `pid` to exit by itself, then reaps it. Returns the waitpid status,
+// or -1 on timeout (the child is left running and unreaped) or if it is not a child.
+int wait_child(pid_t pid, std::chrono::milliseconds timeout) noexcept;
+
+// Readable description of a waitpid status: "exited 0", "killed by signal 9".
+std::string describe_status(int status);
+
+// Owns the children it spawns: its destructor kill_child()s every one still registered, newest
+// first. Move-only; not thread-safe (use it from the thread that spawned).
+class child_guard {
+ public:
+  child_guard() = default;
+  child_guard(const child_guard&) = delete;
+  child_guard& operator=(const child_guard&) = delete;
+  child_guard(child_guard&& other) noexcept;
+  child_guard& operator=(child_guard&& other) noexcept;
+  ~child_guard();
+
+  // spawn_role() and register the pid. Throws like spawn_role.
+  pid_t spawn(const std::string& self_exe, const std::string& role,
+              const std::vector<std::string>& args);
+
+  // kill_child() a registered pid and forget it; returns its status (-1 if not registered).
+  int stop(pid_t pid, std::chrono::milliseconds grace = std::chrono::milliseconds(2000)) noexcept;
+
+  // wait_child() a registered pid; forgets it once reaped. Returns -1 on timeout.
+  int wait(pid_t pid, std::chrono::milliseconds timeout) noexcept;
+
+  // Stops every registered child, newest first. Idempotent.
+  void stop_all(std::chrono::milliseconds grace = std::chrono::milliseconds(2000)) noexcept;
+
+  const std::vector<pid_t>& pids() const noexcept { return pids_; }
+
+ private:
+  std::vector<pid_t> pids_;
+};
+
+// ---- file descriptors ------------------------------------------------------------------------
+
+// Sole owner of one fd; closes it on destruction. close() is idempotent; never throws.
+class unique_fd {
+ public:
+  unique_fd() noexcept = default;
+  explicit unique_fd(int fd) noexcept : fd_(fd) {}
+  unique_fd(const unique_fd&) = delete;
+  unique_fd& operator=(const unique_fd&) = delete;
+  unique_fd(unique_fd&& other) noexcept : fd_(other.release()) {}
+  unique_fd& operator=(unique_fd&& other) noexcept {
+    if (this != &other) reset(other.release());
+    return *this;
+  }
+  ~unique_fd() { close(); }
+
+  int get() const noexcept { return fd_; }
+  explicit operator bool() const noexcept { return fd_ >= 0; }
+  int release() noexcept {
+    const int fd = fd_;
+    fd_ = -1;
+    return fd;
+  }
+  void reset(int fd = -1) noexcept;
+  void close() noexcept { reset(); }
+
+ private:
+  int fd_ = -1;
+};
+
+// ---- endpoints -------------------------------------------------------------------------------
+
+// Connects to the Unix stream socket `path` until a connect succeeds (the probe connection is
+// closed at once: the listener sees an accept followed by EOF and must tolerate that), retrying
+// with a short backoff. Throws std::runtime_error when `timeout` passes, or at once if
+// `watched_pid` (when > 0) has exited. `path` may be given as "ipc://path" (ZeroMQ endpoint).
+void wait_for_unix_socket(const std::string& path, std::chrono::milliseconds timeout,
+                          pid_t watched_pid = 0);
+
+// Connected, blocking Unix stream socket to `path` with SO_RCVTIMEO/SO_SNDTIMEO = `io_timeout`
+// (a blocked read or write then fails with EAGAIN). Returns the fd, owned by the caller. Throws
+// std::system_error.
+int connect_unix(const std::string& path, std::chrono::milliseconds io_timeout);
+
+// Bound, listening Unix stream socket at `path` (an existing file at `path` is unlinked first),
+// accept() timing out after `accept_timeout`. Returns the fd, owned by the caller. Throws
+// std::system_error; throws std::invalid_argument if `path` does not fit sockaddr_un.
+int listen_unix(const std::string& path, std::chrono::milliseconds accept_timeout);
+
+// Sets SO_RCVTIMEO and SO_SNDTIMEO on `fd`. Throws std::system_error.
+void set_io_timeout(int fd, std::chrono::milliseconds timeout);
+
+// Writes all `size` bytes to the socket `fd` with send(MSG_NOSIGNAL) (a closed peer is EPIPE, not
+// SIGPIPE), retrying on partial writes and EINTR. Throws std::system_error (EAGAIN means the
+// SO_SNDTIMEO deadline passed).
+void write_all(int fd, const void* data, std::size_t size);
+
+// Reads exactly `size` bytes. Returns false on EOF before the first byte; throws
+// std::system_error on error (EAGAIN: SO_RCVTIMEO passed) and std::runtime_error on EOF midway.
+bool read_exact(int fd, void* data, std::size_t size);
+
+// ---- memory ----------------------------------------------------------------------------------
+
+// VmHWM (peak resident set) of `pid` from /proc/<pid>/status, in KiB; -1 if unreadable.
+long read_vm_hwm_kib(pid_t pid);
+
+// ---- frames ----------------------------------------------------------------------------------
+
+inline void store_le32(std::uint8_t* p, std::uint32_t v) noexcept {
+  p[0] = static_cast<std::uint8_t>(v);
+  p[1] = static_cast<std::uint8_t>(v >> 8);
+  p[2] = static_cast<std::uint8_t>(v >> 16);
+  p[3] = static_cast<std::uint8_t>(v >> 24);
+}
+
+inline std::uint32_t load_le32(const std::uint8_t* p) noexcept {
+  return std::uint32_t{p[0]} | std::uint32_t{p[1]} << 8 | std::uint32_t{p[2]} << 16 |
+         std::uint32_t{p[3]} << 24;
+}
+
+}  // namespace bench
