@@ -152,6 +152,7 @@ class inproc_listener final : public listener_impl,
     inproc_connection::pair(server, client);
     asio::post(io_, [self = shared_from_this(), server] {
       if (self->on_accept_) self->on_accept_(connection(server));
+      else server->close();  // closed before accepting: the connecting end must see it
     });
     return connection(client);
   }

@@ -1,0 +1,644 @@
+#include "plexus/broker/router.hpp"
+
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <random>
+#include <string>
+#include <system_error>
+#include <vector>
+
+#include <gtest/gtest.h>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include "plexus/rpc/client.hpp"
+#include "plexus/rpc/service.hpp"
+#include "plexus/transport/connection.hpp"
+#include "plexus/wire/control.hpp"
+#include "plexus/wire/message.hpp"
+
+// The router with real clients and services in one process, on one io_context the
+// test drives itself.
+
+namespace plexus::broker {
+namespace {
+
+namespace asio = boost::asio;
+using namespace std::chrono_literals;
+using bytes = std::vector<std::uint8_t>;
+
+template <class Pred>
+bool run_until(asio::io_context& io, Pred done, std::chrono::milliseconds limit = 3000ms) {
+  const auto end = std::chrono::steady_clock::now() + limit;
+  while (!done()) {
+    const auto now = std::chrono::steady_clock::now();
+    if (now >= end) return false;
+    if (io.stopped()) io.restart();
+    io.run_one_for(std::min<std::chrono::steady_clock::duration>(end - now, 50ms));
+  }
+  return true;
+}
+
+void settle(asio::io_context& io) {
+  for (int i = 0; i < 4; ++i) {
+    io.restart();
+    io.poll();
+  }
+}
+
+std::string next_inproc() {
+  static int counter = 0;
+  return "inproc://router-test-" + std::to_string(::getpid()) + "-" + std::to_string(++counter);
+}
+
+// Lets coroutine handlers wait until the test says go. Held by shared_ptr from the
+// handler's own frame, so it outlives a waiting handler whatever happens to the service.
+class gate {
+ public:
+  explicit gate(asio::io_context& io) : timer_(io, std::chrono::steady_clock::time_point::max()) {}
+  asio::awaitable<void> wait() {
+    if (open_) co_return;
+    boost::system::error_code ignored;
+    co_await timer_.async_wait(asio::redirect_error(asio::use_awaitable, ignored));
+  }
+  void open() {
+    open_ = true;
+    timer_.cancel();
+  }
+
+ private:
+  asio::steady_timer timer_;
+  bool open_ = false;
+};
+
+// The eventual outcome of one async_call; safe to drop before the call completes.
+struct pending {
+  std::shared_ptr<std::optional<result<value>>> out =
+      std::make_shared<std::optional<result<value>>>();
+  bool done() const { return out->has_value(); }
+  result<value>& get() { return **out; }
+};
+
+pending start_call(rpc::client& c, std::string_view service, std::string_view method, value params,
+                   rpc::duration deadline = {}) {
+  pending p;
+  c.async_call(
+      service, method, std::move(params),
+      [out = p.out](result<value> r) { out->emplace(std::move(r)); }, deadline);
+  return p;
+}
+
+// Starts a call, checks it is not answered before the loop runs, and runs the loop
+// until it is.
+result<value> call_and_wait(asio::io_context& io, rpc::client& c, std::string_view service,
+                            std::string_view method, value params, rpc::duration deadline = {}) {
+  auto p = start_call(c, service, method, std::move(params), deadline);
+  EXPECT_FALSE(p.done()) << "answered before the loop ran";
+  if (!run_until(io, [&] { return p.done(); }))
+    return plexus::error(errc::internal, "test: no answer in time");
+  return std::move(p.get());
+}
+
+// A router on one loop. Declare it first: what runs on its loop must die before it.
+struct fabric {
+  explicit fabric(std::string addr = next_inproc())
+      : address(std::move(addr)), router(io, {.listen = {address}}) {}
+
+  rpc::service_options service(std::string name) const {
+    return {.router = address, .name = std::move(name)};
+  }
+  rpc::client_options client() const { return {.router = address, .name = "test-client"}; }
+
+  asio::io_context io;
+  std::string address;
+  broker::router router;
+};
+
+testing::AssertionResult start_ready(asio::io_context& io, rpc::service& s) {
+  auto ready = std::make_shared<bool>(false);
+  if (auto ok = s.start([ready] { *ready = true; }); !ok)
+    return testing::AssertionFailure() << "start: " << ok.error().message;
+  if (!run_until(io, [&] { return *ready; }))
+    return testing::AssertionFailure() << "service " << s.name() << " was never registered";
+  return testing::AssertionSuccess();
+}
+
+struct received {
+  wire::frame_kind kind;
+  std::string name;
+  bytes payload;
+};
+
+// A peer speaking raw frames to the router, for what the rpc layer would never send.
+class raw_peer {
+ public:
+  raw_peer() = default;
+  raw_peer(const raw_peer&) = delete;
+  raw_peer& operator=(const raw_peer&) = delete;
+
+  testing::AssertionResult open(asio::io_context& io, const std::string& address) {
+    auto c = transport::connect(io, address);
+    if (!c) return testing::AssertionFailure() << c.error().message;
+    conn = std::move(*c);
+    conn.start(
+        [this](const wire::frame_view& f) {
+          frames.push_back(
+              {f.kind, std::string(f.name), bytes(f.payload.begin(), f.payload.end())});
+        },
+        [this](const plexus::error&) { closed = true; });
+    return testing::AssertionSuccess();
+  }
+
+  result<void> send_control(const value& v) {
+    bytes b;
+    wire::encode_value(b, v);
+    return conn.send(wire::frame_kind::control, "", b);
+  }
+
+  std::vector<value> controls() const {
+    std::vector<value> out;
+    for (const auto& f : frames) {
+      if (f.kind != wire::frame_kind::control) continue;
+      auto v = wire::decode_value(f.payload);
+      out.push_back(v ? *v : value("undecodable"));
+    }
+    return out;
+  }
+
+  std::vector<received> frames;
+  bool closed = false;
+  transport::connection conn;
+};
+
+const value* find_by_name(const value& list, std::string_view name) {
+  for (const auto& item : list)
+    if (item.is_object() && item.value("name", "") == name) return &item;
+  return nullptr;
+}
+
+TEST(Router, CallReachesARegisteredServiceAndReturnsItsValue) {
+  fabric f;
+  ASSERT_TRUE(f.router.start());
+  rpc::service calc(f.io, f.service("calc"));
+  calc.route("add", [](int a, int b) { return a + b; });
+  ASSERT_TRUE(start_ready(f.io, calc));
+  rpc::client c(f.io, f.client());
+  ASSERT_TRUE(c.connect());
+
+  auto p = start_call(c, "calc", "add", value::array({2, 3}));
+  EXPECT_FALSE(p.done());
+  EXPECT_EQ(c.in_flight(), 1u);
+  ASSERT_TRUE(run_until(f.io, [&] { return p.done(); }));
+  ASSERT_TRUE(p.get()) << p.get().error().message;
+  EXPECT_EQ(*p.get(), 5);
+  EXPECT_EQ(c.in_flight(), 0u);
+  const auto s = f.router.stats();
+  EXPECT_EQ(s.forwarded, 2u);  // the request and its response
+  EXPECT_EQ(s.in_flight, 0u);
+  EXPECT_EQ(s.peers, 2u);
+}
+
+TEST(Router, CallOverIpcReachesTheService) {
+  char pattern[] = "/tmp/plexus-router-XXXXXX";
+  ASSERT_NE(::mkdtemp(pattern), nullptr);
+  const std::string dir = pattern;
+  struct cleanup {
+    std::string dir;
+    ~cleanup() {
+      std::error_code ignored;
+      std::filesystem::remove_all(dir, ignored);
+    }
+  } remove_dir{dir};
+  {
+    fabric f("ipc://" + dir + "/router.sock");
+    ASSERT_TRUE(f.router.start());
+    EXPECT_EQ(f.router.addresses(), std::vector<std::string>{f.address});
+    rpc::service calc(f.io, f.service("calc"));
+    calc.route("add", [](int a, int b) { return a + b; });
+    ASSERT_TRUE(start_ready(f.io, calc));
+    rpc::client c(f.io, f.client());
+    ASSERT_TRUE(c.connect());
+
+    auto r = call_and_wait(f.io, c, "calc", "add", value::array({20, 22}));
+    ASSERT_TRUE(r) << r.error().message;
+    EXPECT_EQ(*r, 42);
+  }
+  EXPECT_FALSE(std::filesystem::exists(dir + "/router.sock"));  // the router cleaned up
+}
+
+TEST(Router, UnknownServiceIsAnsweredAtOnceWithNoRoute) {
+  fabric f;
+  ASSERT_TRUE(f.router.start());
+  rpc::client c(f.io, f.client());
+  ASSERT_TRUE(c.connect());
+
+  auto p = start_call(c, "nosuch", "anything", value::array(), 10s);
+  EXPECT_FALSE(p.done());
+  // Far sooner than the 10 s deadline: the router answers, the deadline does not.
+  ASSERT_TRUE(run_until(
+      f.io, [&] { return p.done(); }, 2000ms));
+  ASSERT_FALSE(p.get());
+  EXPECT_EQ(p.get().error().code, errc::unavailable);
+  EXPECT_NE(p.get().error().message.find("no route to nosuch"), std::string::npos)
+      << p.get().error().message;
+  EXPECT_EQ(p.get().error().context.value("service", ""), "nosuch");
+  EXPECT_EQ(f.router.stats().no_route, 1u);
+  EXPECT_EQ(c.in_flight(), 0u);
+}
+
+TEST(Router, TwoWorkersUnderOneNameShareConcurrentCallsEvenly) {
+  fabric f;
+  ASSERT_TRUE(f.router.start());
+  rpc::service a(f.io, f.service("svc")), b(f.io, f.service("svc"));
+  a.route("who", [] { return std::string("a"); });
+  b.route("who", [] { return std::string("b"); });
+  ASSERT_TRUE(start_ready(f.io, a));
+  ASSERT_TRUE(start_ready(f.io, b));
+  rpc::client c(f.io, f.client());
+  ASSERT_TRUE(c.connect());
+
+  // All ten reach the router before any answer: fewest-unanswered alternates them.
+  std::vector<pending> calls;
+  for (int i = 0; i < 10; ++i)
+    calls.push_back(start_call(c, "svc", "who", value::array()));
+  ASSERT_TRUE(run_until(f.io, [&] {
+    return std::all_of(calls.begin(), calls.end(), [](const pending& p) { return p.done(); });
+  }));
+  int by_a = 0, by_b = 0;
+  for (auto& p : calls) {
+    ASSERT_TRUE(p.get()) << p.get().error().message;
+    if (*p.get() == "a") ++by_a;
+    if (*p.get() == "b") ++by_b;
+  }
+  EXPECT_EQ(by_a, 5);
+  EXPECT_EQ(by_b, 5);
+}
+
+TEST(Router, WorkerHoldingASlowCallIsPassedOverForTheNextCalls) {
+  fabric f;
+  ASSERT_TRUE(f.router.start());
+  auto g = std::make_shared<gate>(f.io);
+  std::string holder;  // the worker that took the slow call
+  rpc::service a(f.io, f.service("svc")), b(f.io, f.service("svc"));
+  for (auto [s, tag] : {std::pair{&a, std::string("a")}, std::pair{&b, std::string("b")}}) {
+    s->route("slow", [g, tag, &holder]() -> asio::awaitable<std::string> {
+      holder = tag;
+      co_await g->wait();
+      co_return tag;
+    });
+    s->route("who", [tag] { return tag; });
+  }
+  ASSERT_TRUE(start_ready(f.io, a));
+  ASSERT_TRUE(start_ready(f.io, b));
+  rpc::client c(f.io, f.client());
+  ASSERT_TRUE(c.connect());
+
+  auto slow = start_call(c, "svc", "slow", value::array(), 10s);
+  ASSERT_TRUE(run_until(f.io, [&] { return !holder.empty(); }));
+  const std::string other = holder == "a" ? "b" : "a";
+  for (int i = 0; i < 4; ++i) {
+    auto r = call_and_wait(f.io, c, "svc", "who", value::array());
+    ASSERT_TRUE(r) << r.error().message;
+    EXPECT_EQ(*r, other) << "call " << i << " went to the busy worker " << holder;
+  }
+  EXPECT_FALSE(slow.done());
+  g->open();
+  ASSERT_TRUE(run_until(f.io, [&] { return slow.done(); }));
+  ASSERT_TRUE(slow.get()) << slow.get().error().message;
+  EXPECT_EQ(*slow.get(), holder);
+}
+
+TEST(Router, WorkerThatDisconnectsFailsItsUnansweredCallsAtOnce) {
+  fabric f;
+  ASSERT_TRUE(f.router.start());
+  auto g = std::make_shared<gate>(f.io);
+  int entered = 0;
+  auto worker = std::make_unique<rpc::service>(f.io, f.service("fragile"));
+  worker->route("hang", [g, &entered](int x) -> asio::awaitable<int> {
+    auto keep = g;  // the frame keeps the gate; the service may be gone when it resumes
+    ++entered;
+    co_await keep->wait();
+    co_return x;
+  });
+  ASSERT_TRUE(start_ready(f.io, *worker));
+  rpc::client c(f.io, f.client());
+  ASSERT_TRUE(c.connect());
+
+  auto p1 = start_call(c, "fragile", "hang", value::array({1}), 10s);
+  auto p2 = start_call(c, "fragile", "hang", value::array({2}), 10s);
+  ASSERT_TRUE(run_until(f.io, [&] { return entered == 2; }));
+  EXPECT_EQ(f.router.stats().in_flight, 2u);
+
+  worker.reset();  // its connection closes with two calls unanswered
+  EXPECT_FALSE(p1.done());
+  EXPECT_FALSE(p2.done());
+  ASSERT_TRUE(run_until(
+      f.io, [&] { return p1.done() && p2.done(); }, 2000ms));
+  for (auto* p : {&p1, &p2}) {
+    ASSERT_FALSE(p->get());
+    EXPECT_EQ(p->get().error().code, errc::unavailable);
+    EXPECT_NE(p->get().error().message.find("went away"), std::string::npos)
+        << p->get().error().message;
+  }
+  const auto s = f.router.stats();
+  EXPECT_EQ(s.failed_by_peer_loss, 2u);
+  EXPECT_EQ(s.in_flight, 0u);
+  EXPECT_EQ(s.peers, 1u);
+
+  // Its registration went with it.
+  auto again = call_and_wait(f.io, c, "fragile", "hang", value::array({3}));
+  ASSERT_FALSE(again);
+  EXPECT_NE(again.error().message.find("no route"), std::string::npos) << again.error().message;
+
+  g->open();  // let the orphaned handler frames finish
+  settle(f.io);
+}
+
+TEST(Router, WorkerThatClosesItsRawConnectionFailsItsUnansweredCalls) {
+  fabric f;
+  ASSERT_TRUE(f.router.start());
+  raw_peer worker;
+  ASSERT_TRUE(worker.open(f.io, f.address));
+  ASSERT_TRUE(worker.send_control({{"op", "register"}, {"service", "raw"}}));
+  ASSERT_TRUE(run_until(f.io, [&] { return !worker.controls().empty(); }));
+  EXPECT_EQ(worker.controls()[0].value("op", ""), "registered");
+  rpc::client c(f.io, f.client());
+  ASSERT_TRUE(c.connect());
+
+  auto p = start_call(c, "raw", "m", value::array(), 10s);
+  ASSERT_TRUE(run_until(f.io, [&] {
+    return std::any_of(worker.frames.begin(), worker.frames.end(),
+                       [](const received& r) { return r.kind == wire::frame_kind::data; });
+  }));
+  worker.conn.close();
+  ASSERT_TRUE(run_until(
+      f.io, [&] { return p.done(); }, 2000ms));
+  ASSERT_FALSE(p.get());
+  EXPECT_EQ(p.get().error().code, errc::unavailable);
+}
+
+TEST(Router, PlexusPingAnswersPong) {
+  fabric f;
+  ASSERT_TRUE(f.router.start());
+  rpc::client c(f.io, f.client());
+  ASSERT_TRUE(c.connect());
+  auto r = call_and_wait(f.io, c, "plexus", "ping", value::array());
+  ASSERT_TRUE(r) << r.error().message;
+  EXPECT_EQ(*r, "pong");
+}
+
+TEST(Router, PlexusServicesListsNamesAndWorkers) {
+  fabric f;
+  ASSERT_TRUE(f.router.start());
+  rpc::service calc1(f.io, f.service("calc")), calc2(f.io, f.service("calc")),
+      echo(f.io, f.service("echo"));
+  calc1.route("add", [](int a, int b) { return a + b; });
+  calc2.route("add", [](int a, int b) { return a + b; });
+  echo.route("echo", [](std::string s) { return s; });
+  ASSERT_TRUE(start_ready(f.io, calc1));
+  ASSERT_TRUE(start_ready(f.io, calc2));
+  ASSERT_TRUE(start_ready(f.io, echo));
+  rpc::client c(f.io, f.client());
+  ASSERT_TRUE(c.connect());
+
+  auto r = call_and_wait(f.io, c, "plexus", "services", value::array());
+  ASSERT_TRUE(r) << r.error().message;
+  ASSERT_TRUE(r->is_array()) << r->dump();
+  ASSERT_EQ(r->size(), 2u) << r->dump();
+  EXPECT_EQ((*r)[0]["name"], "calc");  // sorted by name
+  EXPECT_EQ((*r)[0]["workers"], 2);
+  EXPECT_EQ((*r)[0]["pids"], value::array({::getpid(), ::getpid()}));
+  EXPECT_EQ((*r)[1]["name"], "echo");
+  EXPECT_EQ((*r)[1]["workers"], 1);
+}
+
+TEST(Router, PlexusDescribeReturnsMethodsWithSignatures) {
+  fabric f;
+  ASSERT_TRUE(f.router.start());
+  rpc::service calc(f.io, f.service("calc"));
+  calc.route("add", [](int a, int b) { return a + b; });
+  calc.route("slow_sqrt", [](double x) { return x; }, {.blocking = true});
+  ASSERT_TRUE(start_ready(f.io, calc));
+  rpc::client c(f.io, f.client());
+  ASSERT_TRUE(c.connect());
+
+  auto r = call_and_wait(f.io, c, "plexus", "describe", value::array({"calc"}));
+  ASSERT_TRUE(r) << r.error().message;
+  EXPECT_EQ((*r)["name"], "calc");
+  EXPECT_EQ((*r)["workers"], 1);
+  ASSERT_TRUE((*r)["methods"].is_array()) << r->dump();
+  EXPECT_EQ((*r)["methods"].size(), 2u);
+  const value* add = find_by_name((*r)["methods"], "add");
+  ASSERT_NE(add, nullptr) << r->dump();
+  EXPECT_EQ((*add)["signature"], "(integer, integer) -> integer");
+  EXPECT_EQ((*add)["blocking"], false);
+  const value* sqrt = find_by_name((*r)["methods"], "slow_sqrt");
+  ASSERT_NE(sqrt, nullptr) << r->dump();
+  EXPECT_EQ((*sqrt)["signature"], "(number) -> number");
+  EXPECT_EQ((*sqrt)["blocking"], true);
+}
+
+TEST(Router, PlexusDescribeOfAnUnknownServiceIsNotFound) {
+  fabric f;
+  ASSERT_TRUE(f.router.start());
+  rpc::client c(f.io, f.client());
+  ASSERT_TRUE(c.connect());
+
+  auto r = call_and_wait(f.io, c, "plexus", "describe", value::array({"nosuch"}));
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, errc::not_found);
+  EXPECT_NE(r.error().message.find("nosuch"), std::string::npos) << r.error().message;
+
+  auto bad = call_and_wait(f.io, c, "plexus", "describe", value::array());
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(bad.error().code, errc::invalid_argument);
+
+  auto unknown = call_and_wait(f.io, c, "plexus", "frobnicate", value::array());
+  ASSERT_FALSE(unknown);
+  EXPECT_EQ(unknown.error().code, errc::not_found);
+  EXPECT_EQ(unknown.error().context.value("method", ""), "frobnicate");
+}
+
+TEST(Router, GarbageDataFramesLeaveTheRouterServingOthers) {
+  fabric f;
+  ASSERT_TRUE(f.router.start());
+  rpc::service calc(f.io, f.service("calc"));
+  calc.route("add", [](int a, int b) { return a + b; });
+  ASSERT_TRUE(start_ready(f.io, calc));
+  raw_peer junk;
+  ASSERT_TRUE(junk.open(f.io, f.address));
+
+  std::mt19937 rng(7);
+  bytes garbage(200);
+  for (auto& b : garbage)
+    b = static_cast<std::uint8_t>(rng());
+  garbage[0] = 0xff;  // a CBOR break code: never the start of a message
+  ASSERT_TRUE(junk.conn.send(wire::frame_kind::data, "calc", garbage));
+  ASSERT_TRUE(junk.conn.send(wire::frame_kind::data, "plexus", garbage));
+  ASSERT_TRUE(junk.conn.send(wire::frame_kind::data, "calc", bytes{}));
+  ASSERT_TRUE(run_until(f.io, [&] { return f.router.stats().malformed == 3; }));
+
+  rpc::client c(f.io, f.client());
+  ASSERT_TRUE(c.connect());
+  auto r = call_and_wait(f.io, c, "calc", "add", value::array({1, 2}));
+  ASSERT_TRUE(r) << r.error().message;
+  EXPECT_EQ(*r, 3);
+  EXPECT_FALSE(junk.closed);
+  EXPECT_TRUE(junk.conn.is_open());
+  EXPECT_EQ(calc.in_flight(), 0u);
+  EXPECT_EQ(f.router.stats().malformed, 3u);
+}
+
+TEST(Router, GarbageControlFrameIsAnsweredWithAControlError) {
+  fabric f;
+  ASSERT_TRUE(f.router.start());
+  raw_peer junk;
+  ASSERT_TRUE(junk.open(f.io, f.address));
+  ASSERT_TRUE(junk.conn.send(wire::frame_kind::control, "", bytes{0xff, 0x01, 0x02}));
+  ASSERT_TRUE(junk.send_control({{"op", "dance"}}));
+  ASSERT_TRUE(run_until(f.io, [&] { return junk.controls().size() == 2; }));
+  const auto replies = junk.controls();
+  EXPECT_EQ(replies[0].value("op", ""), "error");
+  EXPECT_EQ(replies[0].value("code", ""), "invalid_argument");
+  EXPECT_EQ(replies[1].value("op", ""), "error");
+  EXPECT_EQ(replies[1].value("about", ""), "dance");
+  EXPECT_EQ(replies[1].value("code", ""), "unimplemented");
+  EXPECT_FALSE(junk.closed);
+}
+
+TEST(Router, RegisteringTheReservedOrAnEmptyNameIsRefused) {
+  fabric f;
+  ASSERT_TRUE(f.router.start());
+  raw_peer peer;
+  ASSERT_TRUE(peer.open(f.io, f.address));
+  for (const auto& name : {std::string("plexus"), std::string(), std::string(256, 'n')})
+    ASSERT_TRUE(peer.send_control({{"op", "register"}, {"service", name}}));
+  ASSERT_TRUE(run_until(f.io, [&] { return peer.controls().size() == 3; }));
+  for (const auto& reply : peer.controls()) {
+    EXPECT_EQ(reply.value("op", ""), "error") << reply.dump();
+    EXPECT_EQ(reply.value("about", ""), "register") << reply.dump();
+    EXPECT_EQ(reply.value("code", ""), "invalid_argument") << reply.dump();
+    EXPECT_NE(reply.value("message", "").find("reserved"), std::string::npos) << reply.dump();
+  }
+
+  // Nothing was registered and the router still answers as "plexus" itself.
+  rpc::client c(f.io, f.client());
+  ASSERT_TRUE(c.connect());
+  auto services = call_and_wait(f.io, c, "plexus", "services", value::array());
+  ASSERT_TRUE(services) << services.error().message;
+  EXPECT_EQ(*services, value::array());
+  auto ping = call_and_wait(f.io, c, "plexus", "ping", value::array());
+  ASSERT_TRUE(ping) << ping.error().message;
+  EXPECT_EQ(*ping, "pong");
+}
+
+TEST(Router, CallersWithTheSameMsgidGetTheirOwnAnswers) {
+  fabric f;
+  ASSERT_TRUE(f.router.start());
+  rpc::service echo(f.io, f.service("echo"));
+  echo.route("echo", [](std::string s) { return s; });
+  ASSERT_TRUE(start_ready(f.io, echo));
+  // Two fresh clients number their first call alike.
+  rpc::client c1(f.io, f.client()), c2(f.io, f.client());
+  ASSERT_TRUE(c1.connect());
+  ASSERT_TRUE(c2.connect());
+  auto p1 = start_call(c1, "echo", "echo", value::array({"one"}));
+  auto p2 = start_call(c2, "echo", "echo", value::array({"two"}));
+  ASSERT_TRUE(run_until(f.io, [&] { return p1.done() && p2.done(); }));
+  ASSERT_TRUE(p1.get());
+  ASSERT_TRUE(p2.get());
+  EXPECT_EQ(*p1.get(), "one");
+  EXPECT_EQ(*p2.get(), "two");
+}
+
+TEST(Router, StatsCountNoRouteAndFailedByPeerLoss) {
+  fabric f;
+  ASSERT_TRUE(f.router.start());
+  auto g = std::make_shared<gate>(f.io);
+  auto worker = std::make_unique<rpc::service>(f.io, f.service("w"));
+  worker->route("hang", [g]() -> asio::awaitable<int> {
+    auto keep = g;
+    co_await keep->wait();
+    co_return 0;
+  });
+  ASSERT_TRUE(start_ready(f.io, *worker));
+  rpc::client c(f.io, f.client());
+  ASSERT_TRUE(c.connect());
+  EXPECT_EQ(f.router.stats().no_route, 0u);
+  EXPECT_EQ(f.router.stats().failed_by_peer_loss, 0u);
+
+  std::vector<pending> calls;
+  for (int i = 0; i < 2; ++i)
+    calls.push_back(start_call(c, "nowhere", "m", value::array()));
+  for (int i = 0; i < 3; ++i)
+    calls.push_back(start_call(c, "w", "hang", value::array(), 10s));
+  ASSERT_TRUE(run_until(f.io, [&] { return worker->in_flight() == 3; }));
+  EXPECT_EQ(f.router.stats().no_route, 2u);
+  EXPECT_EQ(f.router.stats().in_flight, 3u);
+  EXPECT_EQ(f.router.stats().failed_by_peer_loss, 0u);
+
+  worker.reset();
+  ASSERT_TRUE(run_until(f.io, [&] {
+    return std::all_of(calls.begin(), calls.end(), [](const pending& p) { return p.done(); });
+  }));
+  const auto s = f.router.stats();
+  EXPECT_EQ(s.no_route, 2u);
+  EXPECT_EQ(s.failed_by_peer_loss, 3u);
+  EXPECT_EQ(s.in_flight, 0u);
+  EXPECT_EQ(s.peers, 1u);
+  g->open();
+  settle(f.io);
+}
+
+TEST(Router, StartFailsNamingTheAddress) {
+  asio::io_context io;
+  router none(io, {});
+  auto empty = none.start();
+  ASSERT_FALSE(empty);
+  EXPECT_EQ(empty.error().code, errc::invalid_argument);
+
+  router bad(io, {.listen = {"bogus://x"}});
+  auto r = bad.start();
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, errc::invalid_argument);
+  EXPECT_NE(r.error().message.find("bogus://x"), std::string::npos) << r.error().message;
+
+  const auto address = next_inproc();
+  router first(io, {.listen = {address}}), second(io, {.listen = {address}});
+  ASSERT_TRUE(first.start());
+  auto taken = second.start();
+  ASSERT_FALSE(taken);
+  EXPECT_EQ(taken.error().code, errc::unavailable);
+  EXPECT_NE(taken.error().message.find(address), std::string::npos) << taken.error().message;
+}
+
+TEST(Router, StopClosesEveryPeer) {
+  fabric f;
+  ASSERT_TRUE(f.router.start());
+  rpc::client c(f.io, f.client());
+  ASSERT_TRUE(c.connect());
+  auto r = call_and_wait(f.io, c, "plexus", "ping", value::array());
+  ASSERT_TRUE(r);
+  EXPECT_EQ(f.router.stats().peers, 1u);
+  f.router.stop();
+  f.router.stop();  // idempotent
+  EXPECT_EQ(f.router.stats().peers, 0u);
+  EXPECT_TRUE(f.router.addresses().empty());
+  ASSERT_TRUE(run_until(f.io, [&] { return !c.connected(); }));
+  auto after = transport::connect(f.io, f.address);
+  ASSERT_FALSE(after);
+  EXPECT_EQ(after.error().code, errc::unavailable);
+}
+
+}  // namespace
+}  // namespace plexus::broker

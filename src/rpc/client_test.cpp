@@ -1,0 +1,406 @@
+#include "plexus/rpc/client.hpp"
+
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <future>
+#include <memory>
+#include <optional>
+#include <string>
+#include <system_error>
+#include <thread>
+#include <unordered_set>
+#include <vector>
+
+#include <gtest/gtest.h>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include "plexus/broker/router.hpp"
+#include "plexus/rpc/service.hpp"
+#include "plexus/transport/connection.hpp"
+#include "plexus/wire/message.hpp"
+
+// The client against a router and a service in one process, on one io_context the
+// test drives itself (or, for call_future, runs on a thread of its own).
+
+namespace plexus::rpc {
+namespace {
+
+namespace asio = boost::asio;
+using namespace std::chrono_literals;
+using bytes = std::vector<std::uint8_t>;
+
+template <class Pred>
+bool run_until(asio::io_context& io, Pred done, std::chrono::milliseconds limit = 3000ms) {
+  const auto end = std::chrono::steady_clock::now() + limit;
+  while (!done()) {
+    const auto now = std::chrono::steady_clock::now();
+    if (now >= end) return false;
+    if (io.stopped()) io.restart();
+    io.run_one_for(std::min<std::chrono::steady_clock::duration>(end - now, 50ms));
+  }
+  return true;
+}
+
+void settle(asio::io_context& io) {
+  for (int i = 0; i < 4; ++i) {
+    io.restart();
+    io.poll();
+  }
+}
+
+std::string next_inproc() {
+  static int counter = 0;
+  return "inproc://client-test-" + std::to_string(::getpid()) + "-" + std::to_string(++counter);
+}
+
+// Lets coroutine handlers wait until the test says go.
+class gate {
+ public:
+  explicit gate(asio::io_context& io) : timer_(io, std::chrono::steady_clock::time_point::max()) {}
+  asio::awaitable<void> wait() {
+    if (open_) co_return;
+    boost::system::error_code ignored;
+    co_await timer_.async_wait(asio::redirect_error(asio::use_awaitable, ignored));
+  }
+  void open() {
+    open_ = true;
+    timer_.cancel();
+  }
+
+ private:
+  asio::steady_timer timer_;
+  bool open_ = false;
+};
+
+struct pending {
+  std::shared_ptr<std::optional<result<value>>> out =
+      std::make_shared<std::optional<result<value>>>();
+  bool done() const { return out->has_value(); }
+  result<value>& get() { return **out; }
+};
+
+pending start_call(client& c, std::string_view service, std::string_view method, value params,
+                   duration deadline = {}) {
+  pending p;
+  c.async_call(
+      service, method, std::move(params),
+      [out = p.out](result<value> r) { out->emplace(std::move(r)); }, deadline);
+  return p;
+}
+
+bool contains(const std::string& haystack, std::string_view needle) {
+  return haystack.find(needle) != std::string::npos;
+}
+
+// Runs an io_context on a thread of its own until destroyed.
+class loop_thread {
+ public:
+  explicit loop_thread(asio::io_context& io) : io_(io), guard_(asio::make_work_guard(io)) {
+    io_.restart();
+    thread_ = std::thread([this] { io_.run(); });
+  }
+  ~loop_thread() {
+    guard_.reset();
+    io_.stop();
+    thread_.join();
+    io_.restart();
+  }
+  std::thread::id id() const { return thread_.get_id(); }
+
+ private:
+  asio::io_context& io_;
+  asio::executor_work_guard<asio::io_context::executor_type> guard_;
+  std::thread thread_;
+};
+
+class Client : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_TRUE(router_.start());
+    svc_.route("add", [](int a, int b) { return a + b; });
+    svc_.route("echo", [](std::int64_t i) { return i; });
+    svc_.route("hang", [g = gate_]() -> asio::awaitable<int> {
+      auto keep = g;
+      co_await keep->wait();
+      co_return 1;
+    });
+    svc_.route("note", [this](int x) { notes_.push_back(x); });
+    auto ready = std::make_shared<bool>(false);
+    ASSERT_TRUE(svc_.start([ready] { *ready = true; }));
+    ASSERT_TRUE(run_until(io_, [&] { return *ready; }));
+    ASSERT_TRUE(client_.connect());
+  }
+
+  void TearDown() override {
+    gate_->open();  // let any waiting handler finish before the loop goes away
+    settle(io_);
+  }
+
+  asio::io_context io_;
+  std::string address_ = next_inproc();
+  broker::router router_{io_, {.listen = {address_}}};
+  std::shared_ptr<gate> gate_ = std::make_shared<gate>(io_);
+  std::vector<int> notes_;
+  service svc_{io_, {.router = address_, .name = "svc"}};
+  client client_{io_, {.router = address_, .name = "test-client"}};
+};
+
+TEST_F(Client, CallPastItsDeadlineIsDeadlineExceeded) {
+  const auto started = std::chrono::steady_clock::now();
+  auto p = start_call(client_, "svc", "hang", value::array(), 100ms);
+  EXPECT_FALSE(p.done());
+  EXPECT_EQ(client_.in_flight(), 1u);
+
+  ASSERT_TRUE(run_until(io_, [&] { return p.done(); }));
+  ASSERT_FALSE(p.get());
+  EXPECT_EQ(p.get().error().code, errc::deadline_exceeded) << p.get().error().message;
+  EXPECT_EQ(p.get().error().context.value("deadline_ms", 0), 100);
+  EXPECT_GE(std::chrono::steady_clock::now() - started, 100ms);  // never early
+  EXPECT_EQ(client_.in_flight(), 0u);
+
+  // The answer that comes after the deadline is dropped.
+  gate_->open();
+  ASSERT_TRUE(run_until(io_, [&] { return router_.stats().forwarded == 2; }));
+  settle(io_);
+  EXPECT_EQ(p.get().error().code, errc::deadline_exceeded);
+  EXPECT_EQ(client_.in_flight(), 0u);
+  EXPECT_TRUE(client_.connected());
+}
+
+TEST_F(Client, CallFutureWorksFromAnotherThreadWhileTheLoopRunsOnAThread) {
+  std::future<result<value>> sum, missing;
+  {
+    loop_thread loop(io_);
+    EXPECT_NE(loop.id(), std::this_thread::get_id());
+    sum = client_.call_future("svc", "add", value::array({2, 3}));
+    missing = client_.call_future("nosuch", "m", value::array());
+    ASSERT_EQ(sum.wait_for(5s), std::future_status::ready);
+    ASSERT_EQ(missing.wait_for(5s), std::future_status::ready);
+  }
+  auto s = sum.get();
+  ASSERT_TRUE(s) << s.error().message;
+  EXPECT_EQ(*s, 5);
+  auto m = missing.get();
+  ASSERT_FALSE(m);
+  EXPECT_EQ(m.error().code, errc::unavailable);
+}
+
+TEST_F(Client, CoCallWorksInsideCoSpawn) {
+  std::optional<result<value>> sum, missing, late;
+  asio::co_spawn(
+      io_,
+      [&]() -> asio::awaitable<void> {
+        // Arguments built outside the co_await expressions: GCC rejects an
+        // initializer_list temporary there ("array used as initializer").
+        value pair = value::array();
+        pair.push_back(20);
+        pair.push_back(22);
+        sum = co_await client_.co_call("svc", "add", std::move(pair));
+        missing = co_await client_.co_call("nosuch", "m", value::array());
+        late = co_await client_.co_call("svc", "hang", value::array(), 50ms);
+      },
+      asio::detached);
+  EXPECT_FALSE(sum.has_value());
+
+  ASSERT_TRUE(run_until(io_, [&] { return late.has_value(); }));
+  ASSERT_TRUE(*sum) << sum->error().message;
+  EXPECT_EQ(**sum, 42);
+  ASSERT_FALSE(*missing);
+  EXPECT_EQ(missing->error().code, errc::unavailable);
+  ASSERT_FALSE(*late);
+  EXPECT_EQ(late->error().code, errc::deadline_exceeded);
+}
+
+TEST_F(Client, TenThousandCallsInFlightAllCompleteWithTheirOwnValues) {
+  constexpr int n = 10000;
+  struct tally {
+    int correct = 0, wrong = 0, failed = 0;
+    int total() const { return correct + wrong + failed; }
+  };
+  auto t = std::make_shared<tally>();
+  for (int i = 0; i < n; ++i) {
+    client_.async_call(
+        "svc", "echo", value::array({i}),
+        [t, i](result<value> r) {
+          if (!r)
+            ++t->failed;
+          else if (*r == i)
+            ++t->correct;
+          else
+            ++t->wrong;
+        },
+        20s);
+  }
+  EXPECT_EQ(client_.in_flight(), static_cast<std::size_t>(n));
+  EXPECT_EQ(t->total(), 0);
+
+  ASSERT_TRUE(run_until(
+      io_, [&] { return t->total() == n; }, 20000ms))
+      << t->total();
+  EXPECT_EQ(t->correct, n);
+  EXPECT_EQ(t->wrong, 0);
+  EXPECT_EQ(t->failed, 0);
+  EXPECT_EQ(client_.in_flight(), 0u);
+  EXPECT_EQ(router_.stats().forwarded, 2u * n);
+  EXPECT_EQ(router_.stats().in_flight, 0u);
+}
+
+// A worker speaking raw frames sees the msgids themselves, and answers out of order.
+TEST_F(Client, TenThousandCallsUseDistinctMsgidsAndMatchAnswersGivenInReverse) {
+  constexpr int n = 10000;
+  struct held {
+    std::string caller;
+    std::uint32_t msgid;
+    value arg;
+  };
+  std::vector<held> requests;
+  bool registered = false;
+  auto raw = transport::connect(io_, address_);
+  ASSERT_TRUE(raw) << raw.error().message;
+  raw->start(
+      [&](const wire::frame_view& f) {
+        if (f.kind == wire::frame_kind::control) {
+          auto v = wire::decode_value(f.payload);
+          if (v && v->value("op", "") == "registered") registered = true;
+          return;
+        }
+        auto m = wire::decode(f.payload);
+        if (!m || !std::holds_alternative<wire::request>(*m)) return;
+        auto& req = std::get<wire::request>(*m);
+        requests.push_back({std::string(f.name), req.msgid, req.params.at(0)});
+      },
+      [](const plexus::error&) {});
+  bytes reg;
+  wire::encode_value(reg, value{{"op", "register"}, {"service", "raw"}});
+  ASSERT_TRUE(raw->send(wire::frame_kind::control, "", reg));
+  ASSERT_TRUE(run_until(io_, [&] { return registered; }));
+
+  auto t = std::make_shared<std::pair<int, int>>(0, 0);  // correct, other
+  for (int i = 0; i < n; ++i) {
+    client_.async_call(
+        "raw", "echo", value::array({i}),
+        [t, i](result<value> r) { ++(r && *r == i ? t->first : t->second); }, 20s);
+  }
+  ASSERT_TRUE(run_until(
+      io_, [&] { return requests.size() == static_cast<std::size_t>(n); }, 20000ms))
+      << requests.size();
+  std::unordered_set<std::uint32_t> ids;
+  for (const auto& r : requests)
+    ids.insert(r.msgid);
+  EXPECT_EQ(ids.size(), static_cast<std::size_t>(n));
+
+  for (auto it = requests.rbegin(); it != requests.rend(); ++it) {
+    bytes out;
+    wire::encode(out, wire::response{it->msgid, std::nullopt, it->arg});
+    ASSERT_TRUE(raw->send(wire::frame_kind::data, it->caller, out));
+  }
+  ASSERT_TRUE(run_until(
+      io_, [&] { return t->first + t->second == n; }, 20000ms));
+  EXPECT_EQ(t->first, n);
+  EXPECT_EQ(t->second, 0);
+}
+
+TEST_F(Client, CallingWhenNotConnectedIsUnavailable) {
+  client idle(io_, {.router = address_});
+  EXPECT_FALSE(idle.connected());
+  auto p = start_call(idle, "svc", "add", value::array({1, 2}));
+  EXPECT_FALSE(p.done());  // completions always run from the loop
+  ASSERT_TRUE(run_until(io_, [&] { return p.done(); }));
+  ASSERT_FALSE(p.get());
+  EXPECT_EQ(p.get().error().code, errc::unavailable);
+  EXPECT_TRUE(contains(p.get().error().message, "not connected")) << p.get().error().message;
+
+  auto n = idle.notify("svc", "note", value::array({1}));
+  ASSERT_FALSE(n);
+  EXPECT_EQ(n.error().code, errc::unavailable);
+}
+
+TEST_F(Client, ConnectingToAMissingIpcPathIsUnavailable) {
+  char pattern[] = "/tmp/plexus-client-XXXXXX";
+  ASSERT_NE(::mkdtemp(pattern), nullptr);
+  const std::string dir = pattern;
+  {
+    client lost(io_, {.router = "ipc://" + dir + "/missing.sock"});
+    auto r = lost.connect();
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().code, errc::unavailable);
+    EXPECT_TRUE(contains(r.error().message, "missing.sock")) << r.error().message;
+    EXPECT_FALSE(lost.connected());
+  }
+  std::error_code ignored;
+  std::filesystem::remove_all(dir, ignored);
+}
+
+TEST_F(Client, NotifyReturnsOkAndReachesTheService) {
+  auto ok = client_.notify("svc", "note", value::array({7}));
+  EXPECT_TRUE(ok) << ok.error().message;
+  EXPECT_TRUE(notes_.empty());
+  ASSERT_TRUE(run_until(io_, [&] { return !notes_.empty(); }));
+  EXPECT_EQ(notes_, std::vector<int>{7});
+  EXPECT_EQ(client_.in_flight(), 0u);
+
+  // Nobody answers a notification, not even to say there is no such service.
+  EXPECT_TRUE(client_.notify("nosuch", "note", value::array()));
+}
+
+TEST_F(Client, ParamsThatAreNotAnArrayAreInvalidArgument) {
+  auto p = start_call(client_, "svc", "add", value{{"a", 1}});
+  ASSERT_TRUE(run_until(io_, [&] { return p.done(); }));
+  ASSERT_FALSE(p.get());
+  EXPECT_EQ(p.get().error().code, errc::invalid_argument);
+  auto n = client_.notify("svc", "note", 5);
+  ASSERT_FALSE(n);
+  EXPECT_EQ(n.error().code, errc::invalid_argument);
+}
+
+TEST_F(Client, CloseFailsCallsInFlightWithUnavailable) {
+  auto p = start_call(client_, "svc", "hang", value::array(), 10s);
+  ASSERT_TRUE(run_until(io_, [&] { return svc_.in_flight() == 1; }));
+  EXPECT_FALSE(p.done());
+  client_.close();
+  client_.close();  // idempotent
+  ASSERT_TRUE(p.done());
+  ASSERT_FALSE(p.get());
+  EXPECT_EQ(p.get().error().code, errc::unavailable);
+  EXPECT_FALSE(client_.connected());
+  EXPECT_EQ(client_.in_flight(), 0u);
+}
+
+TEST_F(Client, RouterLossFailsCallsInFlightWithUnavailable) {
+  auto p = start_call(client_, "svc", "hang", value::array(), 10s);
+  ASSERT_TRUE(run_until(io_, [&] { return svc_.in_flight() == 1; }));
+  router_.stop();
+  EXPECT_FALSE(p.done());
+  ASSERT_TRUE(run_until(
+      io_, [&] { return p.done(); }, 2000ms));
+  ASSERT_FALSE(p.get());
+  EXPECT_EQ(p.get().error().code, errc::unavailable);
+  EXPECT_TRUE(contains(p.get().error().message, "router")) << p.get().error().message;
+  EXPECT_FALSE(client_.connected());
+}
+
+TEST_F(Client, BlockingTypedCallConvertsArgumentsAndResult) {
+  auto sum = client_.call<int>("svc", "add", 2, 3);
+  ASSERT_TRUE(sum) << sum.error().message;
+  EXPECT_EQ(*sum, 5);
+
+  auto wrong = client_.call<std::string>("svc", "add", 2, 3);
+  ASSERT_FALSE(wrong);
+  EXPECT_EQ(wrong.error().code, errc::invalid_argument);
+  EXPECT_TRUE(contains(wrong.error().message, "result of add")) << wrong.error().message;
+}
+
+}  // namespace
+}  // namespace plexus::rpc

@@ -1,0 +1,630 @@
+#include "plexus/rpc/service.hpp"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <future>
+#include <memory>
+#include <optional>
+#include <set>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <gtest/gtest.h>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include "plexus/broker/router.hpp"
+#include "plexus/rpc/client.hpp"
+#include "plexus/transport/connection.hpp"
+#include "plexus/wire/message.hpp"
+
+// Services with a router and a client in one process, on one io_context the test
+// drives itself.
+
+namespace plexus::rpc {
+namespace {
+
+namespace asio = boost::asio;
+using namespace std::chrono_literals;
+using bytes = std::vector<std::uint8_t>;
+
+// A user type converted by its own to_json/from_json.
+struct point {
+  int x = 0;
+  int y = 0;
+  bool operator==(const point&) const = default;
+};
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(point, x, y)
+
+template <class Pred>
+bool run_until(asio::io_context& io, Pred done, std::chrono::milliseconds limit = 3000ms) {
+  const auto end = std::chrono::steady_clock::now() + limit;
+  while (!done()) {
+    const auto now = std::chrono::steady_clock::now();
+    if (now >= end) return false;
+    if (io.stopped()) io.restart();
+    io.run_one_for(std::min<std::chrono::steady_clock::duration>(end - now, 50ms));
+  }
+  return true;
+}
+
+void settle(asio::io_context& io) {
+  for (int i = 0; i < 4; ++i) {
+    io.restart();
+    io.poll();
+  }
+}
+
+std::string next_inproc() {
+  static int counter = 0;
+  return "inproc://service-test-" + std::to_string(::getpid()) + "-" + std::to_string(++counter);
+}
+
+// Lets coroutine handlers wait until the test says go.
+class gate {
+ public:
+  explicit gate(asio::io_context& io) : timer_(io, std::chrono::steady_clock::time_point::max()) {}
+  asio::awaitable<void> wait() {
+    if (open_) co_return;
+    boost::system::error_code ignored;
+    co_await timer_.async_wait(asio::redirect_error(asio::use_awaitable, ignored));
+  }
+  void open() {
+    open_ = true;
+    timer_.cancel();
+  }
+
+ private:
+  asio::steady_timer timer_;
+  bool open_ = false;
+};
+
+struct pending {
+  std::shared_ptr<std::optional<result<value>>> out =
+      std::make_shared<std::optional<result<value>>>();
+  bool done() const { return out->has_value(); }
+  result<value>& get() { return **out; }
+};
+
+pending start_call(client& c, std::string_view service, std::string_view method, value params,
+                   duration deadline = {}) {
+  pending p;
+  c.async_call(
+      service, method, std::move(params),
+      [out = p.out](result<value> r) { out->emplace(std::move(r)); }, deadline);
+  return p;
+}
+
+bool contains(const std::string& haystack, std::string_view needle) {
+  return haystack.find(needle) != std::string::npos;
+}
+
+class Service : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_TRUE(router_.start());
+    ASSERT_TRUE(client_.connect());
+  }
+
+  service_options options(std::string name = "svc") const {
+    return {.router = address_, .name = std::move(name)};
+  }
+
+  testing::AssertionResult start_ready(service& s) {
+    auto ready = std::make_shared<bool>(false);
+    if (auto ok = s.start([ready] { *ready = true; }); !ok)
+      return testing::AssertionFailure() << "start: " << ok.error().message;
+    if (!run_until(io_, [&] { return *ready; }))
+      return testing::AssertionFailure() << "service " << s.name() << " was never registered";
+    return testing::AssertionSuccess();
+  }
+
+  // Calls svc.method, checks it is not answered before the loop runs, runs the loop
+  // until it is.
+  result<value> call(std::string_view method, value params, duration deadline = {}) {
+    auto p = start_call(client_, "svc", method, std::move(params), deadline);
+    EXPECT_FALSE(p.done()) << "answered before the loop ran";
+    if (!run_until(io_, [&] { return p.done(); }))
+      return plexus::error(errc::internal, "test: no answer in time");
+    return std::move(p.get());
+  }
+
+  asio::io_context io_;
+  std::string address_ = next_inproc();
+  broker::router router_{io_, {.listen = {address_}}};
+  client client_{io_, {.router = address_, .name = "test-client"}};
+};
+
+TEST_F(Service, ArityErrorNamesTheSignature) {
+  service s(io_, options());
+  s.route("add", [](int a, int b) { return a + b; });
+  ASSERT_TRUE(start_ready(s));
+
+  auto few = call("add", value::array({1}));
+  ASSERT_FALSE(few);
+  EXPECT_EQ(few.error().code, errc::invalid_argument);
+  EXPECT_TRUE(contains(few.error().message, "expects 2 arguments (integer, integer)"))
+      << few.error().message;
+  EXPECT_TRUE(contains(few.error().message, "got 1")) << few.error().message;
+  EXPECT_EQ(few.error().context.value("signature", ""), "(integer, integer) -> integer");
+  EXPECT_EQ(few.error().context.value("method", ""), "add");
+
+  auto many = call("add", value::array({1, 2, 3}));
+  ASSERT_FALSE(many);
+  EXPECT_EQ(many.error().code, errc::invalid_argument);
+  EXPECT_TRUE(contains(many.error().message, "got 3")) << many.error().message;
+
+  auto right = call("add", value::array({1, 2}));
+  ASSERT_TRUE(right) << right.error().message;
+  EXPECT_EQ(*right, 3);
+}
+
+TEST_F(Service, WrongArgumentTypeNamesTheArgument) {
+  service s(io_, options());
+  s.route("add", [](int a, int b) { return a + b; });
+  ASSERT_TRUE(start_ready(s));
+
+  auto r = call("add", value::array({1, "2"}));
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, errc::invalid_argument);
+  EXPECT_TRUE(contains(r.error().message, "argument 2")) << r.error().message;
+  EXPECT_TRUE(contains(r.error().message, "expected integer, got string")) << r.error().message;
+  EXPECT_EQ(r.error().context.value("expected", ""), "integer");
+  EXPECT_EQ(r.error().context.value("got", ""), "string");
+}
+
+TEST_F(Service, FractionalNumberIsRefusedForAnIntegerParameter) {
+  service s(io_, options());
+  s.route("add", [](int a, int b) { return a + b; });
+  ASSERT_TRUE(start_ready(s));
+
+  auto r = call("add", value::array({1, 2.5}));
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, errc::invalid_argument);
+  EXPECT_TRUE(contains(r.error().message, "argument 2")) << r.error().message;
+  EXPECT_TRUE(contains(r.error().message, "got number")) << r.error().message;
+}
+
+TEST_F(Service, OutOfRangeIntegerIsRefused) {
+  service s(io_, options());
+  s.route("add", [](int a, int b) { return a + b; });
+  s.route("byte", [](std::uint8_t b) { return static_cast<int>(b); });
+  s.route("count", [](unsigned n) { return n; });
+  ASSERT_TRUE(start_ready(s));
+
+  const std::vector<std::pair<std::string, value>> cases = {{"add", std::int64_t{1} << 40},
+                                                            {"add", -(std::int64_t{1} << 40)},
+                                                            {"byte", 256},
+                                                            {"count", -1}};
+  for (const auto& [method, arg] : cases) {
+    auto params = method == "add" ? value::array({1, arg}) : value::array({arg});
+    auto r = call(method, params);
+    ASSERT_FALSE(r) << method << " accepted " << arg.dump();
+    EXPECT_EQ(r.error().code, errc::invalid_argument);
+    EXPECT_TRUE(contains(r.error().message, "out of range")) << r.error().message;
+  }
+  auto edge = call("byte", value::array({255}));
+  ASSERT_TRUE(edge) << edge.error().message;
+  EXPECT_EQ(*edge, 255);
+}
+
+TEST_F(Service, ThrownStdExceptionBecomesAnInternalErrorWithItsMessage) {
+  service s(io_, options());
+  s.route("boom", []() -> int { throw std::runtime_error("disk on fire"); });
+  ASSERT_TRUE(start_ready(s));
+
+  auto r = call("boom", value::array());
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, errc::internal);
+  EXPECT_EQ(r.error().message, "disk on fire");
+  EXPECT_EQ(r.error().context.value("method", ""), "boom");
+}
+
+TEST_F(Service, ThrownRemoteErrorKeepsItsCodeAndContext) {
+  service s(io_, options());
+  s.route("lookup", [](std::string user) -> int {
+    throw remote_error(errc::not_found, "no user " + user, {{"user", user}});
+  });
+  ASSERT_TRUE(start_ready(s));
+
+  auto r = call("lookup", value::array({"bob"}));
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, errc::not_found);
+  EXPECT_EQ(r.error().message, "no user bob");
+  EXPECT_EQ(r.error().context.value("user", ""), "bob");
+  EXPECT_EQ(r.error().context.value("method", ""), "lookup");
+  EXPECT_EQ(r.error().context.value("code", ""), "not_found");
+}
+
+TEST_F(Service, UnknownMethodIsNotFoundListingTheMethods) {
+  service s(io_, options());
+  s.route("add", [](int a, int b) { return a + b; });
+  s.route("neg", [](int a) { return -a; });
+  ASSERT_TRUE(start_ready(s));
+
+  auto r = call("mul", value::array({2, 3}));
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, errc::not_found);
+  EXPECT_TRUE(contains(r.error().message, "mul")) << r.error().message;
+  EXPECT_EQ(r.error().context.value("method", ""), "mul");
+  ASSERT_TRUE(r.error().context.contains("methods")) << r.error().context.dump();
+  std::set<std::string> methods;
+  for (const auto& m : r.error().context["methods"])
+    methods.insert(m.get<std::string>());
+  EXPECT_EQ(methods, (std::set<std::string>{"add", "neg"}));
+}
+
+TEST_F(Service, CoroutineHandlerAnswersAfterSuspending) {
+  service s(io_, options());
+  s.route("twice", [](int x) -> asio::awaitable<int> {
+    co_await asio::post(co_await asio::this_coro::executor, asio::use_awaitable);
+    co_return x * 2;
+  });
+  s.route("nothing", []() -> asio::awaitable<void> { co_return; });
+  ASSERT_TRUE(start_ready(s));
+
+  auto r = call("twice", value::array({21}));
+  ASSERT_TRUE(r) << r.error().message;
+  EXPECT_EQ(*r, 42);
+  auto v = call("nothing", value::array());
+  ASSERT_TRUE(v) << v.error().message;
+  EXPECT_TRUE(v->is_null());
+  EXPECT_EQ(s.in_flight(), 0u);
+
+  auto bad = call("twice", value::array({"x"}));
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(bad.error().code, errc::invalid_argument);
+}
+
+TEST_F(Service, CoroutineHandlerThatThrowsBecomesAnErrorResponse) {
+  service s(io_, options());
+  s.route("fail", []() -> asio::awaitable<int> {
+    co_await asio::post(co_await asio::this_coro::executor, asio::use_awaitable);
+    throw remote_error(errc::resource_exhausted, "quota gone");
+  });
+  ASSERT_TRUE(start_ready(s));
+  auto r = call("fail", value::array());
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, errc::resource_exhausted);
+  EXPECT_EQ(r.error().message, "quota gone");
+  EXPECT_EQ(r.error().context.value("method", ""), "fail");
+  EXPECT_EQ(s.in_flight(), 0u);
+}
+
+TEST_F(Service, BlockingHandlerRunsOnThePoolWhileTheLoopKeepsAnswering) {
+  std::promise<void> release;
+  std::shared_future<void> released = release.get_future().share();
+  std::atomic<std::thread::id> pool_thread{};
+  service s(io_, options());
+  s.route("block",
+          [released, &pool_thread](int x) {
+            pool_thread = std::this_thread::get_id();
+            (void)released.wait_for(5s);  // held until the test has seen the plain call answered
+            return x * 10;
+          },
+          {.blocking = true});
+  s.route("plain", [](int x) { return x + 1; });
+  ASSERT_TRUE(start_ready(s));
+
+  auto blocked = start_call(client_, "svc", "block", value::array({4}));
+  auto plain = start_call(client_, "svc", "plain", value::array({1}));
+  ASSERT_TRUE(run_until(io_, [&] { return plain.done(); }));
+  ASSERT_TRUE(plain.get()) << plain.get().error().message;
+  EXPECT_EQ(*plain.get(), 2);
+  EXPECT_FALSE(blocked.done());
+  EXPECT_EQ(s.in_flight(), 1u);
+
+  release.set_value();
+  ASSERT_TRUE(run_until(io_, [&] { return blocked.done(); }));
+  ASSERT_TRUE(blocked.get()) << blocked.get().error().message;
+  EXPECT_EQ(*blocked.get(), 40);
+  EXPECT_NE(pool_thread.load(), std::thread::id{});
+  EXPECT_NE(pool_thread.load(), std::this_thread::get_id());  // this thread runs the loop
+}
+
+TEST_F(Service, BlockingHandlerThatThrowsBecomesAnErrorResponse) {
+  service s(io_, options());
+  s.route("explode", []() -> int { throw std::logic_error("bad state"); }, {.blocking = true});
+  ASSERT_TRUE(start_ready(s));
+  auto r = call("explode", value::array());
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, errc::internal);
+  EXPECT_EQ(r.error().message, "bad state");
+}
+
+TEST_F(Service, BlockingHandlerPastItsDeadlineIsDeadlineExceeded) {
+  std::promise<void> release;
+  std::shared_future<void> released = release.get_future().share();
+  std::atomic<bool> finished{false};
+  service s(io_, options());
+  s.route("stuck",
+          [released, &finished]() {
+            (void)released.wait_for(5s);
+            finished = true;
+            return 1;
+          },
+          {.blocking = true, .deadline = 50ms});
+  ASSERT_TRUE(start_ready(s));
+
+  auto p = start_call(client_, "svc", "stuck", value::array(), 10s);
+  ASSERT_TRUE(run_until(io_, [&] { return p.done(); }));
+  ASSERT_FALSE(p.get());
+  EXPECT_EQ(p.get().error().code, errc::deadline_exceeded) << p.get().error().message;
+  EXPECT_FALSE(finished.load());
+  EXPECT_EQ(s.in_flight(), 0u);
+  release.set_value();
+  ASSERT_TRUE(run_until(io_, [&] { return finished.load(); }));
+  settle(io_);  // the late result comes back to the loop and is dropped
+  EXPECT_EQ(p.get().error().code, errc::deadline_exceeded);
+}
+
+TEST_F(Service, CoroutineHandlerPastItsDeadlineIsDeadlineExceeded) {
+  auto g = std::make_shared<gate>(io_);
+  bool finished = false;
+  service s(io_, options());
+  s.route("sleepy",
+          [g, &finished]() -> asio::awaitable<int> {
+            co_await g->wait();
+            finished = true;
+            co_return 1;
+          },
+          {.deadline = 50ms});
+  ASSERT_TRUE(start_ready(s));
+
+  auto p = start_call(client_, "svc", "sleepy", value::array(), 10s);
+  ASSERT_TRUE(run_until(io_, [&] { return p.done(); }));
+  ASSERT_FALSE(p.get());
+  EXPECT_EQ(p.get().error().code, errc::deadline_exceeded) << p.get().error().message;
+  EXPECT_EQ(p.get().error().context.value("method", ""), "sleepy");
+  EXPECT_EQ(p.get().error().context.value("deadline_ms", 0), 50);
+  EXPECT_FALSE(finished);
+  EXPECT_EQ(s.in_flight(), 0u);
+
+  // The handler finishing late changes nothing for the caller.
+  g->open();
+  ASSERT_TRUE(run_until(io_, [&] { return finished; }));
+  settle(io_);
+  EXPECT_EQ(p.get().error().code, errc::deadline_exceeded);
+  EXPECT_EQ(s.in_flight(), 0u);
+}
+
+TEST_F(Service, NotificationsReachTheHandlerAndProduceNoResponse) {
+  std::vector<int> seen;
+  service s(io_, options());
+  s.route("note", [&seen](int x) { seen.push_back(x); });
+  s.route("echo", [](int x) { return x; });
+  ASSERT_TRUE(start_ready(s));
+
+  // A raw caller sees every frame the router sends it.
+  std::vector<bytes> data_frames;
+  auto raw = transport::connect(io_, address_);
+  ASSERT_TRUE(raw) << raw.error().message;
+  raw->start(
+      [&](const wire::frame_view& f) {
+        if (f.kind == wire::frame_kind::data)
+          data_frames.emplace_back(f.payload.begin(), f.payload.end());
+      },
+      [](const plexus::error&) {});
+  bytes note, req;
+  wire::encode(note, wire::notification{"note", value::array({5})});
+  wire::encode(req, wire::request{77, "echo", value::array({6})});
+  ASSERT_TRUE(raw->send(wire::frame_kind::data, "svc", note));
+  ASSERT_TRUE(raw->send(wire::frame_kind::data, "svc", req));
+
+  // The service answers in order, so a response to the notification would arrive first.
+  ASSERT_TRUE(run_until(io_, [&] { return !data_frames.empty(); }));
+  settle(io_);
+  EXPECT_EQ(seen, std::vector<int>{5});
+  ASSERT_EQ(data_frames.size(), 1u);
+  auto m = wire::decode(data_frames[0]);
+  ASSERT_TRUE(m) << m.error().message;
+  ASSERT_TRUE(std::holds_alternative<wire::response>(*m));
+  EXPECT_EQ(std::get<wire::response>(*m).msgid, 77u);
+  EXPECT_EQ(std::get<wire::response>(*m).result, 6);
+  EXPECT_EQ(router_.stats().forwarded, 3u);  // notification, request, response
+
+  // Through the client, too.
+  ASSERT_TRUE(client_.notify("svc", "note", value::array({7})));
+  EXPECT_EQ(seen.size(), 1u);
+  ASSERT_TRUE(run_until(io_, [&] { return seen.size() == 2; }));
+  EXPECT_EQ(seen[1], 7);
+}
+
+TEST_F(Service, UserTypesRoundTripAsArgumentAndResult) {
+  service s(io_, options());
+  s.route("flip", [](point p) { return point{p.y, p.x}; });
+  s.route("sum", [](std::vector<point> ps) {
+    point total;
+    for (const auto& p : ps)
+      total = {total.x + p.x, total.y + p.y};
+    return total;
+  });
+  ASSERT_TRUE(start_ready(s));
+
+  auto r = call("flip", value::array({point{1, 2}}));
+  ASSERT_TRUE(r) << r.error().message;
+  EXPECT_EQ(*r, (value{{"x", 2}, {"y", 1}}));
+  auto back = convert_result<point>(*r, "flip");
+  ASSERT_TRUE(back) << back.error().message;
+  EXPECT_EQ(*back, (point{2, 1}));
+
+  auto typed = client_.call<point>("svc", "sum", std::vector<point>{{1, 2}, {10, 20}});
+  ASSERT_TRUE(typed) << typed.error().message;
+  EXPECT_EQ(*typed, (point{11, 22}));
+
+  auto bad = call("flip", value::array({value{{"x", "one"}, {"y", 2}}}));
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(bad.error().code, errc::invalid_argument);
+  EXPECT_TRUE(contains(bad.error().message, "argument 1")) << bad.error().message;
+}
+
+int multiply(int a, int b) {
+  return a * b;
+}
+
+TEST_F(Service, OptionalContainerAndFunctionPointerHandlersConvert) {
+  service s(io_, options());
+  s.route("mul", &multiply);
+  s.route("greet", [](const std::string& name, std::optional<int> times) {
+    std::string out;
+    for (int i = 0; i < times.value_or(1); ++i)
+      out += "hi " + name + ";";
+    return out;
+  });
+  s.route("total", [](const std::vector<double>& xs) {
+    double t = 0;
+    for (double x : xs)
+      t += x;
+    return t;
+  });
+  ASSERT_TRUE(start_ready(s));
+
+  auto mul = call("mul", value::array({6, 7}));
+  ASSERT_TRUE(mul) << mul.error().message;
+  EXPECT_EQ(*mul, 42);
+  auto once = call("greet", value::array({"ann", nullptr}));
+  ASSERT_TRUE(once) << once.error().message;
+  EXPECT_EQ(*once, "hi ann;");
+  auto twice = call("greet", value::array({"bo", 2}));
+  ASSERT_TRUE(twice) << twice.error().message;
+  EXPECT_EQ(*twice, "hi bo;hi bo;");
+  auto total = call("total", value::array({value::array({1, 2.5, 3})}));
+  ASSERT_TRUE(total) << total.error().message;
+  EXPECT_EQ(*total, 6.5);
+  auto bad = call("total", value::array({value::array({1, "x"})}));
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(bad.error().code, errc::invalid_argument);
+  EXPECT_TRUE(contains(bad.error().message, "argument 1")) << bad.error().message;
+  EXPECT_TRUE(contains(bad.error().message, "[1]")) << bad.error().message;
+}
+
+TEST_F(Service, ResultAboveMaxFrameBytesBecomesAResourceExhaustedError) {
+  auto opts = options();
+  opts.transport.max_frame_bytes = 1024;
+  service s(io_, opts);
+  s.route("big", [] { return std::string(5000, 'x'); });
+  s.route("small", [] { return std::string(10, 'x'); });
+  ASSERT_TRUE(start_ready(s));
+
+  auto big = call("big", value::array());
+  ASSERT_FALSE(big);
+  EXPECT_EQ(big.error().code, errc::resource_exhausted);
+  EXPECT_TRUE(contains(big.error().message, "max_frame_bytes")) << big.error().message;
+  auto small = call("small", value::array());
+  ASSERT_TRUE(small) << small.error().message;
+  EXPECT_EQ(*small, std::string(10, 'x'));
+}
+
+TEST_F(Service, VoidAndRawHandlersAnswer) {
+  int pokes = 0;
+  service s(io_, options());
+  s.route("poke", [&pokes] { ++pokes; });
+  s.route_raw("sum", "(integer...) -> integer", [](const value& params) -> result<value> {
+    std::int64_t total = 0;
+    for (const auto& p : params) {
+      if (!p.is_number_integer()) return plexus::error(errc::invalid_argument, "integers only");
+      total += p.get<std::int64_t>();
+    }
+    return value(total);
+  });
+  ASSERT_TRUE(start_ready(s));
+
+  auto poke = call("poke", value::array());
+  ASSERT_TRUE(poke) << poke.error().message;
+  EXPECT_TRUE(poke->is_null());
+  EXPECT_EQ(pokes, 1);
+  auto sum = call("sum", value::array({1, 2, 3, 4}));
+  ASSERT_TRUE(sum) << sum.error().message;
+  EXPECT_EQ(*sum, 10);
+  auto refused = call("sum", value::array({1, "two"}));
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().code, errc::invalid_argument);
+  EXPECT_EQ(refused.error().message, "integers only");
+}
+
+TEST_F(Service, StopLetsCallsInFlightFinishAndRefusesNewOnes) {
+  auto g = std::make_shared<gate>(io_);
+  service s(io_, options());
+  s.route("slow", [g]() -> asio::awaitable<int> {
+    co_await g->wait();
+    co_return 7;
+  });
+  s.route("fast", [] { return 1; });
+  ASSERT_TRUE(start_ready(s));
+
+  auto slow = start_call(client_, "svc", "slow", value::array(), 10s);
+  ASSERT_TRUE(run_until(io_, [&] { return s.in_flight() == 1; }));
+  bool drained = false;
+  s.stop([&] { drained = true; });
+  EXPECT_FALSE(drained);  // a call is still in flight
+
+  auto late = call("fast", value::array());
+  ASSERT_FALSE(late);
+  EXPECT_EQ(late.error().code, errc::unavailable);
+  EXPECT_TRUE(contains(late.error().message, "no route") ||
+              contains(late.error().message, "draining"))
+      << late.error().message;
+  EXPECT_FALSE(slow.done());
+  EXPECT_FALSE(drained);
+
+  g->open();
+  ASSERT_TRUE(run_until(io_, [&] { return slow.done() && drained; }));
+  ASSERT_TRUE(slow.get()) << slow.get().error().message;
+  EXPECT_EQ(*slow.get(), 7);
+  EXPECT_EQ(s.in_flight(), 0u);
+  ASSERT_TRUE(run_until(io_, [&] { return router_.stats().peers == 1; }));  // just the client
+}
+
+TEST_F(Service, StopWithNothingInFlightFinishesAndLaterStopsStillRunTheirCallback) {
+  service s(io_, options());
+  s.route("fast", [] { return 1; });
+  ASSERT_TRUE(start_ready(s));
+
+  int first = 0, second = 0;
+  s.stop([&] { ++first; });
+  ASSERT_TRUE(run_until(io_, [&] { return first == 1; }));
+  s.stop([&] { ++second; });  // idempotent, and its callback is not lost
+  ASSERT_TRUE(run_until(io_, [&] { return second == 1; }));
+  settle(io_);
+  EXPECT_EQ(first, 1);
+  EXPECT_EQ(second, 1);
+}
+
+TEST_F(Service, RouterLossRunsTheDisconnectHandler) {
+  service s(io_, options());
+  s.route("fast", [] { return 1; });
+  std::optional<plexus::error> lost;
+  s.on_disconnect([&](const plexus::error& e) { lost = e; });
+  ASSERT_TRUE(start_ready(s));
+
+  router_.stop();
+  EXPECT_FALSE(lost);
+  ASSERT_TRUE(run_until(io_, [&] { return lost.has_value(); }));
+  EXPECT_EQ(lost->code, errc::unavailable);
+}
+
+TEST_F(Service, StartRefusesAMissingNameOrRouter) {
+  service nameless(io_, options(""));
+  auto r = nameless.start();
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, errc::invalid_argument);
+
+  service orphan(io_, {.router = "inproc://nobody-listens-here", .name = "svc"});
+  auto o = orphan.start();
+  ASSERT_FALSE(o);
+  EXPECT_EQ(o.error().code, errc::unavailable);
+}
+
+}  // namespace
+}  // namespace plexus::rpc
