@@ -50,7 +50,9 @@ class service::impl : public std::enable_shared_from_this<service::impl> {
     route_options opts;
   };
 
-  void add(std::string method, handler h) { handlers_[std::move(method)] = std::move(h); }
+  void add(std::string method, handler h) {
+    handlers_[std::move(method)] = std::make_shared<handler>(std::move(h));
+  }
 
   result<void> start(std::function<void()> on_ready) {
     if (opts_.name.empty() || opts_.name.size() > wire::max_name_bytes)
@@ -70,15 +72,15 @@ class service::impl : public std::enable_shared_from_this<service::impl> {
     send_control({{"op", control::hello},
                   {"name", opts_.name},
                   {"pid", static_cast<std::int64_t>(::getpid())}});
-    std::vector<const std::pair<const std::string, handler>*> sorted;
+    std::vector<const std::pair<const std::string, std::shared_ptr<handler>>*> sorted;
     for (const auto& entry : handlers_)
       sorted.push_back(&entry);
     std::sort(sorted.begin(), sorted.end(), [](auto* a, auto* b) { return a->first < b->first; });
     value methods = value::array();
     for (const auto* entry : sorted)
       methods.push_back({{"name", entry->first},
-                         {"signature", entry->second.signature},
-                         {"blocking", entry->second.opts.blocking}});
+                         {"signature", entry->second->signature},
+                         {"blocking", entry->second->opts.blocking}});
     send_control(
         {{"op", control::register_service}, {"service", opts_.name}, {"methods", methods}});
     return {};
@@ -188,7 +190,8 @@ class service::impl : public std::enable_shared_from_this<service::impl> {
       }
       return;
     }
-    const auto& h = it->second;
+    const auto handler_ptr = it->second;
+    const auto& h = *handler_ptr;
     if (h.sync && !h.opts.blocking) {
       result<value> r = run_sync(h.sync, params, method);
       if (is_request) respond(caller, msgid, std::move(r));
@@ -211,24 +214,25 @@ class service::impl : public std::enable_shared_from_this<service::impl> {
                                           {{"method", method}, {"deadline_ms", deadline.count()}}));
     });
     if (h.async) {
-      asio::co_spawn(
-          io_, h.async(std::move(params)),
-          [weak = weak_from_this(), state, method](std::exception_ptr ep, result<value> r) {
-            auto self = weak.lock();
-            if (!self) return;
-            if (ep)
-              self->finish(state, from_exception(ep, method));
-            else
-              self->finish(state, std::move(r));
-          });
+      asio::co_spawn(io_, h.async(std::move(params)),
+                     // handler_ptr keeps the handler (whose captures the coroutine uses) alive.
+                     [weak = weak_from_this(), state, method, handler_ptr](std::exception_ptr ep,
+                                                                           result<value> r) {
+                       auto self = weak.lock();
+                       if (!self) return;
+                       if (ep)
+                         self->finish(state, from_exception(ep, method));
+                       else
+                         self->finish(state, std::move(r));
+                     });
       return;
     }
     if (!pool_) pool_ = std::make_unique<asio::thread_pool>(opts_.worker_threads);
     // The pool thread never owns the impl (its destructor joins the pool): it hands
     // the result back to the loop, which finds the impl alive or not.
-    asio::post(*pool_, [weak = weak_from_this(), &io = io_, state, fn = h.sync, method,
+    asio::post(*pool_, [weak = weak_from_this(), &io = io_, state, handler_ptr, method,
                         params = std::move(params)]() mutable {
-      auto r = run_sync(fn, params, method);
+      auto r = run_sync(handler_ptr->sync, params, method);
       asio::post(io, [weak, state, r = std::move(r)]() mutable {
         if (auto self = weak.lock()) self->finish(state, std::move(r));
       });
@@ -288,7 +292,8 @@ class service::impl : public std::enable_shared_from_this<service::impl> {
   asio::io_context& io_;
   service_options opts_;
   transport::connection conn_;
-  std::unordered_map<std::string, handler> handlers_;
+  // shared_ptr: calls on the pool or suspended in a coroutine keep their handler alive.
+  std::unordered_map<std::string, std::shared_ptr<handler>> handlers_;
   std::unique_ptr<asio::thread_pool> pool_;
   std::function<void()> on_ready_;
   std::function<void(const plexus::error&)> on_disconnect_;

@@ -553,6 +553,22 @@ TEST_F(Service, VoidAndRawHandlersAnswer) {
   EXPECT_EQ(refused.error().message, "integers only");
 }
 
+TEST_F(Service, MutableHandlerKeepsItsStateAcrossCalls) {
+  service s(io_, options());
+  s.route("next", [n = 0]() mutable { return ++n; });
+  s.route("next_blocking", [n = 0]() mutable { return ++n; }, {.blocking = true});
+  ASSERT_TRUE(start_ready(s));
+  for (int i = 1; i <= 3; ++i) {
+    auto r = call("next", value::array());
+    ASSERT_TRUE(r) << r.error().message;
+    EXPECT_EQ(*r, i);
+    // Sequential blocking calls see one shared handler object, not a copy per call.
+    auto b = call("next_blocking", value::array());
+    ASSERT_TRUE(b) << b.error().message;
+    EXPECT_EQ(*b, i);
+  }
+}
+
 TEST_F(Service, StopLetsCallsInFlightFinishAndRefusesNewOnes) {
   auto g = std::make_shared<gate>(io_);
   service s(io_, options());

@@ -11,6 +11,9 @@
 //   plain      R f(Args...)                      runs on the event loop; keep it short
 //   coroutine  asio::awaitable<R> f(Args...)     runs on the event loop, may co_await
 //   blocking   route(name, f, {.blocking = true}) runs on the worker pool
+// A handler is one object per route, shared by all its calls (a mutable lambda keeps
+// its state across calls; a blocking one may run on several pool threads at once, so
+// its state needs its own synchronisation).
 // Coroutine and blocking handlers have a deadline (route_options::deadline, else
 // service_options::handler_deadline): when it passes the caller gets
 // deadline_exceeded and the late result is dropped.
@@ -149,7 +152,8 @@ class service {
     if constexpr (aw::is_awaitable) {
       add_async(
           method, sig,
-          [f = std::move(f), method, sig](value params) -> boost::asio::awaitable<result<value>> {
+          [f = std::move(f), method,
+           sig](value params) mutable -> boost::asio::awaitable<result<value>> {
             auto a = detail::convert_args<args>(params, method, sig, std::make_index_sequence<n>{});
             if (!a) co_return std::move(a).error();
             if constexpr (std::is_void_v<out_t>) {
@@ -163,7 +167,7 @@ class service {
     } else {
       add_sync(
           method, sig,
-          [f = std::move(f), method, sig](const value& params) -> result<value> {
+          [f = std::move(f), method, sig](const value& params) mutable -> result<value> {
             auto a = detail::convert_args<args>(params, method, sig, std::make_index_sequence<n>{});
             if (!a) return std::move(a).error();
             if constexpr (std::is_void_v<R>) {
