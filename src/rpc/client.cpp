@@ -84,6 +84,7 @@ class client::impl : public std::enable_shared_from_this<client::impl> {
     const auto serial = ++serial_;
     pending_.emplace(msgid, pending_call{std::move(done), serial, deadline});
     deadlines_.push({when, serial, msgid});
+    if (deadlines_.size() > 2 * pending_.size() + 1024) compact_deadlines();
     arm_timer(when);
   }
 
@@ -171,13 +172,21 @@ class client::impl : public std::enable_shared_from_this<client::impl> {
                               {{"deadline_ms", ms}}));
     }
     // Drop heap entries of calls already answered so the heap does not grow forever.
-    while (!deadlines_.empty()) {
-      const auto& top = deadlines_.top();
-      auto it = pending_.find(top.msgid);
-      if (it != pending_.end() && it->second.serial == top.serial) break;
+    while (!deadlines_.empty() && !is_live(deadlines_.top()))
       deadlines_.pop();
-    }
     if (!deadlines_.empty()) arm_timer(deadlines_.top().when);
+  }
+
+  bool is_live(const deadline_entry& d) const {
+    auto it = pending_.find(d.msgid);
+    return it != pending_.end() && it->second.serial == d.serial;
+  }
+
+  // Answered calls leave their heap entry behind; rebuilding without them keeps the
+  // heap within about twice the calls in flight (amortised O(1) per call).
+  void compact_deadlines() {
+    std::erase_if(deadlines_.entries(), [this](const deadline_entry& d) { return !is_live(d); });
+    deadlines_.rebuild();
   }
 
   void fail_all(const plexus::error& e) {
@@ -194,7 +203,13 @@ class client::impl : public std::enable_shared_from_this<client::impl> {
   client_options opts_;
   transport::connection conn_;
   std::unordered_map<std::uint32_t, pending_call> pending_;
-  std::priority_queue<deadline_entry, std::vector<deadline_entry>, std::greater<>> deadlines_;
+  // A min-heap on `when` whose storage can be filtered in place.
+  struct deadline_heap
+      : std::priority_queue<deadline_entry, std::vector<deadline_entry>, std::greater<>> {
+    std::vector<deadline_entry>& entries() { return c; }
+    void rebuild() { std::make_heap(c.begin(), c.end(), comp); }
+  };
+  deadline_heap deadlines_;
   asio::steady_timer timer_;
   clock::time_point timer_expiry_{};
   bool timer_armed_ = false;
