@@ -6,6 +6,7 @@
 #include <unordered_map>
 
 #include "broker/inflight_table.hpp"
+#include "plexus/transport/zmq.hpp"
 #include "plexus/wire/control.hpp"
 #include "plexus/wire/message.hpp"
 
@@ -41,14 +42,26 @@ class router::impl {
   impl(boost::asio::io_context& io, router_options opts) : io_(io), opts_(std::move(opts)) {}
 
   result<void> start() {
-    if (opts_.listen.empty())
+    if (opts_.listen.empty() && opts_.zmq_frontend.empty() && opts_.zmq_backend.empty())
       return plexus::error(errc::invalid_argument, "router has no listen address");
-    for (const auto& address : opts_.listen) {
-      auto l = transport::listen(io_, address, opts_.transport);
+    auto add = [this](result<transport::listener> l) -> result<void> {
       if (!l) return std::move(l).error();
       l->start([this](transport::connection c) { add_peer(std::move(c)); });
       listeners_.push_back(std::move(*l));
-    }
+      return {};
+    };
+    for (const auto& address : opts_.listen)
+      if (auto ok = add(transport::listen(io_, address, opts_.transport)); !ok) return ok;
+    for (const auto& address : opts_.zmq_frontend)
+      if (auto ok = add(
+              transport::listen_zmq(io_, address, transport::zmq_role::frontend, opts_.transport));
+          !ok)
+        return ok;
+    for (const auto& address : opts_.zmq_backend)
+      if (auto ok = add(
+              transport::listen_zmq(io_, address, transport::zmq_role::backend, opts_.transport));
+          !ok)
+        return ok;
     return {};
   }
 

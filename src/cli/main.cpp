@@ -51,9 +51,9 @@ plexus::value parse_arg(const std::string& text) {
   return v;
 }
 
-int run_router(const std::vector<std::string>& listen, const plexus::transport::options& limits) {
+int run_router(plexus::broker::router_options opts) {
   asio::io_context io(1);
-  plexus::broker::router r(io, {.listen = listen, .transport = limits});
+  plexus::broker::router r(io, std::move(opts));
   if (auto ok = r.start(); !ok) {
     std::cerr << "plexus router: " << ok.error().message << "\n";
     return exit_local_failure;
@@ -145,13 +145,19 @@ int main(int argc, char** argv) {
     cmd->add_flag("--json", ca.json, "machine-readable output (errors as JSON on stderr)");
   };
 
-  std::vector<std::string> listen;
+  plexus::broker::router_options router_opts;
+  auto& listen = router_opts.listen;
+  auto& limits = router_opts.transport;
   auto* router_cmd = app.add_subcommand("router", "run a router");
+  router_cmd->add_option("--zmq-frontend", router_opts.zmq_frontend,
+                         "ZeroMQ endpoint for seed-style client DEALERs (repeatable)");
+  router_cmd->add_option("--zmq-backend", router_opts.zmq_backend,
+                         "ZeroMQ endpoint for seed-style service DEALERs, identity = service "
+                         "name (repeatable)");
   router_cmd
       ->add_option("--listen,-l", listen,
                    "address to listen on (repeatable): ipc:///path, tcp://host:port")
       ->expected(1, -1);
-  plexus::transport::options limits;
   router_cmd
       ->add_option("--max-frame-bytes", limits.max_frame_bytes,
                    "largest frame a peer may send; larger ones disconnect it")
@@ -163,12 +169,14 @@ int main(int argc, char** argv) {
       ->capture_default_str();
 
   std::string service, method;
-  std::vector<std::string> call_args;
   auto* call_cmd =
       app.add_subcommand("call", "call SERVICE METHOD [ARGS...]; args are JSON values");
   call_cmd->add_option("service", service, "service name")->required();
   call_cmd->add_option("method", method, "method name")->required();
-  call_cmd->add_option("args", call_args, "arguments (JSON; bare words are strings)");
+  // The arguments are taken as they stand: a declared vector option would split a
+  // JSON array like '[1,"a,b"]' at its commas (CLI11's "[a,b]" list syntax).
+  call_cmd->allow_extras();
+  call_cmd->footer("ARGS: JSON values (bare words are strings), one argument each");
   add_client_flags(call_cmd);
 
   auto* services_cmd = app.add_subcommand("services", "list the services the router knows");
@@ -191,11 +199,11 @@ int main(int argc, char** argv) {
 
   if (router_cmd->parsed()) {
     if (listen.empty()) listen.push_back(plexus::transport::default_router_address());
-    return run_router(listen, limits);
+    return run_router(std::move(router_opts));
   }
   if (call_cmd->parsed()) {
     plexus::value params = plexus::value::array();
-    for (const auto& a : call_args)
+    for (const auto& a : call_cmd->remaining())
       params.push_back(parse_arg(a));
     return with_client(ca, service, method, std::move(params), false);
   }

@@ -85,6 +85,38 @@ void append_frame(std::vector<std::uint8_t>& out, wire::frame_kind kind, std::st
   if (!payload.empty()) std::memcpy(p, payload.data(), payload.size());
 }
 
+namespace {
+struct flush_batch {
+  int depth = 0;
+  std::vector<std::shared_ptr<batch_member>> dirty;
+};
+thread_local flush_batch current_batch;
+}  // namespace
+
+bool defer_to_batch(std::shared_ptr<batch_member> member) {
+  if (current_batch.depth == 0) return false;
+  if (!member->in_batch_) {
+    member->in_batch_ = true;
+    current_batch.dirty.push_back(std::move(member));
+  }
+  return true;
+}
+
+batch_scope::batch_scope() {
+  ++current_batch.depth;
+}
+
+batch_scope::~batch_scope() {
+  if (--current_batch.depth != 0) return;
+  // Index loop: a flush may (rarely) add members to the batch while it runs.
+  for (std::size_t i = 0; i < current_batch.dirty.size(); ++i) {
+    auto member = std::move(current_batch.dirty[i]);
+    member->in_batch_ = false;
+    member->flush_batched();
+  }
+  current_batch.dirty.clear();
+}
+
 result<void> check_frame(const options& opts, std::string_view name, std::size_t payload_size) {
   if (name.size() > wire::max_name_bytes)
     return plexus::error(errc::invalid_argument, "frame name of " + std::to_string(name.size()) +

@@ -2,7 +2,9 @@
 #pragma once
 
 #include <cstddef>
+#include <memory>
 #include <string>
+#include <vector>
 
 #include "plexus/transport/connection.hpp"
 
@@ -28,6 +30,33 @@ class listener_impl {
   virtual void start(listener::accept_handler on_accept) = 0;
   virtual void close() = 0;
   virtual std::string address() const = 0;
+};
+
+// Write batching across connections. While a read batch is being delivered on this
+// thread (a batch_scope is alive), a connection that is sent to does not write at
+// once: it joins the batch and is flushed when the outermost scope ends, so every
+// frame a wake-up produced for one peer leaves in one write, with no extra trip
+// through the event loop. Outside a batch, connections flush by a posted task.
+class batch_member {
+ public:
+  virtual ~batch_member() = default;
+  virtual void flush_batched() = 0;
+
+ private:
+  friend bool defer_to_batch(std::shared_ptr<batch_member>);
+  friend class batch_scope;
+  bool in_batch_ = false;
+};
+
+// Joins the current batch; false when no batch is open (the caller flushes itself).
+bool defer_to_batch(std::shared_ptr<batch_member> member);
+
+class batch_scope {
+ public:
+  batch_scope();
+  ~batch_scope();
+  batch_scope(const batch_scope&) = delete;
+  batch_scope& operator=(const batch_scope&) = delete;
 };
 
 // Appends one encoded frame to `out`. The caller has checked the limits.

@@ -151,8 +151,10 @@ class inproc_listener final : public listener_impl,
     auto client = std::make_shared<inproc_connection>(io_, client_opts, address());
     inproc_connection::pair(server, client);
     asio::post(io_, [self = shared_from_this(), server] {
-      if (self->on_accept_) self->on_accept_(connection(server));
-      else server->close();  // closed before accepting: the connecting end must see it
+      if (self->on_accept_)
+        self->on_accept_(connection(server));
+      else
+        server->close();  // closed before accepting: the connecting end must see it
     });
     return connection(client);
   }

@@ -23,42 +23,6 @@ using boost::system::error_code;
 
 constexpr std::size_t initial_read_buffer = 64 * 1024;
 
-// Write batching across connections. While a read batch is being delivered (on this
-// thread), a send() does not write at once: the connection joins `dirty` and is
-// flushed when the outermost batch ends, so every frame a wake-up produced for one
-// peer leaves in one write, with no extra trip through the event loop. Sends made
-// outside a read batch (user code, timers) are flushed by a posted task instead,
-// which batches loops of sends the same way.
-class batch_member {
- public:
-  virtual ~batch_member() = default;
-  virtual void flush_batched() = 0;
-  bool in_batch_ = false;
-};
-
-struct flush_batch {
-  int depth = 0;
-  std::vector<std::shared_ptr<batch_member>> dirty;
-};
-thread_local flush_batch current_batch;
-
-class batch_scope {
- public:
-  batch_scope() { ++current_batch.depth; }
-  ~batch_scope() {
-    if (--current_batch.depth != 0) return;
-    // Flushing may not start new batches (it only writes), but be robust anyway.
-    for (std::size_t i = 0; i < current_batch.dirty.size(); ++i) {
-      auto member = std::move(current_batch.dirty[i]);
-      member->in_batch_ = false;
-      member->flush_batched();
-    }
-    current_batch.dirty.clear();
-  }
-  batch_scope(const batch_scope&) = delete;
-  batch_scope& operator=(const batch_scope&) = delete;
-};
-
 plexus::error io_error(std::string_view what, const error_code& ec) {
   if (ec == asio::error::eof || ec == asio::error::connection_reset ||
       ec == asio::error::broken_pipe)
@@ -137,13 +101,7 @@ class stream_connection final : public connection_impl,
  private:
   void schedule_flush() {
     if (writing_) return;  // the write in flight flushes pending_ when it completes
-    if (current_batch.depth > 0) {
-      if (!in_batch_) {
-        in_batch_ = true;
-        current_batch.dirty.push_back(this->shared_from_this());
-      }
-      return;
-    }
+    if (defer_to_batch(this->shared_from_this())) return;
     if (flush_posted_) return;
     flush_posted_ = true;
     asio::post(socket_.get_executor(), [self = this->shared_from_this()] {

@@ -25,8 +25,12 @@
 namespace plexus::broker {
 
 struct router_options {
-  std::vector<std::string> listen;  // addresses to accept peers on
-  transport::options transport;     // per-connection limits
+  std::vector<std::string> listen;  // native addresses to accept peers on
+  // ZeroMQ endpoints compatible with seeds/001 (transport/zmq.hpp): clients' DEALERs
+  // connect to a frontend, services' DEALERs (identity = service name) to a backend.
+  std::vector<std::string> zmq_frontend;
+  std::vector<std::string> zmq_backend;
+  transport::options transport;  // per-connection limits
 };
 
 struct router_stats {

@@ -1,0 +1,490 @@
+// ZeroMQ ROUTER endpoints (see include/plexus/transport/zmq.hpp).
+//
+// Event-loop integration: libzmq exposes ZMQ_FD, a descriptor that signals *changes*
+// of ZMQ_EVENTS (edge-triggered). The loop waits on it; every wake-up drains the
+// socket until ZMQ_EVENTS has no POLLIN, and ZMQ_EVENTS is checked again after
+// arming the wait and after every send, because a send can consume the edge.
+//
+// Peer loss: libzmq 4.3 (without draft APIs) does not say which identity a
+// disconnect belongs to, so each received message's source fd (ZMQ_SRCFD) is
+// recorded per identity, and a socket monitor's ZMQ_EVENT_DISCONNECTED (whose value
+// is the fd) ends the peer that currently owns that fd.
+
+#include "plexus/transport/zmq.hpp"
+
+#include <atomic>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/post.hpp>
+#include <cstring>
+#include <filesystem>
+#include <unordered_map>
+#include <zmq.hpp>
+
+#include "plexus/wire/control.hpp"
+#include "plexus/wire/message.hpp"
+#include "transport/connection_impl.hpp"
+
+namespace plexus::transport {
+namespace detail {
+namespace {
+
+namespace asio = boost::asio;
+
+zmq::context_t& shared_context() {
+  static zmq::context_t ctx(1);
+  return ctx;
+}
+
+// Waits on a ZeroMQ socket's ZMQ_FD from the loop and calls `drain` whenever the
+// socket may have messages. The descriptor is borrowed from libzmq, never closed here.
+class zmq_waiter {
+ public:
+  zmq_waiter(asio::io_context& io, zmq::socket_t& sock)
+      : sock_(sock), fd_(io, sock.get(zmq::sockopt::fd)) {}
+  ~zmq_waiter() { stop(); }
+
+  void start(std::function<void()> drain) {
+    drain_ = std::move(drain);
+    arm();
+  }
+
+  void stop() {
+    if (stopped_) return;
+    stopped_ = true;
+    boost::system::error_code ignored;
+    fd_.cancel(ignored);
+    fd_.release();
+  }
+
+  bool readable() const { return (sock_.get(zmq::sockopt::events) & ZMQ_POLLIN) != 0; }
+
+  // Called after sending: a send may swallow the edge that announced new input.
+  void after_send() {
+    if (!stopped_ && readable()) schedule();
+  }
+
+  // Runs `drain` from the loop soon (once, however often it is asked).
+  void schedule() {
+    if (posted_ || stopped_) return;
+    posted_ = true;
+    asio::post(fd_.get_executor(), [this, alive = alive_] {
+      if (!*alive) return;
+      posted_ = false;
+      if (!stopped_) drain_();
+    });
+  }
+
+  std::shared_ptr<bool> alive() const { return alive_; }
+
+ private:
+  void arm() {
+    if (stopped_ || waiting_) return;
+    waiting_ = true;
+    fd_.async_wait(asio::posix::stream_descriptor::wait_read,
+                   [this, alive = alive_](const boost::system::error_code& ec) {
+                     if (!*alive) return;
+                     waiting_ = false;
+                     if (ec || stopped_) return;
+                     drain_();
+                     arm();
+                   });
+    // Input that arrived before the wait was armed raised no new edge.
+    if (readable()) schedule();
+  }
+
+  zmq::socket_t& sock_;
+  asio::posix::stream_descriptor fd_;
+  std::function<void()> drain_;
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+  bool waiting_ = false;
+  bool posted_ = false;
+  bool stopped_ = false;
+
+ public:
+  // Marks callbacks still queued in the loop as stale.
+  void kill() { *alive_ = false; }
+};
+
+class zmq_endpoint;
+
+// One ZeroMQ peer identity seen as a connection.
+class zmq_peer final : public connection_impl, public std::enable_shared_from_this<zmq_peer> {
+ public:
+  zmq_peer(asio::io_context& io, std::weak_ptr<zmq_endpoint> endpoint, std::string identity, int fd,
+           std::string description)
+      : io_(io),
+        endpoint_(std::move(endpoint)),
+        identity_(std::move(identity)),
+        fd_(fd),
+        description_(std::move(description)) {}
+
+  void start(connection::frame_handler on_frame, connection::close_handler on_close) override {
+    on_frame_ = std::move(on_frame);
+    on_close_ = std::move(on_close);
+  }
+  result<void> send(wire::frame_kind kind, std::string_view name,
+                    std::span<const std::uint8_t> payload) override;
+  void close() override;
+  void detach() override {
+    detached_ = true;
+    // Handlers may capture their owner; drop them from the loop, not from inside one.
+    asio::post(io_, [self = shared_from_this()] {
+      self->on_frame_ = nullptr;
+      self->on_close_ = nullptr;
+    });
+  }
+  bool is_open() const noexcept override { return !closed_; }
+  std::size_t queued_bytes() const noexcept override { return 0; }
+  std::string description() const override { return description_; }
+
+  void deliver(const wire::frame_view& f) {
+    if (!closed_ && !detached_ && on_frame_) on_frame_(f);
+  }
+  // Ends this peer (disconnect, reconnect under the same identity, close()). The
+  // close handler runs from the loop, never inside send() or close().
+  void ended(plexus::error e) {
+    if (closed_) return;
+    closed_ = true;
+    asio::post(io_, [self = shared_from_this(), e = std::move(e)] {
+      if (self->detached_ || !self->on_close_) return;
+      auto handler = std::move(self->on_close_);
+      self->on_close_ = nullptr;
+      handler(e);
+    });
+  }
+
+  const std::string& identity() const { return identity_; }
+  int fd() const { return fd_; }
+
+ private:
+  asio::io_context& io_;
+  std::weak_ptr<zmq_endpoint> endpoint_;
+  std::string identity_;
+  int fd_;
+  std::string description_;
+  connection::frame_handler on_frame_;
+  connection::close_handler on_close_;
+  bool closed_ = false;
+  bool detached_ = false;
+};
+
+class zmq_endpoint final : public listener_impl, public std::enable_shared_from_this<zmq_endpoint> {
+ public:
+  zmq_endpoint(asio::io_context& io, zmq::socket_t sock, zmq::socket_t monitor, std::string address,
+               zmq_role role, const options& opts)
+      : io_(io),
+        sock_(std::move(sock)),
+        monitor_(std::move(monitor)),
+        address_(std::move(address)),
+        role_(role),
+        opts_(opts),
+        sock_waiter_(io, sock_),
+        monitor_waiter_(io, monitor_) {}
+
+  ~zmq_endpoint() override { close(); }
+
+  void start(listener::accept_handler on_accept) override {
+    on_accept_ = std::move(on_accept);
+    sock_waiter_.start([this] { drain(); });
+    monitor_waiter_.start([this] { drain_monitor(); });
+  }
+
+  void close() override {
+    if (closed_) return;
+    closed_ = true;
+    sock_waiter_.kill();
+    monitor_waiter_.kill();
+    sock_waiter_.stop();
+    monitor_waiter_.stop();
+    auto peers = std::move(peers_);
+    peers_.clear();
+    for (auto& [id, p] : peers)
+      p->ended({errc::unavailable, "zeromq endpoint closed"});
+    // Stop the monitor before closing its reader: libzmq's I/O thread sends monitor
+    // events with a blocking send, and a send to a PAIR with no peer would block that
+    // thread (and every socket of the context) for good.
+    zmq_socket_monitor(sock_.handle(), nullptr, 0);
+    sock_.set(zmq::sockopt::linger, 0);
+    monitor_.close();
+    sock_.close();
+    on_accept_ = nullptr;
+  }
+
+  std::string address() const override { return address_; }
+
+  result<void> send_to(zmq_peer& p, wire::frame_kind kind, std::string_view name,
+                       std::span<const std::uint8_t> payload) {
+    if (closed_) return plexus::error(errc::unavailable, "zeromq endpoint closed");
+    if (kind == wire::frame_kind::control) return {};  // native-only
+    if (auto ok = check_frame(opts_, name, payload.size()); !ok) return ok;
+    try {
+      const auto& id = p.identity();
+      if (!sock_.send(zmq::buffer(id.data(), id.size()),
+                      zmq::send_flags::sndmore | zmq::send_flags::dontwait) ||
+          !sock_.send(zmq::buffer(name.data(), name.size()),
+                      zmq::send_flags::sndmore | zmq::send_flags::dontwait) ||
+          !sock_.send(zmq::buffer(payload.data(), payload.size()), zmq::send_flags::dontwait)) {
+        sock_waiter_.after_send();
+        return plexus::error(errc::resource_exhausted,
+                             "zeromq send queue to " + describe(id) + " is full (ZMQ_SNDHWM)",
+                             {{"limit", "ZMQ_SNDHWM"}});
+      }
+    } catch (const zmq::error_t& e) {
+      sock_waiter_.after_send();
+      if (e.num() == EHOSTUNREACH) {
+        // ROUTER_MANDATORY: the identity is not connected (any more).
+        end_peer(p.identity(), {errc::unavailable,
+                                "zeromq peer " + describe(p.identity()) + " is not connected"});
+        return plexus::error(errc::unavailable,
+                             "zeromq peer " + describe(p.identity()) + " is not connected");
+      }
+      return plexus::error(errc::internal, std::string("zeromq send failed: ") + e.what());
+    }
+    sock_waiter_.after_send();
+    return {};
+  }
+
+  void forget(const std::string& identity) { peers_.erase(identity); }
+
+ private:
+  static std::string describe(std::string_view id) {
+    bool printable = !id.empty();
+    for (unsigned char c : id)
+      printable = printable && c >= 0x20 && c < 0x7f;
+    if (printable) return std::string(id);
+    static const char* hex = "0123456789abcdef";
+    std::string out = "0x";
+    for (unsigned char c : id) {
+      out += hex[c >> 4];
+      out += hex[c & 15];
+    }
+    return out;
+  }
+
+  // Reads everything available (bounded per turn for fairness with other sockets).
+  void drain() {
+    batch_scope batch;
+    auto alive = sock_waiter_.alive();
+    for (int budget = 4096; budget > 0 && !closed_; --budget) {
+      zmq::message_t id;
+      try {
+        if (!sock_.recv(id, zmq::recv_flags::dontwait)) return;
+      } catch (const zmq::error_t&) {
+        return;
+      }
+      parts_.clear();
+      bool more = id.more();
+      while (more) {
+        zmq::message_t part;
+        if (!sock_.recv(part, zmq::recv_flags::dontwait)) break;
+        more = part.more();
+        parts_.push_back(std::move(part));
+      }
+      on_message(id.to_string(), source_fd());
+      if (!*alive) return;  // the endpoint was closed from a handler
+    }
+    if (!closed_) sock_waiter_.schedule();  // budget spent: continue next turn
+  }
+
+  // The descriptor the current message came in on. ROUTER synthesizes the identity
+  // frame, which has no source, so it is read off the first frame from the wire.
+  int source_fd() {
+    if (parts_.empty()) return -1;
+    try {
+      return parts_[0].get(ZMQ_SRCFD);
+    } catch (const zmq::error_t&) {
+      return -1;
+    }
+  }
+
+  void on_message(std::string identity, int fd) {
+    const bool probe = parts_.size() == 1 && parts_[0].size() == 0;
+    auto peer = peer_for(identity, fd, probe);
+    if (!peer || probe) return;
+    if (parts_.size() != 2) {
+      ++malformed_;
+      return;
+    }
+    const auto& name = parts_[0];
+    const auto& payload = parts_[1];
+    if (name.size() > wire::max_name_bytes) {
+      ++malformed_;
+      return;
+    }
+    peer->deliver(
+        wire::frame_view{wire::frame_kind::data,
+                         std::string_view(static_cast<const char*>(name.data()), name.size()),
+                         std::span<const std::uint8_t>(
+                             static_cast<const std::uint8_t*>(payload.data()), payload.size())});
+  }
+
+  // The peer for an identity, accepting it on first contact. A known identity seen
+  // on a new fd has reconnected (ROUTER_HANDOVER): the old peer ends first, so its
+  // unanswered calls fail instead of waiting for an answer that will not come.
+  //
+  // A probe (the empty message a seed DEALER sends on connecting) always starts a new
+  // connection, even when the descriptor number is the same as the old one's.
+  std::shared_ptr<zmq_peer> peer_for(const std::string& identity, int fd, bool probe) {
+    auto it = peers_.find(identity);
+    if (it != peers_.end() && !probe && (it->second->fd() == fd || fd < 0)) return it->second;
+    // A descriptor number is reused once its connection is gone. The monitor reports
+    // the old connection's loss before its descriptor is closed, so reading pending
+    // reports now ends the old owner before the new peer takes the number.
+    read_disconnects();
+    it = peers_.find(identity);
+    if (it != peers_.end()) {
+      if (!probe && (it->second->fd() == fd || fd < 0)) return it->second;
+      end_peer(identity, {errc::unavailable, "zeromq peer " + describe(identity) + " reconnected"});
+    }
+    if (!on_accept_) return nullptr;
+    auto peer = std::make_shared<zmq_peer>(io_, weak_from_this(), identity, fd,
+                                           "zmq:" + address_ + "#" + describe(identity));
+    peers_[identity] = peer;
+    if (fd >= 0) fd_owner_[fd] = identity;
+    on_accept_(connection(peer));
+    if (role_ == zmq_role::backend) {
+      // A seed-style service announces itself only by connecting: its identity is
+      // its service name. Speak for it to the router.
+      announce(*peer, {{"op", control::hello}, {"name", identity}});
+      announce(*peer, {{"op", control::register_service}, {"service", identity}});
+    }
+    return peer;
+  }
+
+  void announce(zmq_peer& p, const value& v) {
+    std::vector<std::uint8_t> bytes;
+    wire::encode_value(bytes, v);
+    p.deliver(wire::frame_view{wire::frame_kind::control, "", bytes});
+  }
+
+  void end_peer(const std::string& identity, plexus::error why) {
+    auto it = peers_.find(identity);
+    if (it == peers_.end()) return;
+    auto peer = it->second;
+    peers_.erase(it);
+    auto f = fd_owner_.find(peer->fd());
+    if (f != fd_owner_.end() && f->second == identity) fd_owner_.erase(f);
+    peer->ended(std::move(why));
+  }
+
+  void drain_monitor() {
+    // Messages already queued from a lost peer are delivered before it ends.
+    drain();
+    if (!read_disconnects() && !closed_) monitor_waiter_.schedule();
+  }
+
+  // Ends the peers whose connections the monitor reported lost. Returns false when
+  // its budget ran out with reports left.
+  bool read_disconnects() {
+    for (int budget = 1024; budget > 0; --budget) {
+      if (closed_) return true;
+      zmq::message_t event, endpoint;
+      try {
+        if (!monitor_.recv(event, zmq::recv_flags::dontwait)) return true;
+        if (event.more()) (void)monitor_.recv(endpoint, zmq::recv_flags::dontwait);
+      } catch (const zmq::error_t&) {
+        return true;
+      }
+      if (event.size() < 6) continue;
+      std::uint16_t kind;
+      std::int32_t value;
+      std::memcpy(&kind, event.data(), 2);
+      std::memcpy(&value, static_cast<const char*>(event.data()) + 2, 4);
+      if (kind != ZMQ_EVENT_DISCONNECTED) continue;
+      auto f = fd_owner_.find(value);
+      if (f == fd_owner_.end()) continue;
+      const auto identity = f->second;
+      end_peer(identity,
+               {errc::unavailable, "zeromq peer " + describe(identity) + " disconnected"});
+    }
+    return false;
+  }
+
+  asio::io_context& io_;
+  zmq::socket_t sock_;
+  zmq::socket_t monitor_;
+  std::string address_;
+  zmq_role role_;
+  options opts_;
+  zmq_waiter sock_waiter_;
+  zmq_waiter monitor_waiter_;
+  listener::accept_handler on_accept_;
+  std::unordered_map<std::string, std::shared_ptr<zmq_peer>> peers_;
+  std::unordered_map<int, std::string> fd_owner_;
+  std::vector<zmq::message_t> parts_;
+  std::uint64_t malformed_ = 0;
+  bool closed_ = false;
+};
+
+result<void> zmq_peer::send(wire::frame_kind kind, std::string_view name,
+                            std::span<const std::uint8_t> payload) {
+  if (closed_) return plexus::error(errc::unavailable, "connection is closed");
+  auto endpoint = endpoint_.lock();
+  if (!endpoint) return plexus::error(errc::unavailable, "zeromq endpoint closed");
+  return endpoint->send_to(*this, kind, name, payload);
+}
+
+void zmq_peer::close() {
+  if (closed_) return;
+  // ZeroMQ cannot drop one peer of a ROUTER: the identity is forgotten, and a later
+  // message from it is accepted as a new peer.
+  if (auto endpoint = endpoint_.lock()) endpoint->forget(identity_);
+  ended({errc::unavailable, "connection closed locally"});
+}
+
+}  // namespace
+}  // namespace detail
+
+result<listener> listen_zmq(boost::asio::io_context& io, std::string_view address, zmq_role role,
+                            const options& opts) {
+  namespace asio = boost::asio;
+  static std::atomic<int> monitor_counter{0};
+  const std::string addr(address);
+  auto fail = [&](errc code, const std::string& why) {
+    return plexus::error(code,
+                         "cannot bind zeromq " +
+                             std::string(role == zmq_role::frontend ? "frontend" : "backend") +
+                             " " + addr + ": " + why,
+                         {{"address", addr}});
+  };
+  if (addr.rfind("ipc://", 0) == 0) {
+    const std::filesystem::path path(addr.substr(6));
+    std::error_code ec;
+    if (path.has_parent_path()) std::filesystem::create_directories(path.parent_path(), ec);
+  }
+  try {
+    auto& ctx = detail::shared_context();
+    zmq::socket_t sock(ctx, zmq::socket_type::router);
+    sock.set(zmq::sockopt::router_mandatory, 1);
+    sock.set(zmq::sockopt::router_handover, 1);
+    sock.set(zmq::sockopt::linger, 0);
+    sock.set(zmq::sockopt::heartbeat_ivl, 1000);
+    sock.set(zmq::sockopt::heartbeat_timeout, 3000);
+    sock.set(zmq::sockopt::heartbeat_ttl, 3000);
+    sock.set(zmq::sockopt::maxmsgsize, static_cast<std::int64_t>(opts.max_frame_bytes));
+    sock.set(zmq::sockopt::sndhwm, 100000);
+    sock.set(zmq::sockopt::rcvhwm, 100000);
+    sock.set(zmq::sockopt::routing_id,
+             role == zmq_role::frontend ? "router-frontend" : "router-backend");
+    sock.bind(addr);
+    const auto bound = sock.get(zmq::sockopt::last_endpoint);
+    const auto monitor_addr = "inproc://plexus-zmq-monitor-" + std::to_string(++monitor_counter);
+    if (zmq_socket_monitor(sock.handle(), monitor_addr.c_str(), ZMQ_EVENT_DISCONNECTED) != 0)
+      return fail(errc::internal, zmq_strerror(zmq_errno()));
+    zmq::socket_t monitor(ctx, zmq::socket_type::pair);
+    monitor.set(zmq::sockopt::linger, 0);
+    // Unbounded, so a burst of events never blocks libzmq's I/O thread (see close()).
+    monitor.set(zmq::sockopt::rcvhwm, 0);
+    monitor.connect(monitor_addr);
+    return listener(std::make_shared<detail::zmq_endpoint>(io, std::move(sock), std::move(monitor),
+                                                           bound, role, opts));
+  } catch (const zmq::error_t& e) {
+    if (e.num() == EADDRINUSE) return fail(errc::unavailable, "address in use");
+    if (e.num() == EINVAL || e.num() == EPROTONOSUPPORT || e.num() == ENOENT)
+      return fail(errc::invalid_argument, e.what());
+    return fail(errc::internal, e.what());
+  }
+}
+
+}  // namespace plexus::transport

@@ -1,0 +1,251 @@
+#include "plexus/transport/zmq.hpp"
+
+#include <gtest/gtest.h>
+#include <stdlib.h>
+
+#include <boost/asio/io_context.hpp>
+#include <chrono>
+#include <filesystem>
+#include <optional>
+#include <zmq.hpp>
+
+#include "plexus/broker/router.hpp"
+#include "plexus/rpc/client.hpp"
+#include "plexus/rpc/service.hpp"
+#include "plexus/wire/message.hpp"
+
+// The router's ZeroMQ endpoints against seed-style DEALER peers driven by the test on
+// the loop's thread: the test alternates between running the io_context and polling
+// its DEALERs, each wait bounded by a deadline.
+
+namespace plexus::transport {
+namespace {
+
+namespace asio = boost::asio;
+using namespace std::chrono_literals;
+using bytes = std::vector<std::uint8_t>;
+
+zmq::context_t& ctx() {
+  static zmq::context_t c(1);
+  return c;
+}
+
+bytes encode(const wire::message& m) {
+  bytes out;
+  wire::encode(out, m);
+  return out;
+}
+
+class ZmqEndpoint : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/plexus-zmq-test-XXXXXX";
+    ASSERT_NE(::mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+    native_ = "ipc://" + dir_ + "/native.sock";
+    front_ = "ipc://" + dir_ + "/front.sock";
+    back_ = "ipc://" + dir_ + "/back.sock";
+    router_.emplace(io_,
+                    broker::router_options{
+                        .listen = {native_}, .zmq_frontend = {front_}, .zmq_backend = {back_}});
+    ASSERT_TRUE(router_->start());
+  }
+  void TearDown() override {
+    router_.reset();
+    std::filesystem::remove_all(dir_);
+  }
+
+  zmq::socket_t dealer(const std::string& address, const std::string& identity = "") {
+    zmq::socket_t s(ctx(), zmq::socket_type::dealer);
+    s.set(zmq::sockopt::linger, 0);
+    s.set(zmq::sockopt::probe_router, 1);
+    if (!identity.empty()) s.set(zmq::sockopt::routing_id, identity);
+    s.connect(address);
+    return s;
+  }
+
+  // Runs the loop until the DEALER has a whole message, or the deadline passes.
+  std::optional<std::vector<zmq::message_t>> receive(zmq::socket_t& s,
+                                                     std::chrono::milliseconds limit = 3000ms) {
+    const auto end = std::chrono::steady_clock::now() + limit;
+    while (std::chrono::steady_clock::now() < end) {
+      std::vector<zmq::message_t> parts;
+      zmq::message_t m;
+      if (s.recv(m, zmq::recv_flags::dontwait)) {
+        bool more = m.more();
+        parts.push_back(std::move(m));
+        while (more) {
+          zmq::message_t p;
+          (void)s.recv(p);
+          more = p.more();
+          parts.push_back(std::move(p));
+        }
+        return parts;
+      }
+      io_.restart();
+      io_.run_for(2ms);
+    }
+    return std::nullopt;
+  }
+
+  template <class Pred>
+  bool run_until(Pred done, std::chrono::milliseconds limit = 3000ms) {
+    const auto end = std::chrono::steady_clock::now() + limit;
+    while (!done()) {
+      if (std::chrono::steady_clock::now() >= end) return false;
+      io_.restart();
+      io_.run_for(2ms);
+    }
+    return true;
+  }
+
+  // Waits until the router lists `name` (a backend DEALER registers by connecting).
+  bool registered(rpc::client& c, const std::string& name) {
+    return run_until([&] {
+      auto r = c.call_value("plexus", "services", value::array(), 1s);
+      if (!r) return false;
+      for (const auto& s : *r)
+        if (s["name"] == name) return true;
+      return false;
+    });
+  }
+
+  asio::io_context io_;
+  std::string dir_, native_, front_, back_;
+  std::optional<broker::router> router_;
+};
+
+TEST_F(ZmqEndpoint, SeedClientCallsANativeServiceThroughTheFrontend) {
+  rpc::service svc(io_, {.router = native_, .name = "calc"});
+  svc.route("add", [](int a, int b) { return a + b; });
+  bool ready = false;
+  ASSERT_TRUE(svc.start([&] { ready = true; }));
+  ASSERT_TRUE(run_until([&] { return ready; }));
+
+  auto client = dealer(front_);
+  auto req = encode(wire::request{42, "add", {20, 22}});
+  client.send(zmq::str_buffer("calc"), zmq::send_flags::sndmore);
+  client.send(zmq::buffer(req));
+  auto reply = receive(client);
+  ASSERT_TRUE(reply);
+  ASSERT_EQ(reply->size(), 2u);  // [sender_id, payload], as the seed's Client expects
+  auto m = wire::decode({static_cast<const std::uint8_t*>((*reply)[1].data()), (*reply)[1].size()});
+  ASSERT_TRUE(m);
+  const auto& resp = std::get<wire::response>(*m);
+  EXPECT_EQ(resp.msgid, 42u);
+  EXPECT_FALSE(resp.error.has_value());
+  EXPECT_EQ(resp.result, 42);
+}
+
+TEST_F(ZmqEndpoint, SeedClientGetsUnavailableForAnUnknownService) {
+  auto client = dealer(front_);
+  auto req = encode(wire::request{7, "x", value::array()});
+  client.send(zmq::str_buffer("nosuch"), zmq::send_flags::sndmore);
+  client.send(zmq::buffer(req));
+  auto reply = receive(client);
+  ASSERT_TRUE(reply);
+  auto m =
+      wire::decode({static_cast<const std::uint8_t*>(reply->back().data()), reply->back().size()});
+  ASSERT_TRUE(m);
+  const auto& resp = std::get<wire::response>(*m);
+  EXPECT_EQ(resp.msgid, 7u);
+  ASSERT_TRUE(resp.error.has_value());
+  EXPECT_EQ(resp.error->code, errc::unavailable);
+  EXPECT_EQ(resp.error->message, "no route to nosuch");
+}
+
+// A seed-style service: answers every request with its first argument.
+void serve_one(zmq::socket_t& s, std::vector<zmq::message_t>& in) {
+  ASSERT_EQ(in.size(), 2u);  // [sender_id, payload]
+  auto m = wire::decode({static_cast<const std::uint8_t*>(in[1].data()), in[1].size()});
+  ASSERT_TRUE(m);
+  const auto& req = std::get<wire::request>(*m);
+  auto resp = encode(wire::response{req.msgid, std::nullopt, req.params.at(0)});
+  s.send(in[0], zmq::send_flags::sndmore);
+  s.send(zmq::buffer(resp));
+}
+
+TEST_F(ZmqEndpoint, NativeClientCallsASeedServiceRegisteredByItsIdentity) {
+  auto svc = dealer(back_, "zsvc");
+  rpc::client c(io_, {.router = native_});
+  ASSERT_TRUE(c.connect());
+  ASSERT_TRUE(registered(c, "zsvc"));
+
+  std::optional<result<value>> out;
+  c.async_call("zsvc", "echo", value::array({"héllo"}),
+               [&](result<value> r) { out = std::move(r); });
+  auto in = receive(svc);
+  ASSERT_TRUE(in);
+  serve_one(svc, *in);
+  ASSERT_TRUE(run_until([&] { return out.has_value(); }));
+  ASSERT_TRUE(*out) << out->error().message;
+  EXPECT_EQ(**out, "héllo");
+}
+
+TEST_F(ZmqEndpoint, ClosedSeedServiceFailsItsCallersAtOnce) {
+  auto svc = dealer(back_, "zsvc");
+  rpc::client c(io_, {.router = native_});
+  ASSERT_TRUE(c.connect());
+  ASSERT_TRUE(registered(c, "zsvc"));
+
+  std::optional<result<value>> out;
+  c.async_call(
+      "zsvc", "hang", value::array({1}), [&](result<value> r) { out = std::move(r); }, 5s);
+  auto in = receive(svc);  // the service has the call; it will never answer
+  ASSERT_TRUE(in);
+  EXPECT_FALSE(out.has_value());
+  const auto closed = std::chrono::steady_clock::now();
+  svc.close();
+  ASSERT_TRUE(run_until([&] { return out.has_value(); }, 4s));
+  EXPECT_LT(std::chrono::steady_clock::now() - closed, 1s);
+  ASSERT_FALSE(*out);
+  EXPECT_EQ(out->error().code, errc::unavailable);
+  // Its registration is gone too.
+  auto again = c.call_value("zsvc", "echo", value::array({1}), 2s);
+  ASSERT_FALSE(again);
+  EXPECT_EQ(again.error().message, "no route to zsvc");
+}
+
+TEST_F(ZmqEndpoint, ReconnectedIdentityServesAgain) {
+  rpc::client c(io_, {.router = native_});
+  ASSERT_TRUE(c.connect());
+  {
+    auto first = dealer(back_, "zsvc");
+    ASSERT_TRUE(registered(c, "zsvc"));
+  }
+  auto second = dealer(back_, "zsvc");
+  std::optional<result<value>> out;
+  // Retry until the new connection is registered (the old one's disconnect and the
+  // new one's probe may arrive in either order).
+  ASSERT_TRUE(run_until([&] {
+    out.reset();
+    c.async_call(
+        "zsvc", "echo", value::array({5}), [&](result<value> r) { out = std::move(r); }, 2s);
+    auto in = receive(second, 200ms);
+    if (!in) {
+      run_until([&] { return out.has_value(); });
+      return false;
+    }
+    serve_one(second, *in);
+    return run_until([&] { return out.has_value(); }) && out->has_value();
+  }));
+  EXPECT_EQ(**out, 5);
+}
+
+TEST(ZmqListen, BadEndpointIsInvalidArgumentAndBusyAddressIsUnavailable) {
+  asio::io_context io;
+  auto bad = listen_zmq(io, "nonsense://x", zmq_role::frontend);
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(bad.error().code, errc::invalid_argument);
+
+  auto first = listen_zmq(io, "tcp://127.0.0.1:*", zmq_role::frontend);
+  ASSERT_TRUE(first) << first.error().message;
+  const auto address = first->address();
+  EXPECT_EQ(address.rfind("tcp://127.0.0.1:", 0), 0u) << address;
+  auto second = listen_zmq(io, address, zmq_role::frontend);
+  ASSERT_FALSE(second);
+  EXPECT_EQ(second.error().code, errc::unavailable);
+}
+
+}  // namespace
+}  // namespace plexus::transport
