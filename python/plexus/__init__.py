@@ -1,0 +1,50 @@
+"""plexus for Python: remote calls through a plexus router's ZeroMQ endpoints.
+
+    async with plexus.Client("ipc:///tmp/p/front.sock") as client:
+        print(await client.call("calc", "add", 1, 2))                  # 3
+    # a service: svc = plexus.Service("ipc:///tmp/p/back.sock", "calc"); await svc.serve()
+
+The router is started with ``plexus router --listen ipc://DIR/native.sock
+--zmq-frontend ipc://DIR/front.sock --zmq-backend ipc://DIR/back.sock``: clients
+connect to the frontend, services to the backend. Frames and messages are those of
+seed 001 (``[recipient, payload]`` out, ``[sender, payload]`` in; CBOR
+``[0, msgid, method, params]`` / ``[1, msgid, error, result]`` /
+``[2, method, params]``), so this package also works with a 001 Router, and 001
+clients and services work with the plexus router. Needs pyzmq and cbor2 only
+(Debian: python3-zmq, python3-cbor2); import it from the repository with
+``sys.path.insert(0, "<repo>/python")``.
+"""
+
+from . import wire
+from .client import Client
+from .errors import (
+    CODES,
+    DeadlineExceeded,
+    Internal,
+    InvalidArgument,
+    NotFound,
+    RemoteError,
+    ResourceExhausted,
+    Unavailable,
+    Unimplemented,
+    error_from_wire,
+)
+from .service import Service
+
+__all__ = [
+    "CODES",
+    "Client",
+    "DeadlineExceeded",
+    "Internal",
+    "InvalidArgument",
+    "NotFound",
+    "RemoteError",
+    "ResourceExhausted",
+    "Service",
+    "Unavailable",
+    "Unimplemented",
+    "error_from_wire",
+    "wire",
+]
+
+__version__ = "0.1.0"

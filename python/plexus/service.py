@@ -1,0 +1,498 @@
+"""The plexus service: handlers called through a router's ZeroMQ backend.
+
+    svc = plexus.Service("ipc:///run/plexus/back.sock", "greeter")
+    svc.route(lambda who: f"hello {who}", name="hello")       # or @svc.route
+    await svc.serve()                                          # until cancelled
+
+One DEALER socket whose ZeroMQ identity is the service name (``ZMQ_PROBE_ROUTER``
+set, so the router learns the name as soon as the connection is up) receives
+``[sender_id, payload]`` and answers ``[sender_id, payload]``: the frames of seed
+001. Async handlers run as tasks on the loop; plain functions run in a thread pool
+(they may block) unless registered with ``inline=True``, which runs them directly on
+the loop (for quick, non-blocking functions: the fastest path). Every request is
+answered (a result or an error); notifications never are.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import concurrent.futures
+import functools
+import inspect
+import logging
+import os
+from typing import Any, Callable, Optional, Union
+
+import zmq
+
+from . import wire
+from ._channel import Channel
+from .errors import RemoteError
+
+__all__ = ["Service"]
+
+log = logging.getLogger("plexus")
+
+_INLINE, _ASYNC, _THREAD = 0, 1, 2
+_KIND_NAMES = {_INLINE: "inline", _ASYNC: "async", _THREAD: "thread"}
+
+_dumps = wire.encode
+_loads = wire.decode
+_MSGID_MAX = wire.MSGID_MAX
+
+
+class _Route:
+    __slots__ = ("name", "func", "kind", "min_args", "max_args", "signature")
+
+    def __init__(self, name: str, func: Callable[..., Any], inline: bool) -> None:
+        if not callable(func):
+            raise TypeError(f"route {name!r}: {func!r} is not callable")
+        self.name = name
+        self.func = func
+        if _is_async(func):
+            if inline:
+                raise ValueError(f"route {name!r}: inline=True is for plain functions")
+            self.kind = _ASYNC
+        else:
+            self.kind = _INLINE if inline else _THREAD
+        try:
+            try:
+                sig = inspect.signature(func, eval_str=True)
+            except Exception:  # string annotations that do not evaluate here
+                sig = inspect.signature(func)
+        except (TypeError, ValueError):  # some builtins have no signature
+            self.min_args, self.max_args, self.signature = 0, None, "(...)"
+            return
+        lo, hi = 0, 0
+        unbounded = False
+        for p in sig.parameters.values():
+            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD):
+                hi += 1
+                if p.default is p.empty:
+                    lo += 1
+            elif p.kind is p.VAR_POSITIONAL:
+                unbounded = True
+            elif p.kind is p.KEYWORD_ONLY and p.default is p.empty:
+                raise ValueError(
+                    f"route {name!r}: keyword-only parameter {p.name!r} has no default; "
+                    "remote calls pass positional arguments only"
+                )
+        self.min_args = lo
+        self.max_args = None if unbounded else hi
+        self.signature = str(sig)
+
+    def describe_arity(self) -> str:
+        lo, hi = self.min_args, self.max_args
+        if hi is None:
+            n = f"at least {lo}"
+        elif lo == hi:
+            n = str(lo)
+        else:
+            n = f"{lo} to {hi}"
+        return f"{n} argument{'' if n.split()[-1] == '1' else 's'}"
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name, "signature": self.signature, "blocking": self.kind == _THREAD}
+
+
+def _is_async(func: Any) -> bool:
+    while isinstance(func, functools.partial):
+        func = func.func
+    return inspect.iscoroutinefunction(func) or inspect.iscoroutinefunction(
+        getattr(func, "__call__", None)
+    )
+
+
+class _Call:
+    """A request being handled off the fast path (async or in a thread)."""
+
+    __slots__ = ("sender", "msgid", "method", "future", "timer", "answered")
+
+    def __init__(self, sender: bytes, msgid: Optional[int], method: str) -> None:
+        self.sender = sender
+        self.msgid = msgid
+        self.method = method
+        self.future: Optional[asyncio.Future] = None
+        self.timer: Optional[asyncio.TimerHandle] = None
+        self.answered = False
+
+
+def error_for(exc: BaseException, method: str) -> list:
+    """The wire ``[message, context]`` for an exception raised by handler ``method``."""
+    if isinstance(exc, RemoteError):
+        ctx = dict(exc.context)
+        ctx["code"] = exc.code
+        ctx.setdefault("method", method)
+        return [exc.message, ctx]
+    name = type(exc).__name__
+    return [str(exc) or name, {"code": "internal", "exception": name, "method": method}]
+
+
+class Service:
+    """Serves handlers under one service name through a router's ZeroMQ backend.
+
+    Parameters:
+        backend: the router's backend endpoint, e.g. ``ipc:///tmp/p/back.sock``.
+        name: the service name (also the socket's ZeroMQ identity), 1-255 bytes.
+        timeout: handler deadline in seconds; a handler still running then is
+            answered with ``deadline_exceeded`` (an async one is also cancelled).
+        concurrency: async/thread handlers running at once; further requests wait
+            in arrival order (inline handlers are not counted: they finish before
+            the next message is read).
+        workers: threads for plain (blocking) handlers; default min(32, cpus + 4).
+        executor: use this executor for plain handlers instead of an own pool.
+
+    Register handlers with :meth:`route`, then ``await svc.serve()`` (runs until
+    cancelled) or ``async with svc: ...``.
+    """
+
+    def __init__(
+        self,
+        backend: str,
+        name: str,
+        *,
+        timeout: float = 30.0,
+        concurrency: int = 256,
+        workers: Optional[int] = None,
+        executor: Optional[concurrent.futures.Executor] = None,
+        context: Optional[zmq.Context] = None,
+    ) -> None:
+        ident = name.encode() if isinstance(name, str) else bytes(name)
+        if not 1 <= len(ident) <= 255:
+            raise ValueError("a service name is 1 to 255 bytes")
+        if ident == b"plexus":
+            raise ValueError('"plexus" is the router\'s own service name')
+        if timeout <= 0:
+            raise ValueError("timeout must be positive")
+        if concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
+        self.backend = backend
+        self.name = ident.decode(errors="replace")
+        self.timeout = float(timeout)
+        self.concurrency = concurrency
+        self._ident = ident
+        self._routes: dict[str, _Route] = {}
+        self._workers = workers or min(32, (os.cpu_count() or 1) + 4)
+        self._executor = executor
+        self._own_executor = executor is None
+        self._context = context
+        self._chan: Optional[Channel] = None
+        self._loop: Optional[asyncio.AbstractEventLoop] = None
+        self._active = 0
+        self._calls: set[_Call] = set()
+        self._backlog: collections.deque = collections.deque()
+        self._draining = False
+        self._idle: Optional[asyncio.Event] = None
+        self._connected: Optional[asyncio.Event] = None
+        #: connections made to the backend (reconnections included)
+        self.connections = 0
+        #: counters
+        self.requests = 0
+        self.notifications = 0
+        self.malformed = 0
+
+    # -- registration ----------------------------------------------------------------
+
+    def route(
+        self,
+        name_or_func: Union[str, Callable[..., Any], None] = None,
+        /,
+        *,
+        name: Optional[str] = None,
+        inline: bool = False,
+    ) -> Any:
+        """Register a handler. Forms::
+
+            @svc.route                      # name = the function's name
+            @svc.route("non-identifier")    # explicit name
+            @svc.route(inline=True)         # plain function run on the loop
+            svc.route(func, name="x")       # no decorator
+
+        Async functions become tasks; plain functions run in the thread pool unless
+        ``inline=True``. The decorator returns the function unchanged.
+        """
+        if callable(name_or_func):
+            self.add(name or name_or_func.__name__, name_or_func, inline=inline)
+            return name_or_func
+        explicit = name_or_func if name_or_func is not None else name
+
+        def decorator(func: Callable[..., Any]) -> Callable[..., Any]:
+            self.add(explicit or func.__name__, func, inline=inline)
+            return func
+
+        return decorator
+
+    def add(self, name: str, func: Callable[..., Any], *, inline: bool = False) -> None:
+        """Register ``func`` under ``name`` (replacing an earlier one)."""
+        if not isinstance(name, str):
+            raise TypeError("a method name is a str")
+        self._routes[name] = _Route(name, func, inline)
+
+    @property
+    def methods(self) -> list[dict[str, Any]]:
+        """``[{"name", "signature", "blocking"}]`` for every route, sorted by name."""
+        return [self._routes[k].describe() for k in sorted(self._routes)]
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    async def start(self) -> "Service":
+        """Connect to the backend; requests are served from now on."""
+        if self._chan is not None:
+            return self
+        self._loop = asyncio.get_running_loop()
+        self._draining = False
+        self._idle = asyncio.Event()
+        self._idle.set()
+        if self._executor is None:
+            self._executor = concurrent.futures.ThreadPoolExecutor(
+                max_workers=self._workers, thread_name_prefix=f"plexus-{self.name}"
+            )
+            self._own_executor = True
+        options: dict[int, object] = {
+            zmq.IDENTITY: self._ident,
+            zmq.PROBE_ROUTER: 1,
+            zmq.LINGER: 0,
+            zmq.SNDHWM: 100_000,
+            zmq.RCVHWM: 100_000,
+            zmq.HEARTBEAT_IVL: 1000,
+            zmq.HEARTBEAT_TIMEOUT: 3000,
+        }
+        self._connected = asyncio.Event()
+        self._chan = Channel(
+            zmq.DEALER, self.backend, self._on_message, options=options,
+            loop=self._loop, context=self._context, on_event=self._on_socket_event,
+            events=zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_DISCONNECTED,
+        )
+        return self
+
+    def _on_socket_event(self, event: int, value: int) -> None:
+        if event == zmq.EVENT_HANDSHAKE_SUCCEEDED:
+            self.connections += 1
+            self._connected.set()
+            if self.connections > 1 and self._chan is not None:
+                # libzmq sends the ZMQ_PROBE_ROUTER probe only on the first connection;
+                # after a reconnect (a restarted router) announce the name again.
+                self._chan.send((b"",))
+        elif event == zmq.EVENT_DISCONNECTED:
+            self._connected.clear()
+
+    async def wait_connected(self, timeout: Optional[float] = None) -> None:
+        """Wait until the connection to the router's backend is up (the router learns
+        the service name right after). Raises asyncio.TimeoutError."""
+        if self._chan is None:
+            raise RuntimeError("the service is not started")
+        await asyncio.wait_for(self._connected.wait(), timeout)
+
+    async def stop(self, grace: float = 1.0) -> None:
+        """Stop serving: requests arriving from now on are answered ``unavailable``;
+        handlers still running after ``grace`` seconds are cancelled and their callers
+        answered ``unavailable``; then the socket is closed."""
+        chan = self._chan
+        if chan is None:
+            return
+        self._draining = True
+        while self._backlog:
+            sender, msgid, method, _ = self._backlog.popleft()
+            self._reply(sender, msgid, self._draining_error(method), None, method)
+        if self._active and self._idle is not None:
+            try:
+                await asyncio.wait_for(self._idle.wait(), grace)
+            except asyncio.TimeoutError:
+                pass
+        for call in list(self._calls):
+            if not call.answered:
+                call.answered = True
+                if call.timer:
+                    call.timer.cancel()
+                if call.future is not None:
+                    call.future.cancel()
+                self._reply(call.sender, call.msgid, self._draining_error(call.method), None,
+                            call.method)
+        self._calls.clear()
+        self._active = 0
+        self._chan = None
+        chan._flush()
+        chan.close(linger=500)
+        if self._own_executor and self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+            self._executor = None
+
+    async def serve(self) -> None:
+        """Serve until cancelled (then stop gracefully)."""
+        await self.start()
+        try:
+            await asyncio.get_running_loop().create_future()
+        finally:
+            await self.stop()
+
+    async def __aenter__(self) -> "Service":
+        return await self.start()
+
+    async def __aexit__(self, *exc_info: Any) -> None:
+        await self.stop()
+
+    @property
+    def active(self) -> int:
+        """Async and thread handlers running now."""
+        return self._active
+
+    # -- the receive side ----------------------------------------------------------
+
+    def _on_message(self, frames: list) -> None:
+        if len(frames) != 2:
+            if frames != [b""]:
+                self.malformed += 1
+            return
+        sender, payload = frames
+        try:
+            msg = _loads(payload)
+            kind = msg[0]
+            if kind == 0:
+                _, msgid, method, params = msg
+                if type(msgid) is not int or not 0 <= msgid <= _MSGID_MAX:
+                    raise ValueError(f"msgid must be an unsigned 32-bit integer, got {msgid!r}")
+            elif kind == 2:
+                _, method, params = msg
+                msgid = None
+            else:
+                raise ValueError(f"a service receives requests and notifications, got kind {kind!r}")
+            if type(method) is not str:
+                raise ValueError(f"method must be text, got {type(method).__name__}")
+            if type(params) is not list:
+                raise ValueError(f"params must be an array, got {type(params).__name__}")
+        except Exception as exc:
+            self.malformed += 1
+            msgid = wire.peek_request_id(payload)
+            if msgid is not None:
+                text = f"malformed request: {exc}"
+                self._reply(sender, msgid, [text, {"code": "invalid_argument"}], None, "")
+            else:
+                log.warning("plexus service %s: dropped a malformed message: %s", self.name, exc)
+            return
+        if msgid is None:
+            self.notifications += 1
+        else:
+            self.requests += 1
+        if self._draining:
+            self._reply(sender, msgid, self._draining_error(method), None, method)
+        elif self._active >= self.concurrency:
+            self._backlog.append((sender, msgid, method, params))
+        else:
+            self._dispatch(sender, msgid, method, params)
+
+    def _draining_error(self, method: str) -> list:
+        return [f"service {self.name} is draining",
+                {"code": "unavailable", "service": self.name, "method": method}]
+
+    def _dispatch(self, sender: bytes, msgid: Optional[int], method: str, params: list) -> None:
+        route = self._routes.get(method)
+        if route is None:
+            self._reply(sender, msgid, [
+                f"service {self.name} has no method '{method}'",
+                {"code": "not_found", "service": self.name, "method": method,
+                 "methods": sorted(self._routes)},
+            ], None, method)
+            return
+        n = len(params)
+        if n < route.min_args or (route.max_args is not None and n > route.max_args):
+            self._reply(sender, msgid, [
+                f"{method} expects {route.describe_arity()} {route.signature}, got {n}",
+                {"code": "invalid_argument", "method": method, "signature": route.signature,
+                 "expected": route.describe_arity(), "got": n},
+            ], None, method)
+            return
+        kind = route.kind
+        loop = self._loop
+        assert loop is not None
+        if kind == _INLINE:
+            try:
+                result = route.func(*params)
+            except Exception as exc:
+                self._reply(sender, msgid, error_for(exc, method), None, method)
+                return
+            if not inspect.isawaitable(result):
+                self._reply(sender, msgid, None, result, method)
+                return
+            fut: asyncio.Future = asyncio.ensure_future(result)
+        elif kind == _ASYNC:
+            try:
+                fut = loop.create_task(route.func(*params))
+            except Exception as exc:
+                self._reply(sender, msgid, error_for(exc, method), None, method)
+                return
+        else:
+            fut = loop.run_in_executor(self._executor, route.func, *params)
+        call = _Call(sender, msgid, method)
+        call.future = fut
+        call.timer = loop.call_later(self.timeout, self._expire, call)
+        self._active += 1
+        self._calls.add(call)
+        if self._idle is not None:
+            self._idle.clear()
+        fut.add_done_callback(functools.partial(self._finished, call))
+
+    def _release(self, call: _Call) -> None:
+        self._calls.discard(call)
+        self._active -= 1
+        backlog = self._backlog
+        while backlog and self._active < self.concurrency and not self._draining:
+            self._dispatch(*backlog.popleft())
+        if self._active == 0 and self._idle is not None:
+            self._idle.set()
+
+    def _expire(self, call: _Call) -> None:
+        if call.answered:
+            return
+        call.answered = True
+        ms = round(self.timeout * 1000)
+        self._reply(call.sender, call.msgid, [
+            f"{call.method} did not finish within the handler deadline of {ms} ms",
+            {"code": "deadline_exceeded", "method": call.method, "deadline_ms": ms},
+        ], None, call.method)
+        if call.future is not None and not call.future.done():
+            call.future.cancel()  # a thread cannot be stopped; its result is dropped
+        self._release(call)
+
+    def _finished(self, call: _Call, fut: asyncio.Future) -> None:
+        if call.timer is not None:
+            call.timer.cancel()
+        if fut.cancelled():
+            exc: Optional[BaseException] = asyncio.CancelledError()
+        else:
+            exc = fut.exception()
+        if call.answered:
+            return
+        call.answered = True
+        if exc is None:
+            self._reply(call.sender, call.msgid, None, fut.result(), call.method)
+        elif isinstance(exc, asyncio.CancelledError):
+            self._reply(call.sender, call.msgid, [
+                f"{call.method} was cancelled", {"code": "unavailable", "method": call.method}
+            ], None, call.method)
+        else:
+            self._reply(call.sender, call.msgid, error_for(exc, call.method), None, call.method)
+        self._release(call)
+
+    def _reply(
+        self, sender: bytes, msgid: Optional[int], error: Optional[list], result: Any, method: str
+    ) -> None:
+        if msgid is None:  # a notification: never answered
+            if error is not None:
+                log.warning("plexus service %s: notification %s failed: %s",
+                            self.name, method, error[0])
+            return
+        chan = self._chan
+        if chan is None:
+            return
+        try:
+            payload = _dumps([1, msgid, error, result])
+        except Exception as exc:
+            if error is not None:
+                error = [str(error[0]), {"code": str(error[1].get("code", "internal")),
+                                         "method": method}]
+            else:
+                error = [f"cannot encode the result of {method}: {exc}",
+                         {"code": "internal", "method": method}]
+            payload = _dumps([1, msgid, error, None])
+        chan.send((sender, payload))
