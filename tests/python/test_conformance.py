@@ -117,7 +117,7 @@ def test_seed_client_unknown_service_is_unavailable_fast(calc):
             assert info.value.context["code"] == "unavailable"
             assert info.value.context["service"] == "nosuch-service"
             assert info.value.message == "no route to nosuch-service"
-            assert elapsed < 0.25, elapsed
+            assert elapsed < 1.0, elapsed  # the deadline is 5 s
 
     arun(main())
 
@@ -148,7 +148,7 @@ def test_seed_client_deadline(calc):
             with pytest.raises(asyncio.TimeoutError):
                 await c.issue_call("calc", "nap", 2, timeout=0.2)
             elapsed = time.monotonic() - t0
-            assert 0.19 <= elapsed < 1.0, elapsed
+            assert 0.19 <= elapsed < 1.5, elapsed  # not the 2 s nap
             # the client is still usable
             assert await c.issue_call("calc", "add", 1, 1) == 2
 
@@ -281,13 +281,13 @@ def test_killed_seed_service_fails_zmq_caller_unavailable_fast(router):
                     await call
                 elapsed = time.monotonic() - t0
                 assert info.value.context["code"] == "unavailable", info.value.context
-                assert elapsed < 0.5, elapsed
+                assert elapsed < 0.8, elapsed  # "well under a second" (10 s deadline)
                 # later calls fail fast too: the route is gone
                 t0 = time.monotonic()
                 with pytest.raises(RemoteCallError) as info:
                     await c.issue_call(name, "pid", timeout=5)
                 assert info.value.context["code"] == "unavailable"
-                assert time.monotonic() - t0 < 0.25
+                assert time.monotonic() - t0 < 1.0  # not the 5 s deadline
 
         arun(main())
     finally:
@@ -317,7 +317,7 @@ def test_killed_seed_service_fails_native_caller_unavailable_fast(router):
         assert rc == 3, caller.output()
         err = json.loads(caller.lines["stderr"][-1])
         assert err["code"] == "unavailable", err
-        assert elapsed < 0.5, elapsed
+        assert elapsed < 0.8, elapsed  # "well under a second"
     finally:
         svc.kill()
         if caller is not None:

@@ -205,7 +205,7 @@ def test_client_unknown_service_is_unavailable_fast(calc):
             t0 = time.monotonic()
             with pytest.raises(plexus.Unavailable) as info:
                 await c.call("nosuch-service", "x")
-            assert time.monotonic() - t0 < 0.25
+            assert time.monotonic() - t0 < 1.0  # not the 5 s deadline
             assert info.value.message == "no route to nosuch-service"
             assert info.value.context["service"] == "nosuch-service"
 
@@ -219,7 +219,7 @@ def test_client_deadline(calc):
             with pytest.raises(plexus.DeadlineExceeded) as info:
                 await c.call("calc", "nap", 2, timeout=0.2)
             elapsed = time.monotonic() - t0
-            assert 0.19 <= elapsed < 1.0, elapsed
+            assert 0.19 <= elapsed < 1.5, elapsed  # not the 2 s nap
             assert isinstance(info.value, TimeoutError)
             assert info.value.context["deadline_ms"] == 200
             assert c.in_flight == 0
@@ -402,18 +402,19 @@ def test_cli_package_service_client_deadline(pkg_service):
 
 
 def test_package_service_blocking_handlers_run_in_parallel(pkg_service):
+    # Four blocking handlers meet at a barrier: they all return only if they run at
+    # the same time (one after another, the first would wait in vain and fail).
     r, svc, _ = pkg_service
     import subprocess
     from conftest import PLEXUS
 
-    t0 = time.monotonic()
-    procs = [subprocess.Popen([str(PLEXUS), "call", svc, "sleep", "0.6", "--router", r.native],
+    procs = [subprocess.Popen([str(PLEXUS), "call", svc, "rendezvous", "parallel-4", "4",
+                               "--timeout", "30", "--router", r.native],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for _ in range(4)]
-    outs = [p.communicate(timeout=10) for p in procs]
-    elapsed = time.monotonic() - t0
+    outs = [p.communicate(timeout=60) for p in procs]
     assert [p.returncode for p in procs] == [0] * 4, outs
-    assert elapsed < 1.8, elapsed  # one after another would take 2.4 s
+    assert all(o[0].strip() == "true" for o in outs), outs
 
 
 # -- plexus.Client <-> plexus.Service in one process, over either router ----------------
@@ -666,7 +667,7 @@ def test_killed_package_service_fails_caller_unavailable_fast(router):
                     with pytest.raises(plexus.Unavailable):
                         await fut
                 elapsed = time.monotonic() - t0
-                assert elapsed < 0.5, elapsed
+                assert elapsed < 0.8, elapsed  # "well under a second" (10 s deadline)
                 with pytest.raises(plexus.Unavailable):
                     await c.call(name, "pid")
 

@@ -12,6 +12,7 @@ import asyncio
 import os
 import signal
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -54,6 +55,16 @@ def build(backend: str, name: str, timeout: float) -> plexus.Service:
     def sleep(seconds: float) -> float:  # blocking: runs in the thread pool
         time.sleep(seconds)
         return seconds
+
+    barriers: dict[str, threading.Barrier] = {}
+    barriers_lock = threading.Lock()
+
+    @svc.route
+    def rendezvous(key: str, parties: int) -> bool:  # blocking: returns once `parties` wait
+        with barriers_lock:
+            barrier = barriers.setdefault(key, threading.Barrier(parties))
+        barrier.wait(timeout=20)  # raises BrokenBarrierError if the calls run one by one
+        return True
 
     @svc.route
     async def nap(seconds: float) -> float:
