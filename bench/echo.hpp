@@ -34,6 +34,13 @@ echo_result run_floor_echo(const echo_config&);
 echo_result run_zmq_echo(const echo_config&);
 echo_result run_plexus_echo(const echo_config&);  // bench/plexus_echo.cpp
 
+// `plexus-bench echo --transport zmq` (bench/zmq_transport_echo.cpp): the same seed-style DEALER
+// client and DEALER echo service, speaking CBOR requests/responses as seeds/001 does, through
+// either the raw ZeroMQ broker of run_zmq_echo (system "zmq") or the plexus router's ZeroMQ
+// frontend/backend (system "plexus-zmq").
+echo_result run_zmq_cbor_echo(const echo_config&);
+echo_result run_plexus_zmq_echo(const echo_config&);
+
 // Runs the hidden role `role` (what follows `_role` on the command line) with its arguments and
 // returns the process exit code. Unknown role: message on stderr, returns 2.
 int run_role(const std::string& role, const std::vector<std::string>& args);
@@ -44,6 +51,15 @@ int floor_broker_role(const std::vector<std::string>& args);
 int floor_service_role(const std::vector<std::string>& args);
 int zmq_broker_role(const std::vector<std::string>& args);
 int zmq_service_role(const std::vector<std::string>& args);
+
+// The ipc paths (without "ipc://") the zmq_broker role binds in `workdir`.
+std::string zmq_front_path(const std::string& workdir);
+std::string zmq_back_path(const std::string& workdir);
+
+// Roles of `--transport zmq`: args = {backend ipc path} for the CBOR echo service (a DEALER with
+// identity "echo"), {workdir} for the plexus router bound to ZeroMQ endpoints only.
+int zmq_cbor_service_role(const std::vector<std::string>& args);
+int plexus_zmq_router_role(const std::vector<std::string>& args);
 
 // Roles of the plexus system, implemented in bench/plexus_echo.cpp; dispatched as
 // `_role plexus_router ...` and `_role plexus_service ...`.

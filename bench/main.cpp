@@ -4,6 +4,7 @@
 //
 //   plexus-bench echo --systems floor,zmq --seconds 2 --no-check
 //   plexus-bench echo --repeat 3          # median of three interleaved runs, targets checked
+//   plexus-bench echo --transport zmq     # seed-style ZeroMQ peers: raw zmq broker vs plexus
 #include <signal.h>
 #include <stdlib.h>
 
@@ -24,13 +25,35 @@
 
 namespace {
 
+// --transport: "native" (plexus's own client and service) or "zmq" (seed-style DEALER client
+// and service, the same for every broker; only the broker differs).
 struct echo_system {
+  std::string_view transport;
   std::string_view name;
   echo_result (*run)(const echo_config&);
 };
 
 constexpr echo_system echo_systems[] = {
-    {"floor", run_floor_echo}, {"zmq", run_zmq_echo}, {"plexus", run_plexus_echo}};
+    {"native", "floor", run_floor_echo},        {"native", "zmq", run_zmq_echo},
+    {"native", "plexus", run_plexus_echo},      {"zmq", "zmq", run_zmq_cbor_echo},
+    {"zmq", "plexus-zmq", run_plexus_zmq_echo},
+};
+
+// The `bench` field of the JSON lines: "echo" for the native transport, "echo-zmq" for zmq,
+// whose "zmq" system (CBOR payloads) is not the native run's "zmq" (raw 32-byte payloads).
+std::string bench_name(std::string_view transport) {
+  return transport == "native" ? "echo" : "echo-" + std::string(transport);
+}
+
+std::string known_systems(std::string_view transport) {
+  std::string out;
+  for (const auto& sys : echo_systems) {
+    if (sys.transport != transport) continue;
+    if (!out.empty()) out += ',';
+    out += sys.name;
+  }
+  return out;
+}
 
 // A directory from mkdtemp, removed with its contents on destruction.
 class temp_dir {
@@ -70,7 +93,12 @@ struct echo_samples {
   bool failed = false;
 };
 
-int run_echo(echo_config cfg, const std::vector<std::string>& systems, int repeat, bool check) {
+int run_echo(echo_config cfg, std::string_view transport, const std::vector<std::string>& systems,
+             int repeat, bool check) {
+  const std::string label = bench_name(transport);
+  int width = 6;  // stderr progress lines: names padded to the longest
+  for (const auto& name : systems)
+    width = std::max(width, static_cast<int>(name.size()));
   const temp_dir workdir;
   cfg.workdir = workdir.path();
   cfg.self_exe = "/proc/self/exe";
@@ -81,7 +109,7 @@ int run_echo(echo_config cfg, const std::vector<std::string>& systems, int repea
       auto& s = samples[name];
       if (s.failed) continue;
       for (const auto& sys : echo_systems) {
-        if (sys.name != name) continue;
+        if (sys.transport != transport || sys.name != name) continue;
         try {
           const echo_result r = sys.run(cfg);
           s.p50.push_back(r.rtt_p50_us);
@@ -89,13 +117,13 @@ int run_echo(echo_config cfg, const std::vector<std::string>& systems, int repea
           s.calls_per_s.push_back(r.calls_per_s);
           s.rss_kib.push_back(static_cast<double>(r.broker_rss_kib));
           std::fprintf(stderr,
-                       "echo %-6s run %d/%d: p50 %.1f us, p99 %.1f us, %.0f calls/s, broker "
+                       "%s %-*s run %d/%d: p50 %.1f us, p99 %.1f us, %.0f calls/s, broker "
                        "peak RSS %ld KiB\n",
-                       name.c_str(), round, repeat, r.rtt_p50_us, r.rtt_p99_us, r.calls_per_s,
-                       r.broker_rss_kib);
+                       label.c_str(), width, name.c_str(), round, repeat, r.rtt_p50_us,
+                       r.rtt_p99_us, r.calls_per_s, r.broker_rss_kib);
         } catch (const std::exception& e) {
-          std::fprintf(stderr, "echo %-6s run %d/%d FAILED: %s\n", name.c_str(), round, repeat,
-                       e.what());
+          std::fprintf(stderr, "%s %-*s run %d/%d FAILED: %s\n", label.c_str(), width, name.c_str(),
+                       round, repeat, e.what());
           s.failed = true;
         }
       }
@@ -116,10 +144,10 @@ int run_echo(echo_config cfg, const std::vector<std::string>& systems, int repea
     m.calls_per_s = bench::median(s.calls_per_s);
     m.broker_rss_kib = static_cast<long>(bench::median(s.rss_kib));
     medians[name] = m;
-    bench::print_json_line("echo", name, "rtt_p50_us", m.rtt_p50_us, 1);
-    bench::print_json_line("echo", name, "rtt_p99_us", m.rtt_p99_us, 1);
-    bench::print_json_line("echo", name, "calls_per_s", m.calls_per_s, 0);
-    bench::print_json_line("echo", name, "rss_kib", static_cast<double>(m.broker_rss_kib), 0);
+    bench::print_json_line(label, name, "rtt_p50_us", m.rtt_p50_us, 1);
+    bench::print_json_line(label, name, "rtt_p99_us", m.rtt_p99_us, 1);
+    bench::print_json_line(label, name, "calls_per_s", m.calls_per_s, 0);
+    bench::print_json_line(label, name, "rss_kib", static_cast<double>(m.broker_rss_kib), 0);
   }
 
   auto ran = [&](std::string_view name) {
@@ -135,7 +163,17 @@ int run_echo(echo_config cfg, const std::vector<std::string>& systems, int repea
     std::fprintf(stderr, "%s: %s (%.3f, target %s)\n", ok ? "PASS" : "FAIL", target, ratio, limit);
     missed = missed || !ok;
   };
-  if (ran("plexus") && ran("floor")) {
+  if (transport == "zmq" && ran("plexus-zmq") && ran("zmq")) {
+    if (have("plexus-zmq") && have("zmq") && medians["zmq"].rtt_p50_us > 0) {
+      const double ratio = medians["plexus-zmq"].rtt_p50_us / medians["zmq"].rtt_p50_us;
+      bench::print_json_line(label, "plexus-zmq", "p50_vs_zmq", ratio, 3);
+      report("plexus-zmq p50 <= 1.25 x zmq p50", ratio <= 1.25, ratio, "<= 1.25");
+    } else if (check) {
+      std::fprintf(stderr, "FAIL: plexus-zmq p50 <= 1.25 x zmq p50 (not measured)\n");
+      missed = true;
+    }
+  }
+  if (transport == "native" && ran("plexus") && ran("floor")) {
     if (have("plexus") && have("floor") && medians["floor"].rtt_p50_us > 0) {
       const double ratio = medians["plexus"].rtt_p50_us / medians["floor"].rtt_p50_us;
       bench::print_json_line("echo", "plexus", "p50_vs_floor", ratio, 3);
@@ -145,7 +183,7 @@ int run_echo(echo_config cfg, const std::vector<std::string>& systems, int repea
       missed = true;
     }
   }
-  if (ran("plexus") && ran("zmq")) {
+  if (transport == "native" && ran("plexus") && ran("zmq")) {
     if (have("plexus") && have("zmq") && medians["zmq"].calls_per_s > 0) {
       const double ratio = medians["plexus"].calls_per_s / medians["zmq"].calls_per_s;
       bench::print_json_line("echo", "plexus", "calls_per_s_vs_zmq", ratio, 3);
@@ -164,9 +202,14 @@ int run_echo(echo_config cfg, const std::vector<std::string>& systems, int repea
 int run_role(const std::string& role, const std::vector<std::string>& args) {
   using role_fn = int (*)(const std::vector<std::string>&);
   static const std::map<std::string, role_fn, std::less<>> roles = {
-      {"floor_broker", floor_broker_role},   {"floor_service", floor_service_role},
-      {"zmq_broker", zmq_broker_role},       {"zmq_service", zmq_service_role},
-      {"plexus_router", plexus_router_role}, {"plexus_service", plexus_service_role},
+      {"floor_broker", floor_broker_role},
+      {"floor_service", floor_service_role},
+      {"zmq_broker", zmq_broker_role},
+      {"zmq_service", zmq_service_role},
+      {"plexus_router", plexus_router_role},
+      {"plexus_service", plexus_service_role},
+      {"zmq_cbor_service", zmq_cbor_service_role},
+      {"plexus_zmq_router", plexus_zmq_router_role},
   };
   const auto it = roles.find(role);
   if (it == roles.end()) {
@@ -199,13 +242,16 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
 
   echo_config cfg;
-  std::string systems_csv = "floor,zmq,plexus";
+  std::string systems_csv;
+  std::string transport = "native";
   int repeat = 1;
   bool no_check = false;
   auto* echo = app.add_subcommand(
       "echo",
       "32-byte echo through a broker, client/broker/service in three processes: sequential "
-      "round-trip p50/p99, pipelined calls/s, broker peak RSS");
+      "round-trip p50/p99, pipelined calls/s, broker peak RSS. --transport zmq: seed-style "
+      "ZeroMQ DEALER client and service (CBOR requests) through a raw ZeroMQ broker and "
+      "through the plexus router's ZeroMQ frontend/backend");
   echo->add_option("--calls", cfg.calls, "Sequential calls measured")
       ->check(CLI::Range(1, 10'000'000))
       ->capture_default_str();
@@ -221,8 +267,14 @@ int main(int argc, char** argv) {
   echo->add_option("--payload", cfg.payload, "Echo body size in bytes")
       ->check(CLI::Range(std::size_t{8}, std::size_t{60 * 1024}))
       ->capture_default_str();
-  echo->add_option("--systems", systems_csv, "Comma-separated subset of floor,zmq,plexus")
+  echo->add_option("--transport", transport,
+                   "native: plexus client/service vs floor and zmq baselines; zmq: seed-style "
+                   "ZeroMQ peers through a raw zmq broker vs the plexus router")
+      ->check(CLI::IsMember({"native", "zmq"}))
       ->capture_default_str();
+  echo->add_option("--systems", systems_csv,
+                   "Comma-separated subset of floor,zmq,plexus (--transport native, the default) "
+                   "or zmq,plexus-zmq (--transport zmq); default: all of them");
   echo->add_option("--repeat", repeat, "Interleaved runs per system; the median is reported")
       ->check(CLI::Range(1, 100))
       ->capture_default_str();
@@ -234,6 +286,7 @@ int main(int argc, char** argv) {
     return app.exit(e) == 0 ? 0 : 2;  // --help exits 0
   }
 
+  if (systems_csv.empty()) systems_csv = known_systems(transport);
   const auto systems = split_csv(systems_csv);
   if (systems.empty()) {
     std::fprintf(stderr, "plexus-bench: --systems is empty\n");
@@ -242,10 +295,10 @@ int main(int argc, char** argv) {
   for (std::size_t i = 0; i < systems.size(); ++i) {
     bool known = false;
     for (const auto& sys : echo_systems)
-      known = known || sys.name == systems[i];
+      known = known || (sys.transport == transport && sys.name == systems[i]);
     if (!known) {
-      std::fprintf(stderr, "plexus-bench: unknown system '%s' (known: floor, zmq, plexus)\n",
-                   systems[i].c_str());
+      std::fprintf(stderr, "plexus-bench: unknown system '%s' for --transport %s (known: %s)\n",
+                   systems[i].c_str(), transport.c_str(), known_systems(transport).c_str());
       return 2;
     }
     for (std::size_t j = 0; j < i; ++j) {
@@ -256,7 +309,7 @@ int main(int argc, char** argv) {
     }
   }
   try {
-    return run_echo(cfg, systems, repeat, !no_check);
+    return run_echo(cfg, transport, systems, repeat, !no_check);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "plexus-bench: %s\n", e.what());
     return 2;

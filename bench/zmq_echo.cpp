@@ -39,13 +39,6 @@ constexpr int client_recv_timeout_ms = 10000;
 constexpr std::string_view service_id = "echo";
 constexpr std::string_view client_id = "bench-client";
 
-std::string front_path(const std::string& workdir) {
-  return workdir + "/zmq-front.sock";
-}
-std::string back_path(const std::string& workdir) {
-  return workdir + "/zmq-back.sock";
-}
-
 struct route_counters {
   std::uint64_t probes = 0, malformed = 0, loopback = 0, unroutable = 0;
 };
@@ -111,6 +104,13 @@ void check_config(const echo_config& cfg) {
 
 }  // namespace
 
+std::string zmq_front_path(const std::string& workdir) {
+  return workdir + "/zmq-front.sock";
+}
+std::string zmq_back_path(const std::string& workdir) {
+  return workdir + "/zmq-back.sock";
+}
+
 int zmq_broker_role(const std::vector<std::string>& args) {
   if (args.size() != 1) {
     std::fprintf(stderr, "zmq_broker: usage: _role zmq_broker WORKDIR\n");
@@ -122,8 +122,8 @@ int zmq_broker_role(const std::vector<std::string>& args) {
     zmq::socket_t backend(ctx, zmq::socket_type::router);
     configure_router(frontend, "router-frontend");
     configure_router(backend, "router-backend");
-    frontend.bind("ipc://" + front_path(args[0]));
-    backend.bind("ipc://" + back_path(args[0]));
+    frontend.bind("ipc://" + zmq_front_path(args[0]));
+    backend.bind("ipc://" + zmq_back_path(args[0]));
 
     zmq::message_t parts[3];
     route_counters counters;
@@ -166,7 +166,7 @@ int zmq_service_role(const std::vector<std::string>& args) {
     dealer.set(zmq::sockopt::routing_id, zmq::buffer(service_id));
     dealer.set(zmq::sockopt::probe_router, 1);
     dealer.set(zmq::sockopt::linger, 0);
-    dealer.connect("ipc://" + back_path(args[0]));
+    dealer.connect("ipc://" + zmq_back_path(args[0]));
 
     // [client_id, payload] in, the same two frames back out.
     zmq::message_t sender, payload, extra;
@@ -199,8 +199,8 @@ int zmq_service_role(const std::vector<std::string>& args) {
 
 echo_result run_zmq_echo(const echo_config& cfg) {
   check_config(cfg);
-  const std::string front = front_path(cfg.workdir);
-  const std::string back = back_path(cfg.workdir);
+  const std::string front = zmq_front_path(cfg.workdir);
+  const std::string back = zmq_back_path(cfg.workdir);
   ::unlink(front.c_str());
   ::unlink(back.c_str());
 
