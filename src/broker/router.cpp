@@ -6,6 +6,8 @@
 #include <unordered_map>
 
 #include "broker/inflight_table.hpp"
+#include "plexus/transport/pubsub.hpp"
+#include "plexus/transport/udp.hpp"
 #include "plexus/transport/zmq.hpp"
 #include "plexus/wire/control.hpp"
 #include "plexus/wire/message.hpp"
@@ -42,7 +44,8 @@ class router::impl {
   impl(boost::asio::io_context& io, router_options opts) : io_(io), opts_(std::move(opts)) {}
 
   result<void> start() {
-    if (opts_.listen.empty() && opts_.zmq_frontend.empty() && opts_.zmq_backend.empty())
+    if (opts_.listen.empty() && opts_.zmq_frontend.empty() && opts_.zmq_backend.empty() &&
+        opts_.zmq_publishers.empty() && opts_.udp.empty())
       return plexus::error(errc::invalid_argument, "router has no listen address");
     auto add = [this](result<transport::listener> l) -> result<void> {
       if (!l) return std::move(l).error();
@@ -62,6 +65,22 @@ class router::impl {
               transport::listen_zmq(io_, address, transport::zmq_role::backend, opts_.transport));
           !ok)
         return ok;
+    auto add_inlet = [this](result<std::unique_ptr<transport::inlet>> in) -> result<void> {
+      if (!in) return std::move(in).error();
+      (*in)->start([this](std::span<const std::uint8_t> payload) { publish("", payload); });
+      inlets_.push_back(std::move(*in));
+      return {};
+    };
+    for (const auto& address : opts_.zmq_publishers)
+      if (auto ok = add_inlet(transport::bind_zmq_publishers(io_, address, opts_.transport)); !ok)
+        return ok;
+    for (const auto& address : opts_.udp)
+      if (auto ok = add_inlet(transport::bind_udp(io_, address)); !ok) return ok;
+    for (const auto& address : opts_.zmq_subscribers) {
+      auto out = transport::bind_zmq_subscribers(io_, address, opts_.transport);
+      if (!out) return std::move(out).error();
+      outlets_.push_back(std::move(*out));
+    }
     return {};
   }
 
@@ -69,6 +88,13 @@ class router::impl {
     for (auto& l : listeners_)
       l.close();
     listeners_.clear();
+    for (auto& in : inlets_)
+      in->close();
+    inlets_.clear();
+    for (auto& out : outlets_)
+      out->close();
+    outlets_.clear();
+    subscribers_.clear();
     peers_.clear();  // handles close their connections and silence their handlers
     services_.clear();
   }
@@ -77,6 +103,10 @@ class router::impl {
     std::vector<std::string> out;
     for (const auto& l : listeners_)
       out.push_back(l.address());
+    for (const auto& in : inlets_)
+      out.push_back(in->address());
+    for (const auto& o : outlets_)
+      out.push_back(o->address());
     return out;
   }
 
@@ -95,7 +125,11 @@ class router::impl {
     std::string name;  // from hello, for logs and plexus.services
     std::int64_t pid = 0;
     std::vector<std::string> services;
-    std::uint32_t outstanding = 0;  // requests forwarded to it, unanswered
+    std::uint32_t outstanding = 0;      // requests forwarded to it, unanswered
+    std::vector<std::string> prefixes;  // topic prefixes it subscribed to
+    std::uint64_t delivered = 0;        // publications sent to it
+    std::uint64_t dropped = 0;          // publications it lost (slow reader)
+    std::uint64_t unreported = 0;       // of those, not yet told to it
     std::string_view id_name() const { return {id_bytes, 4}; }
   };
 
@@ -184,6 +218,10 @@ class router::impl {
 
   void on_notification(peer& from, std::string_view service,
                        std::span<const std::uint8_t> payload) {
+    if (service == wire::publish_name) {
+      publish(from.id_name(), payload);
+      return;
+    }
     peer* worker = pick_worker(service);
     if (!worker) {
       ++stats_.no_route;  // notifications are never answered, not even with errors
@@ -204,6 +242,60 @@ class router::impl {
     auto it = peers_.find(caller_id);
     if (it == peers_.end()) return;  // the caller left; nobody to tell
     if (it->second->conn.send(wire::frame_kind::data, from.id_name(), payload)) ++stats_.forwarded;
+  }
+
+  // ---- publish/subscribe -------------------------------------------------------------
+  // `from` is the publisher's peer id, or empty for publications from an inlet.
+  void publish(std::string_view from, std::span<const std::uint8_t> payload) {
+    const auto topic = wire::peek_method(payload);
+    if (!topic) {
+      ++stats_.malformed;
+      return;
+    }
+    ++stats_.published;
+    for (peer* p : subscribers_) {
+      for (const auto& prefix : p->prefixes) {
+        if (!topic->starts_with(prefix)) continue;
+        deliver(*p, from, payload);
+        break;  // once per subscriber, however many of its prefixes match
+      }
+    }
+    for (auto& out : outlets_)
+      out->publish(*topic, payload);
+  }
+
+  void deliver(peer& to, std::string_view from, std::span<const std::uint8_t> payload) {
+    if (to.conn.queued_bytes() > opts_.subscriber_queue_bytes) {
+      lost(to);
+      return;
+    }
+    if (to.unreported > 0) {
+      send_control(to, {{"op", control::dropped}, {"count", to.unreported}, {"total", to.dropped}});
+      to.unreported = 0;
+    }
+    if (to.conn.send(wire::frame_kind::data, from, payload)) {
+      ++to.delivered;
+      ++stats_.delivered;
+    } else {
+      lost(to);
+    }
+  }
+
+  void lost(peer& to) {
+    ++to.dropped;
+    ++to.unreported;
+    ++stats_.dropped;
+  }
+
+  void subscribe(peer& p, std::string prefix) {
+    if (std::find(p.prefixes.begin(), p.prefixes.end(), prefix) != p.prefixes.end()) return;
+    if (p.prefixes.empty()) subscribers_.push_back(&p);
+    p.prefixes.push_back(std::move(prefix));
+  }
+
+  void unsubscribe(peer& p, std::string_view prefix) {
+    std::erase(p.prefixes, prefix);
+    if (p.prefixes.empty()) std::erase(subscribers_, &p);
   }
 
   void reply_error(peer& to, std::uint32_t msgid, const plexus::error& e) {
@@ -254,6 +346,26 @@ class router::impl {
                       {"workers", it->second.workers.size()},
                       {"methods", it->second.methods}};
       }
+    } else if (req.method == "subscriptions") {
+      value list = value::array();
+      for (const auto* p : subscribers_)
+        list.push_back({{"peer", p->id},
+                        {"name", p->name},
+                        {"pid", p->pid},
+                        {"prefixes", p->prefixes},
+                        {"delivered", p->delivered},
+                        {"dropped", p->dropped}});
+      r.result = std::move(list);
+    } else if (req.method == "stats") {
+      const auto st = stats();
+      std::uint64_t outlet_dropped = 0;
+      for (const auto& o : outlets_)
+        outlet_dropped += o->dropped();
+      r.result = {{"peers", st.peers},         {"forwarded", st.forwarded},
+                  {"no_route", st.no_route},   {"failed_by_peer_loss", st.failed_by_peer_loss},
+                  {"malformed", st.malformed}, {"in_flight", st.in_flight},
+                  {"published", st.published}, {"delivered", st.delivered},
+                  {"dropped", st.dropped},     {"dropped_by_zmq_subscribers", outlet_dropped}};
     } else {
       r.error = plexus::error(errc::not_found, "the router has no method " + req.method,
                               {{"service", "plexus"}, {"method", req.method}});
@@ -277,11 +389,13 @@ class router::impl {
       send_control(from, {{"op", control::welcome}, {"peer", from.id}});
     } else if (op == control::register_service) {
       const auto service = control::text_field(*v, "service");
-      if (service.empty() || service.size() > wire::max_name_bytes || service == "plexus") {
-        send_control(from, control::error_reply(
-                               op, {errc::invalid_argument,
-                                    "cannot register service '" + service +
-                                        "': names are 1 to 255 bytes and 'plexus' is reserved"}));
+      if (service.empty() || service.size() > wire::max_name_bytes || service == "plexus" ||
+          service == wire::publish_name) {
+        send_control(
+            from, control::error_reply(op, {errc::invalid_argument,
+                                            "cannot register service '" + service +
+                                                "': names are 1 to 255 bytes; 'plexus' and '*' are "
+                                                "reserved"}));
         return;
       }
       auto& entry = services_[service];
@@ -295,6 +409,21 @@ class router::impl {
       const auto service = control::text_field(*v, "service");
       unregister(from, service);
       send_control(from, {{"op", control::unregistered}, {"service", service}});
+    } else if (op == control::subscribe || op == control::unsubscribe) {
+      auto it = v->find("prefix");
+      if (it == v->end() || !it->is_string()) {
+        send_control(from, control::error_reply(op, {errc::invalid_argument,
+                                                     op + " needs a text prefix (\"\" for all)"}));
+        return;
+      }
+      auto prefix = it->get<std::string>();
+      if (op == control::subscribe) {
+        subscribe(from, prefix);
+        send_control(from, {{"op", control::subscribed}, {"prefix", prefix}});
+      } else {
+        unsubscribe(from, prefix);
+        send_control(from, {{"op", control::unsubscribed}, {"prefix", prefix}});
+      }
     } else {
       send_control(
           from, control::error_reply(op, {errc::unimplemented, "unknown control op '" + op + "'"}));
@@ -328,6 +457,7 @@ class router::impl {
     const auto services = owned->services;
     for (const auto& s : services)
       unregister(*owned, s);
+    if (!owned->prefixes.empty()) std::erase(subscribers_, owned.get());
     // Everything forwarded to this peer and unanswered fails now, not at the deadline.
     const std::string who = owned->name.empty() ? "a worker" : owned->name;
     inflight_.drain_worker(id, [&](std::uint32_t caller_id, std::uint32_t msgid) {
@@ -344,6 +474,9 @@ class router::impl {
   boost::asio::io_context& io_;
   router_options opts_;
   std::vector<transport::listener> listeners_;
+  std::vector<std::unique_ptr<transport::inlet>> inlets_;
+  std::vector<std::unique_ptr<transport::outlet>> outlets_;
+  std::vector<peer*> subscribers_;  // peers with at least one prefix
   std::unordered_map<std::uint32_t, std::unique_ptr<peer>> peers_;
   std::unordered_map<std::string, service_entry, string_hash, std::equal_to<>> services_;
   detail::inflight_table inflight_;

@@ -17,9 +17,12 @@
 #include <gtest/gtest.h>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/local/stream_protocol.hpp>
+#include <boost/asio/read.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
 
 #include "plexus/rpc/client.hpp"
 #include "plexus/rpc/service.hpp"
@@ -113,6 +116,12 @@ result<value> call_and_wait(asio::io_context& io, rpc::client& c, std::string_vi
 struct fabric {
   explicit fabric(std::string addr = next_inproc())
       : address(std::move(addr)), router(io, {.listen = {address}}) {}
+  fabric(std::string addr, router_options opts)
+      : address(std::move(addr)), router(io, with_listen(std::move(opts), address)) {}
+  static router_options with_listen(router_options o, const std::string& a) {
+    o.listen = {a};
+    return o;
+  }
 
   rpc::service_options service(std::string name) const {
     return {.router = address, .name = std::move(name)};
@@ -639,6 +648,271 @@ TEST(Router, StopClosesEveryPeer) {
   ASSERT_FALSE(after);
   EXPECT_EQ(after.error().code, errc::unavailable);
 }
+
+namespace pubsub {
+
+// What a subscriber received: topic and params of each publication, in order.
+struct inbox {
+  std::vector<std::pair<std::string, value>> items;
+  rpc::client::publication_handler handler() {
+    return [this](std::string_view t, const value& p) { items.emplace_back(std::string(t), p); };
+  }
+};
+
+// The router has everything a client sent before a call it answers.
+testing::AssertionResult synced(asio::io_context& io, rpc::client& c) {
+  auto r = call_and_wait(io, c, "plexus", "ping", value::array());
+  if (!r) return testing::AssertionFailure() << r.error().message;
+  return testing::AssertionSuccess();
+}
+
+TEST(RouterPubSub, PublicationReachesEachSubscriberOfAPrefixOnce) {
+  fabric f;
+  ASSERT_TRUE(f.router.start());
+  rpc::client a(f.io, f.client()), b(f.io, f.client()), pub(f.io, f.client());
+  ASSERT_TRUE(a.connect());
+  ASSERT_TRUE(b.connect());
+  ASSERT_TRUE(pub.connect());
+  inbox in_a, in_a2, in_b;
+  ASSERT_TRUE(a.subscribe("tick", in_a.handler()));
+  ASSERT_TRUE(a.subscribe("ti", in_a2.handler()));
+  ASSERT_TRUE(b.subscribe("other", in_b.handler()));
+  ASSERT_TRUE(synced(f.io, a));
+  ASSERT_TRUE(synced(f.io, b));
+
+  ASSERT_TRUE(pub.publish("tick", value::array({1, "x"})));
+  ASSERT_TRUE(pub.publish("time", value::array({2})));
+  ASSERT_TRUE(pub.publish("nobody", value::array({3})));
+  ASSERT_TRUE(run_until(f.io, [&] { return f.router.stats().published == 3; }));
+  ASSERT_TRUE(run_until(f.io, [&] { return in_a2.items.size() == 2; }));
+  ASSERT_TRUE(synced(f.io, a));
+  ASSERT_EQ(in_a.items.size(), 1u);
+  EXPECT_EQ(in_a.items[0].first, "tick");
+  EXPECT_EQ(in_a.items[0].second, value::array({1, "x"}));
+  EXPECT_EQ(in_a2.items[1].first, "time");
+  EXPECT_TRUE(in_b.items.empty());
+  // Sent once to `a` although two of its prefixes matched "tick".
+  EXPECT_EQ(f.router.stats().delivered, 2u);
+  EXPECT_EQ(f.router.stats().dropped, 0u);
+}
+
+TEST(RouterPubSub, EmptyPrefixReceivesEverythingAndUnsubscribeStops) {
+  fabric f;
+  ASSERT_TRUE(f.router.start());
+  rpc::client sub(f.io, f.client()), pub(f.io, f.client());
+  ASSERT_TRUE(sub.connect());
+  ASSERT_TRUE(pub.connect());
+  inbox all;
+  ASSERT_TRUE(sub.subscribe("", all.handler()));
+  ASSERT_TRUE(synced(f.io, sub));
+  ASSERT_TRUE(pub.publish("a", value::array()));
+  ASSERT_TRUE(pub.publish("b.c", value::array({nullptr})));
+  ASSERT_TRUE(run_until(f.io, [&] { return all.items.size() == 2; }));
+
+  auto listed = call_and_wait(f.io, pub, "plexus", "subscriptions", value::array());
+  ASSERT_TRUE(listed) << listed.error().message;
+  ASSERT_EQ(listed->size(), 1u);
+  EXPECT_EQ((*listed)[0]["prefixes"], value::array({""}));
+  EXPECT_EQ((*listed)[0]["delivered"], 2);
+
+  ASSERT_TRUE(sub.unsubscribe(""));
+  ASSERT_TRUE(synced(f.io, sub));
+  ASSERT_TRUE(pub.publish("a", value::array()));
+  ASSERT_TRUE(run_until(f.io, [&] { return f.router.stats().published == 3; }));
+  ASSERT_TRUE(synced(f.io, sub));
+  EXPECT_EQ(all.items.size(), 2u);
+  auto none = call_and_wait(f.io, pub, "plexus", "subscriptions", value::array());
+  ASSERT_TRUE(none);
+  EXPECT_TRUE(none->empty());
+}
+
+TEST(RouterPubSub, SubscriptionEndsWithItsConnection) {
+  fabric f;
+  ASSERT_TRUE(f.router.start());
+  rpc::client pub(f.io, f.client());
+  ASSERT_TRUE(pub.connect());
+  {
+    rpc::client sub(f.io, f.client());
+    ASSERT_TRUE(sub.connect());
+    ASSERT_TRUE(sub.subscribe("x", [](std::string_view, const value&) {}));
+    ASSERT_TRUE(synced(f.io, sub));
+  }
+  ASSERT_TRUE(run_until(f.io, [&] { return f.router.stats().peers == 1; }));
+  auto none = call_and_wait(f.io, pub, "plexus", "subscriptions", value::array());
+  ASSERT_TRUE(none);
+  EXPECT_TRUE(none->empty());
+  ASSERT_TRUE(pub.publish("x", value::array()));
+  ASSERT_TRUE(run_until(f.io, [&] { return f.router.stats().published == 1; }));
+  EXPECT_EQ(f.router.stats().delivered, 0u);
+}
+
+TEST(RouterPubSub, SubscribeWithoutATextPrefixIsRefused) {
+  fabric f;
+  ASSERT_TRUE(f.router.start());
+  raw_peer p;
+  ASSERT_TRUE(p.open(f.io, f.address));
+  ASSERT_TRUE(p.send_control({{"op", "subscribe"}, {"prefix", 7}}));
+  ASSERT_TRUE(run_until(f.io, [&] { return !p.controls().empty(); }));
+  const auto reply = p.controls()[0];
+  EXPECT_EQ(reply.value("op", ""), "error");
+  EXPECT_EQ(reply.value("code", ""), "invalid_argument");
+}
+
+// A subscriber that stops reading: raw frames over a Unix socket the test reads only
+// when it chooses.
+class stalled_subscriber {
+ public:
+  explicit stalled_subscriber(asio::io_context& io) : sock_(io) {}
+
+  testing::AssertionResult open(const std::string& path, const std::string& prefix) {
+    boost::system::error_code ec;
+    sock_.connect(asio::local::stream_protocol::endpoint(path), ec);
+    if (ec) return testing::AssertionFailure() << ec.message();
+    sock_.set_option(asio::socket_base::receive_buffer_size(4096), ec);
+    bytes payload;
+    wire::encode_value(payload, value{{"op", "subscribe"}, {"prefix", prefix}});
+    bytes frame;
+    const auto body = static_cast<std::uint32_t>(2 + payload.size());
+    for (int i = 0; i < 4; ++i)
+      frame.push_back(static_cast<std::uint8_t>(body >> (8 * i)));
+    frame.push_back(1);  // control
+    frame.push_back(0);  // no name
+    frame.insert(frame.end(), payload.begin(), payload.end());
+    asio::write(sock_, asio::buffer(frame), ec);
+    if (ec) return testing::AssertionFailure() << ec.message();
+    return testing::AssertionSuccess();
+  }
+
+  // Reads whatever has arrived, without blocking, and splits it into frames.
+  void read_available() {
+    boost::system::error_code ec;
+    sock_.non_blocking(true, ec);
+    std::uint8_t buf[65536];
+    for (;;) {
+      const auto n = sock_.read_some(asio::buffer(buf), ec);
+      if (ec) break;
+      pending_.insert(pending_.end(), buf, buf + n);
+    }
+    for (;;) {
+      if (pending_.size() < 4) return;
+      const std::uint32_t body = pending_[0] | (pending_[1] << 8) | (pending_[2] << 16) |
+                                 (static_cast<std::uint32_t>(pending_[3]) << 24);
+      if (pending_.size() < 4 + body) return;
+      const auto kind = pending_[4];
+      const auto name_len = pending_[5];
+      bytes payload(pending_.begin() + 6 + name_len, pending_.begin() + 4 + body);
+      if (kind == 1) {
+        auto v = wire::decode_value(payload);
+        controls.push_back(v ? *v : value("undecodable"));
+      } else {
+        ++publications;
+      }
+      pending_.erase(pending_.begin(), pending_.begin() + 4 + body);
+    }
+  }
+
+  std::vector<value> controls;
+  std::size_t publications = 0;
+
+ private:
+  asio::local::stream_protocol::socket sock_;
+  bytes pending_;
+};
+
+TEST(RouterPubSub, SlowSubscriberLosesPublicationsCountedAndToldWithoutSlowingOthers) {
+  char tmpl[] = "/tmp/plexus-pubsub-XXXXXX";
+  ASSERT_NE(::mkdtemp(tmpl), nullptr);
+  const std::string dir = tmpl;
+  const std::string path = dir + "/router.sock";
+  {
+    fabric f("ipc://" + path, {.subscriber_queue_bytes = 64 * 1024});
+    ASSERT_TRUE(f.router.start());
+    rpc::client fast(f.io, f.client()), pub(f.io, f.client());
+    ASSERT_TRUE(fast.connect());
+    ASSERT_TRUE(pub.connect());
+    inbox got;
+    ASSERT_TRUE(fast.subscribe("bulk", got.handler()));
+    ASSERT_TRUE(synced(f.io, fast));
+    stalled_subscriber slow(f.io);
+    ASSERT_TRUE(slow.open(path, "bulk"));
+    ASSERT_TRUE(run_until(f.io, [&] {
+      auto r = call_and_wait(f.io, pub, "plexus", "subscriptions", value::array());
+      return r && r->size() == 2;
+    }));
+
+    // 8 MiB of publications: far beyond the slow reader's socket buffers and its
+    // 64 KiB allowance at the router.
+    constexpr int count = 512;
+    const value chunk = value::array({value::binary(std::vector<std::uint8_t>(16 * 1024, 7))});
+    for (int i = 0; i < count; ++i) {
+      ASSERT_TRUE(pub.publish("bulk", chunk));
+      if (i % 32 == 31) ASSERT_TRUE(synced(f.io, pub));  // keep the publisher's queue short
+    }
+    ASSERT_TRUE(run_until(
+        f.io, [&] { return got.items.size() == count; }, 10000ms));
+    const auto st = f.router.stats();
+    EXPECT_EQ(st.published, static_cast<std::uint64_t>(count));
+    EXPECT_GT(st.dropped, 0u);
+    EXPECT_EQ(st.delivered + st.dropped, 2u * count);
+
+    // The slow reader catches up; the next publication it gets is preceded by the
+    // report of what it lost.
+    ASSERT_TRUE(run_until(
+        f.io,
+        [&] {
+          slow.read_available();
+          return slow.publications + st.dropped == static_cast<std::uint64_t>(count);
+        },
+        10000ms));
+    ASSERT_TRUE(pub.publish("bulk", value::array({1})));
+    ASSERT_TRUE(run_until(f.io, [&] {
+      slow.read_available();
+      return slow.publications == count - st.dropped + 1;
+    }));
+    ASSERT_EQ(slow.controls.size(), 2u);  // "subscribed", then "dropped"
+    EXPECT_EQ(slow.controls[0].value("op", ""), "subscribed");
+    EXPECT_EQ(slow.controls[1].value("op", ""), "dropped");
+    EXPECT_EQ(slow.controls[1].value("count", 0u), st.dropped);
+    EXPECT_EQ(slow.controls[1].value("total", 0u), st.dropped);
+    auto listed = call_and_wait(f.io, pub, "plexus", "subscriptions", value::array());
+    ASSERT_TRUE(listed);
+    std::uint64_t dropped = 0;
+    for (const auto& s : *listed)
+      dropped += s["dropped"].get<std::uint64_t>();
+    EXPECT_EQ(dropped, st.dropped);
+  }
+  std::filesystem::remove_all(dir);
+}
+
+TEST(RouterPubSub, ClientCountsTheDropsTheRouterReports) {
+  // With no allowance at all, a publication arriving while the previous one is still
+  // queued to the subscriber is dropped; the client learns of it with the next one.
+  char tmpl[] = "/tmp/plexus-pubsub-XXXXXX";
+  ASSERT_NE(::mkdtemp(tmpl), nullptr);
+  const std::string dir = tmpl;
+  std::shared_ptr<void> cleanup(nullptr, [&](void*) { std::filesystem::remove_all(dir); });
+  // Over a stream socket, so that sends queue until the loop writes them.
+  fabric f("ipc://" + dir + "/router.sock", {.subscriber_queue_bytes = 0});
+  ASSERT_TRUE(f.router.start());
+  rpc::client sub(f.io, f.client()), pub(f.io, f.client());
+  ASSERT_TRUE(sub.connect());
+  ASSERT_TRUE(pub.connect());
+  inbox got;
+  ASSERT_TRUE(sub.subscribe("t", got.handler()));
+  ASSERT_TRUE(synced(f.io, sub));
+  for (int i = 0; i < 50; ++i)
+    ASSERT_TRUE(pub.publish("t", value::array({i})));  // back to back, one loop turn
+  ASSERT_TRUE(run_until(f.io, [&] { return f.router.stats().published == 50; }));
+  ASSERT_TRUE(synced(f.io, sub));
+  const auto dropped = f.router.stats().dropped;
+  ASSERT_GT(dropped, 0u);
+  EXPECT_EQ(got.items.size() + dropped, 50u);
+  ASSERT_TRUE(pub.publish("t", value::array({"last"})));
+  ASSERT_TRUE(run_until(f.io, [&] { return got.items.size() + dropped == 51; }));
+  EXPECT_EQ(sub.dropped_publications(), dropped);
+}
+
+}  // namespace pubsub
 
 }  // namespace
 }  // namespace plexus::broker

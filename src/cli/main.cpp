@@ -5,6 +5,7 @@
 #include <CLI/CLI.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <iostream>
 
 #include "plexus/broker/router.hpp"
@@ -95,6 +96,100 @@ int with_client(const client_args& a, const std::string& service, const std::str
   return exit_ok;
 }
 
+plexus::rpc::duration seconds(double s) {
+  return std::chrono::duration_cast<plexus::rpc::duration>(std::chrono::duration<double>(s));
+}
+
+// Publishes, then waits for the router to answer a ping on the same connection, so the
+// publication has reached the router when the command exits.
+int publish(const client_args& a, const std::string& topic, plexus::value params) {
+  asio::io_context io(1);
+  plexus::rpc::client c(io, {.router = a.router, .name = "plexus-cli"});
+  if (auto ok = c.connect(); !ok) {
+    print_error(ok.error(), a.json);
+    return exit_unavailable;
+  }
+  if (auto ok = c.publish(topic, std::move(params)); !ok) {
+    print_error(ok.error(), a.json);
+    return exit_code_for(ok.error());
+  }
+  if (auto r = c.call_value("plexus", "ping", plexus::value::array(), seconds(a.timeout_s)); !r) {
+    print_error(r.error(), a.json);
+    return exit_code_for(r.error());
+  }
+  return exit_ok;
+}
+
+// Prints publications as they arrive, one line each: `topic [args...]`, or with
+// --json {"topic":…,"params":[…]}. Ends after `count` of them (0: never), after
+// `for_s` seconds (0: never), on Ctrl-C, or when the router goes away (exit 3).
+int subscribe(const client_args& a, std::vector<std::string> prefixes, std::size_t count,
+              double for_s) {
+  asio::io_context io(1);
+  plexus::rpc::client c(io, {.router = a.router, .name = "plexus-subscribe"});
+  if (auto ok = c.connect(); !ok) {
+    print_error(ok.error(), a.json);
+    return exit_unavailable;
+  }
+  if (prefixes.empty()) prefixes.push_back("");
+  std::size_t seen = 0;
+  auto print = [&](std::string_view topic, const plexus::value& params) {
+    if (a.json)
+      std::cout << plexus::value{{"topic", std::string(topic)}, {"params", params}}.dump() << "\n";
+    else
+      std::cout << topic << " " << params.dump() << "\n";
+    std::cout.flush();
+    if (count != 0 && ++seen >= count) io.stop();
+  };
+  for (const auto& p : prefixes)
+    if (auto ok = c.subscribe(p, print); !ok) {
+      print_error(ok.error(), a.json);
+      return exit_code_for(ok.error());
+    }
+  // The router has the subscriptions once it answers a call sent after them.
+  if (auto r = c.call_value("plexus", "ping", plexus::value::array(), seconds(a.timeout_s)); !r) {
+    print_error(r.error(), a.json);
+    return exit_code_for(r.error());
+  }
+  std::cerr << "plexus: subscribed to";
+  for (const auto& p : prefixes)
+    std::cerr << " '" << p << "'";
+  std::cerr << std::endl;
+  int rc = exit_ok;
+  asio::signal_set signals(io, SIGINT, SIGTERM);
+  signals.async_wait([&](const boost::system::error_code& ec, int) {
+    if (!ec) io.stop();
+  });
+  asio::steady_timer until(io);
+  if (for_s > 0) {
+    until.expires_after(seconds(for_s));
+    until.async_wait([&](const boost::system::error_code& ec) {
+      if (!ec) io.stop();
+    });
+  }
+  // The client has no "connection lost" callback for subscribers; look once a second.
+  asio::steady_timer watch(io);
+  std::function<void()> check = [&] {
+    watch.expires_after(std::chrono::seconds(1));
+    watch.async_wait([&](const boost::system::error_code& ec) {
+      if (ec) return;
+      if (!c.connected()) {
+        print_error({plexus::errc::unavailable, "connection to the router lost"}, a.json);
+        rc = exit_unavailable;
+        io.stop();
+        return;
+      }
+      check();
+    });
+  };
+  check();
+  io.run();
+  if (c.dropped_publications() > 0)
+    std::cerr << "plexus: the router dropped " << c.dropped_publications()
+              << " publications for this subscriber (it read too slowly)\n";
+  return rc;
+}
+
 int print_services(const client_args& a) {
   asio::io_context io(1);
   plexus::rpc::client c(io, {.router = a.router, .name = "plexus-cli"});
@@ -158,6 +253,20 @@ int main(int argc, char** argv) {
       ->add_option("--listen,-l", listen,
                    "address to listen on (repeatable): ipc:///path, tcp://host:port")
       ->expected(1, -1);
+  router_cmd->add_option("--zmq-publishers", router_opts.zmq_publishers,
+                         "ZeroMQ endpoint for seed-style PUB clients: [topic, notification] "
+                         "messages are published (repeatable)");
+  router_cmd->add_option("--zmq-subscribers", router_opts.zmq_subscribers,
+                         "ZeroMQ endpoint for seed-style SUB services: every publication is "
+                         "sent as [topic, notification] (repeatable)");
+  router_cmd->add_option("--udp", router_opts.udp,
+                         "UDP endpoint udp://host:port[?interface=IP] (multicast joins the "
+                         "group): each datagram, one notification, is published (repeatable)");
+  router_cmd
+      ->add_option("--subscriber-queue-bytes", router_opts.subscriber_queue_bytes,
+                   "bytes queued to one subscriber beyond which publications to it are "
+                   "dropped and counted")
+      ->capture_default_str();
   router_cmd
       ->add_option("--max-frame-bytes", limits.max_frame_bytes,
                    "largest frame a peer may send; larger ones disconnect it")
@@ -178,6 +287,24 @@ int main(int argc, char** argv) {
   call_cmd->allow_extras();
   call_cmd->footer("ARGS: JSON values (bare words are strings), one argument each");
   add_client_flags(call_cmd);
+
+  std::string topic;
+  auto* publish_cmd = app.add_subcommand("publish", "publish TOPIC [ARGS...] to its subscribers");
+  publish_cmd->add_option("topic", topic, "topic (the notification's method)")->required();
+  publish_cmd->allow_extras();  // as for call: each argument whole
+  publish_cmd->footer("ARGS: JSON values (bare words are strings), one argument each");
+  add_client_flags(publish_cmd);
+
+  std::vector<std::string> prefixes;
+  std::size_t sub_count = 0;
+  double sub_for = 0;
+  auto* subscribe_cmd = app.add_subcommand(
+      "subscribe", "print publications whose topic starts with a PREFIX (default: all)");
+  subscribe_cmd->add_option("prefix", prefixes, "topic prefixes (repeatable)");
+  subscribe_cmd->add_option("--count,-n", sub_count, "exit after this many publications");
+  subscribe_cmd->add_option("--for", sub_for, "exit after this many seconds")
+      ->check(CLI::NonNegativeNumber);
+  add_client_flags(subscribe_cmd);
 
   auto* services_cmd = app.add_subcommand("services", "list the services the router knows");
   add_client_flags(services_cmd);
@@ -207,6 +334,13 @@ int main(int argc, char** argv) {
       params.push_back(parse_arg(a));
     return with_client(ca, service, method, std::move(params), false);
   }
+  if (publish_cmd->parsed()) {
+    plexus::value params = plexus::value::array();
+    for (const auto& a : publish_cmd->remaining())
+      params.push_back(parse_arg(a));
+    return publish(ca, topic, std::move(params));
+  }
+  if (subscribe_cmd->parsed()) return subscribe(ca, prefixes, sub_count, sub_for);
   if (services_cmd->parsed()) return print_services(ca);
   if (describe_cmd->parsed())
     return with_client(ca, "plexus", "describe", plexus::value::array({describe_name}), !ca.json);

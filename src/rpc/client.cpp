@@ -6,6 +6,7 @@
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <map>
 #include <queue>
 #include <unordered_map>
 
@@ -97,6 +98,27 @@ class client::impl : public std::enable_shared_from_this<client::impl> {
     return conn_.send(wire::frame_kind::data, service, scratch_);
   }
 
+  result<void> publish(std::string_view topic, value params) {
+    return notify(wire::publish_name, topic, std::move(params));
+  }
+
+  result<void> subscribe(std::string prefix, publication_handler handler) {
+    if (!conn_.is_open())
+      return plexus::error(errc::unavailable, "not connected to the router at " + opts_.router);
+    if (auto ok = send_subscription(control::subscribe, prefix); !ok) return ok;
+    subscriptions_[std::move(prefix)] = std::move(handler);
+    return {};
+  }
+
+  result<void> unsubscribe(std::string_view prefix) {
+    auto it = subscriptions_.find(std::string(prefix));
+    if (it == subscriptions_.end()) return {};
+    subscriptions_.erase(it);
+    if (!conn_.is_open()) return {};
+    return send_subscription(control::unsubscribe, prefix);
+  }
+
+  std::uint64_t dropped_publications() const noexcept { return dropped_; }
   std::size_t in_flight() const noexcept { return pending_.size(); }
   asio::io_context& io() { return io_; }
 
@@ -125,10 +147,44 @@ class client::impl : public std::enable_shared_from_this<client::impl> {
     asio::post(io_, [done = std::move(done), e = std::move(e)]() mutable { done(std::move(e)); });
   }
 
+  result<void> send_subscription(const char* op, std::string_view prefix) {
+    std::vector<std::uint8_t> bytes;
+    wire::encode_value(bytes, value{{"op", op}, {"prefix", std::string(prefix)}});
+    return conn_.send(wire::frame_kind::control, "", bytes);
+  }
+
+  void on_control(std::span<const std::uint8_t> payload) {
+    auto v = wire::decode_value(payload);
+    if (!v || control::text_field(*v, "op") != control::dropped) return;
+    dropped_ +=
+        static_cast<std::uint64_t>(std::max<std::int64_t>(0, control::int_field(*v, "count")));
+  }
+
+  void on_publication(std::span<const std::uint8_t> payload) {
+    if (subscriptions_.empty()) return;
+    auto m = wire::decode(payload, {opts_.transport.max_frame_bytes, 64});
+    if (!m) return;
+    const auto& note = std::get<wire::notification>(*m);
+    // Handlers may subscribe or unsubscribe: collect first, then call.
+    std::vector<publication_handler> matched;
+    for (const auto& [prefix, handler] : subscriptions_)
+      if (note.method.starts_with(prefix)) matched.push_back(handler);
+    for (auto& h : matched)
+      h(note.method, note.params);
+  }
+
   void on_frame(const wire::frame_view& f) {
-    if (f.kind == wire::frame_kind::control) return;  // welcome / errors: nothing to do yet
+    if (f.kind == wire::frame_kind::control) {
+      on_control(f.payload);
+      return;
+    }
     const auto h = wire::peek(f.payload);
-    if (!h || h->kind != wire::message_kind::response) return;
+    if (!h) return;
+    if (h->kind == wire::message_kind::notification) {
+      on_publication(f.payload);
+      return;
+    }
+    if (h->kind != wire::message_kind::response) return;
     auto it = pending_.find(h->msgid);
     if (it == pending_.end()) return;  // answered after its deadline: dropped
     auto call = std::move(it->second);
@@ -216,6 +272,8 @@ class client::impl : public std::enable_shared_from_this<client::impl> {
   std::uint32_t msgid_counter_ = 1;
   std::uint64_t serial_ = 0;
   std::vector<std::uint8_t> scratch_;
+  std::map<std::string, publication_handler, std::less<>> subscriptions_;
+  std::uint64_t dropped_ = 0;
 };
 
 client::client(asio::io_context& io, client_options opts)
@@ -288,6 +346,19 @@ result<value> client::call_value(std::string_view service, std::string_view meth
 
 result<void> client::notify(std::string_view service, std::string_view method, value params) {
   return impl_->notify(service, method, std::move(params));
+}
+
+result<void> client::publish(std::string_view topic, value params) {
+  return impl_->publish(topic, std::move(params));
+}
+result<void> client::subscribe(std::string prefix, publication_handler on_publication) {
+  return impl_->subscribe(std::move(prefix), std::move(on_publication));
+}
+result<void> client::unsubscribe(std::string_view prefix) {
+  return impl_->unsubscribe(prefix);
+}
+std::uint64_t client::dropped_publications() const noexcept {
+  return impl_->dropped_publications();
 }
 
 std::size_t client::in_flight() const noexcept {

@@ -169,7 +169,9 @@ class zmq_peer final : public connection_impl, public std::enable_shared_from_th
   bool detached_ = false;
 };
 
-class zmq_endpoint final : public listener_impl, public std::enable_shared_from_this<zmq_endpoint> {
+class zmq_endpoint final : public listener_impl,
+                           public batch_member,
+                           public std::enable_shared_from_this<zmq_endpoint> {
  public:
   zmq_endpoint(asio::io_context& io, zmq::socket_t sock, zmq::socket_t monitor, std::string address,
                zmq_role role, const options& opts)
@@ -241,8 +243,17 @@ class zmq_endpoint final : public listener_impl, public std::enable_shared_from_
       }
       return plexus::error(errc::internal, std::string("zeromq send failed: ") + e.what());
     }
-    sock_waiter_.after_send();
+    // One ZMQ_EVENTS check per batch, not per message (each check is a syscall).
+    if (!check_pending_) {
+      check_pending_ = true;
+      if (!defer_to_batch(shared_from_this())) flush_batched();
+    }
     return {};
+  }
+
+  void flush_batched() override {
+    check_pending_ = false;
+    if (!closed_) sock_waiter_.after_send();
   }
 
   void forget(const std::string& identity) { peers_.erase(identity); }
@@ -415,6 +426,7 @@ class zmq_endpoint final : public listener_impl, public std::enable_shared_from_
   std::vector<zmq::message_t> parts_;
   std::uint64_t malformed_ = 0;
   bool closed_ = false;
+  bool check_pending_ = false;
 };
 
 result<void> zmq_peer::send(wire::frame_kind kind, std::string_view name,
@@ -433,26 +445,168 @@ void zmq_peer::close() {
   ended({errc::unavailable, "connection closed locally"});
 }
 
+// Where seed-style PUB clients connect: a SUB socket subscribed to everything. Each
+// message is [topic, notification]; the notification is published under its method
+// (which a seed PUB client also sends as the topic frame).
+class zmq_publishers_inlet final : public inlet {
+ public:
+  zmq_publishers_inlet(asio::io_context& io, zmq::socket_t sock, std::string address)
+      : sock_(std::move(sock)), address_(std::move(address)), waiter_(io, sock_) {}
+  ~zmq_publishers_inlet() override { close(); }
+
+  void start(handler on_publication) override {
+    on_publication_ = std::move(on_publication);
+    waiter_.start([this] { drain(); });
+  }
+  void close() override {
+    if (closed_) return;
+    closed_ = true;
+    waiter_.kill();
+    waiter_.stop();
+    sock_.close();
+  }
+  std::string address() const override { return address_; }
+
+ private:
+  void drain() {
+    batch_scope batch;
+    auto alive = waiter_.alive();
+    for (int budget = 4096; budget > 0 && !closed_; --budget) {
+      zmq::message_t topic, payload;
+      try {
+        if (!sock_.recv(topic, zmq::recv_flags::dontwait)) return;
+        if (!topic.more()) continue;  // not [topic, payload]: skipped
+        if (!sock_.recv(payload, zmq::recv_flags::dontwait)) return;
+        bool more = payload.more();
+        while (more) {  // extra frames: the message is skipped whole
+          zmq::message_t extra;
+          if (!sock_.recv(extra, zmq::recv_flags::dontwait)) return;
+          more = extra.more();
+          payload.rebuild();
+        }
+      } catch (const zmq::error_t&) {
+        return;
+      }
+      if (payload.size() == 0) continue;
+      on_publication_(std::span<const std::uint8_t>(
+          static_cast<const std::uint8_t*>(payload.data()), payload.size()));
+      if (!*alive) return;
+    }
+    if (!closed_) waiter_.schedule();
+  }
+
+  zmq::socket_t sock_;
+  std::string address_;
+  zmq_waiter waiter_;
+  handler on_publication_;
+  bool closed_ = false;
+};
+
+// Where seed-style SUB services connect: a PUB socket. ZeroMQ filters by the
+// subscribers' topic prefixes and drops, per subscriber, what exceeds its SNDHWM;
+// libzmq does not say how much, so dropped() counts only sends it refused.
+class zmq_subscribers_outlet final : public outlet {
+ public:
+  zmq_subscribers_outlet(zmq::socket_t sock, std::string address)
+      : sock_(std::move(sock)), address_(std::move(address)) {}
+  ~zmq_subscribers_outlet() override { close(); }
+
+  void publish(std::string_view topic, std::span<const std::uint8_t> payload) override {
+    if (closed_) return;
+    try {
+      if (!sock_.send(zmq::buffer(topic.data(), topic.size()),
+                      zmq::send_flags::sndmore | zmq::send_flags::dontwait) ||
+          !sock_.send(zmq::buffer(payload.data(), payload.size()), zmq::send_flags::dontwait))
+        ++dropped_;
+    } catch (const zmq::error_t&) {
+      ++dropped_;
+    }
+  }
+  void close() override {
+    if (closed_) return;
+    closed_ = true;
+    sock_.close();
+  }
+  std::string address() const override { return address_; }
+  std::uint64_t dropped() const noexcept override { return dropped_; }
+
+ private:
+  zmq::socket_t sock_;
+  std::string address_;
+  std::uint64_t dropped_ = 0;
+  bool closed_ = false;
+};
+
 }  // namespace
 }  // namespace detail
 
+namespace {
+
+plexus::error bind_error(const char* what, const std::string& addr, errc code,
+                         const std::string& why) {
+  return plexus::error(code, std::string("cannot bind zeromq ") + what + " " + addr + ": " + why,
+                       {{"address", addr}});
+}
+
+plexus::error bind_error(const char* what, const std::string& addr, const zmq::error_t& e) {
+  if (e.num() == EADDRINUSE) return bind_error(what, addr, errc::unavailable, "address in use");
+  if (e.num() == EINVAL || e.num() == EPROTONOSUPPORT || e.num() == ENOENT)
+    return bind_error(what, addr, errc::invalid_argument, e.what());
+  return bind_error(what, addr, errc::internal, e.what());
+}
+
+void make_ipc_directory(const std::string& addr) {
+  if (addr.rfind("ipc://", 0) != 0) return;
+  const std::filesystem::path path(addr.substr(6));
+  std::error_code ec;
+  if (path.has_parent_path()) std::filesystem::create_directories(path.parent_path(), ec);
+}
+
+}  // namespace
+
+result<std::unique_ptr<inlet>> bind_zmq_publishers(boost::asio::io_context& io,
+                                                   std::string_view address, const options& opts) {
+  const std::string addr(address);
+  make_ipc_directory(addr);
+  try {
+    zmq::socket_t sock(detail::shared_context(), zmq::socket_type::sub);
+    sock.set(zmq::sockopt::linger, 0);
+    sock.set(zmq::sockopt::maxmsgsize, static_cast<std::int64_t>(opts.max_frame_bytes));
+    sock.set(zmq::sockopt::rcvhwm, 100000);
+    sock.set(zmq::sockopt::subscribe, "");
+    sock.bind(addr);
+    auto bound = sock.get(zmq::sockopt::last_endpoint);
+    return std::unique_ptr<inlet>(
+        std::make_unique<detail::zmq_publishers_inlet>(io, std::move(sock), std::move(bound)));
+  } catch (const zmq::error_t& e) {
+    return bind_error("publishers endpoint", addr, e);
+  }
+}
+
+result<std::unique_ptr<outlet>> bind_zmq_subscribers(boost::asio::io_context&,
+                                                     std::string_view address, const options&) {
+  const std::string addr(address);
+  make_ipc_directory(addr);
+  try {
+    zmq::socket_t sock(detail::shared_context(), zmq::socket_type::pub);
+    sock.set(zmq::sockopt::linger, 0);
+    sock.set(zmq::sockopt::sndhwm, 100000);
+    sock.bind(addr);
+    auto bound = sock.get(zmq::sockopt::last_endpoint);
+    return std::unique_ptr<outlet>(
+        std::make_unique<detail::zmq_subscribers_outlet>(std::move(sock), std::move(bound)));
+  } catch (const zmq::error_t& e) {
+    return bind_error("subscribers endpoint", addr, e);
+  }
+}
+
 result<listener> listen_zmq(boost::asio::io_context& io, std::string_view address, zmq_role role,
                             const options& opts) {
-  namespace asio = boost::asio;
   static std::atomic<int> monitor_counter{0};
   const std::string addr(address);
-  auto fail = [&](errc code, const std::string& why) {
-    return plexus::error(code,
-                         "cannot bind zeromq " +
-                             std::string(role == zmq_role::frontend ? "frontend" : "backend") +
-                             " " + addr + ": " + why,
-                         {{"address", addr}});
-  };
-  if (addr.rfind("ipc://", 0) == 0) {
-    const std::filesystem::path path(addr.substr(6));
-    std::error_code ec;
-    if (path.has_parent_path()) std::filesystem::create_directories(path.parent_path(), ec);
-  }
+  const char* what = role == zmq_role::frontend ? "frontend" : "backend";
+  auto fail = [&](errc code, const std::string& why) { return bind_error(what, addr, code, why); };
+  make_ipc_directory(addr);
   try {
     auto& ctx = detail::shared_context();
     zmq::socket_t sock(ctx, zmq::socket_type::router);
@@ -480,10 +634,7 @@ result<listener> listen_zmq(boost::asio::io_context& io, std::string_view addres
     return listener(std::make_shared<detail::zmq_endpoint>(io, std::move(sock), std::move(monitor),
                                                            bound, role, opts));
   } catch (const zmq::error_t& e) {
-    if (e.num() == EADDRINUSE) return fail(errc::unavailable, "address in use");
-    if (e.num() == EINVAL || e.num() == EPROTONOSUPPORT || e.num() == ENOENT)
-      return fail(errc::invalid_argument, e.what());
-    return fail(errc::internal, e.what());
+    return bind_error(what, addr, e);
   }
 }
 

@@ -247,5 +247,99 @@ TEST(ZmqListen, BadEndpointIsInvalidArgumentAndBusyAddressIsUnavailable) {
   EXPECT_EQ(second.error().code, errc::unavailable);
 }
 
+// Publish/subscribe with seed-style PUB and SUB nodes.
+class ZmqPubSub : public ZmqEndpoint {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/plexus-zmq-pubsub-XXXXXX";
+    ASSERT_NE(::mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+    native_ = "ipc://" + dir_ + "/native.sock";
+    pubs_ = "ipc://" + dir_ + "/publishers.sock";
+    subs_ = "ipc://" + dir_ + "/subscribers.sock";
+    router_.emplace(
+        io_, broker::router_options{
+                 .listen = {native_}, .zmq_publishers = {pubs_}, .zmq_subscribers = {subs_}});
+    ASSERT_TRUE(router_->start());
+  }
+  std::string pubs_, subs_;
+};
+
+TEST_F(ZmqPubSub, SeedPublisherReachesNativeAndSeedSubscribers) {
+  rpc::client native(io_, {.router = native_});
+  ASSERT_TRUE(native.connect());
+  std::vector<std::pair<std::string, value>> got;
+  ASSERT_TRUE(native.subscribe(
+      "temp", [&](std::string_view t, const value& p) { got.emplace_back(std::string(t), p); }));
+  zmq::socket_t sub(ctx(), zmq::socket_type::sub);
+  sub.set(zmq::sockopt::linger, 0);
+  sub.set(zmq::sockopt::subscribe, "temp");
+  sub.connect(subs_);
+  zmq::socket_t pub(ctx(), zmq::socket_type::pub);
+  pub.set(zmq::sockopt::linger, 0);
+  pub.connect(pubs_);
+
+  // As the seed's Client over PUB sends it: [topic = method, notification].
+  const auto note = encode(wire::notification{"temp.c", value::array({21.5})});
+  std::optional<std::vector<zmq::message_t>> seen_by_sub;
+  // PUB/SUB connections come up asynchronously: publish until both have one.
+  ASSERT_TRUE(run_until(
+      [&] {
+        pub.send(zmq::str_buffer("temp.c"), zmq::send_flags::sndmore);
+        pub.send(zmq::buffer(note));
+        if (!seen_by_sub) seen_by_sub = receive(sub, 20ms);
+        return !got.empty() && seen_by_sub.has_value();
+      },
+      5000ms));
+  EXPECT_EQ(got[0].first, "temp.c");
+  EXPECT_EQ(got[0].second, value::array({21.5}));
+  ASSERT_EQ(seen_by_sub->size(), 2u);  // [topic, notification], as the seed's SUB service reads
+  EXPECT_EQ((*seen_by_sub)[0].to_string(), "temp.c");
+  EXPECT_EQ((*seen_by_sub)[1].to_string(), std::string(note.begin(), note.end()));
+}
+
+TEST_F(ZmqPubSub, NativePublicationReachesSeedSubscriberOfItsPrefixOnly) {
+  rpc::client native(io_, {.router = native_});
+  ASSERT_TRUE(native.connect());
+  zmq::socket_t sub(ctx(), zmq::socket_type::sub);
+  sub.set(zmq::sockopt::linger, 0);
+  sub.set(zmq::sockopt::subscribe, "alert");
+  sub.connect(subs_);
+  std::optional<std::vector<zmq::message_t>> first;
+  ASSERT_TRUE(run_until(
+      [&] {
+        EXPECT_TRUE(native.publish("alert.fire", value::array({"hall"})));
+        first = receive(sub, 20ms);
+        return first.has_value();
+      },
+      5000ms));
+  // Subscribed: a topic outside the prefix is filtered out, the next one arrives.
+  ASSERT_TRUE(native.publish("weather", value::array({1})));
+  ASSERT_TRUE(native.publish("alert.end", value::array()));
+  std::optional<std::vector<zmq::message_t>> next;
+  ASSERT_TRUE(run_until([&] {
+    while (auto m = receive(sub, 5ms)) {
+      if ((*m)[0].to_string() != "alert.fire") {  // repeats of the probe are fine
+        next = std::move(m);
+        return true;
+      }
+    }
+    return false;
+  }));
+  EXPECT_EQ((*next)[0].to_string(), "alert.end");
+  auto m = wire::decode({static_cast<const std::uint8_t*>((*next)[1].data()), (*next)[1].size()});
+  ASSERT_TRUE(m);
+  EXPECT_EQ(std::get<wire::notification>(*m).method, "alert.end");
+}
+
+TEST(ZmqPubSubBind, BusyAddressIsUnavailable) {
+  asio::io_context io;
+  auto first = bind_zmq_subscribers(io, "tcp://127.0.0.1:*");
+  ASSERT_TRUE(first) << first.error().message;
+  auto second = bind_zmq_publishers(io, (*first)->address());
+  ASSERT_FALSE(second);
+  EXPECT_EQ(second.error().code, errc::unavailable);
+}
+
 }  // namespace
 }  // namespace plexus::transport

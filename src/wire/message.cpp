@@ -694,6 +694,31 @@ std::optional<header> peek(std::span<const std::uint8_t> bytes) noexcept {
   return header{static_cast<message_kind>(kind), id};
 }
 
+std::optional<std::string_view> peek_method(std::span<const std::uint8_t> bytes) noexcept {
+  if (bytes.size() < 3 || bytes[0] != 0x83 ||
+      bytes[1] != static_cast<std::uint8_t>(message_kind::notification))
+    return std::nullopt;
+  const std::uint8_t head = bytes[2];
+  if ((head >> 5) != 3) return std::nullopt;  // not a text string
+  const std::uint8_t info = head & 0x1f;
+  std::size_t pos = 3;
+  std::uint64_t len = 0;
+  if (info <= 0x17) {
+    len = info;
+  } else if (info >= 0x18 && info <= 0x1b) {
+    const std::size_t n = std::size_t{1} << (info - 0x18);
+    if (bytes.size() < pos + n) return std::nullopt;
+    for (std::size_t i = 0; i < n; ++i)
+      len = (len << 8) | bytes[pos + i];
+    pos += n;
+  } else {
+    return std::nullopt;  // indefinite or reserved
+  }
+  if (len > bytes.size() - pos) return std::nullopt;
+  return std::string_view(reinterpret_cast<const char*>(bytes.data() + pos),
+                          static_cast<std::size_t>(len));
+}
+
 std::vector<std::uint8_t> encode_error_response(std::uint32_t msgid, const plexus::error& e) {
   std::vector<std::uint8_t> out;
   out.reserve(32 + e.message.size());

@@ -658,6 +658,30 @@ TEST(WirePeek, RejectsWhatCannotStartAMessage) {
   }
 }
 
+TEST(WirePeekMethod, ReadsTheTopicOfEveryLengthWidth) {
+  for (std::size_t len : {0u, 1u, 23u, 24u, 255u, 256u, 65535u, 65536u}) {
+    const std::string topic(len, 't');
+    bytes b;
+    encode(b, notification{topic, value::array({1, "x"})});
+    const auto m = peek_method(b);
+    ASSERT_TRUE(m.has_value()) << len;
+    EXPECT_EQ(*m, topic);
+  }
+}
+
+TEST(WirePeekMethod, RejectsRequestsResponsesAndTruncatedTopics) {
+  bytes req, resp;
+  encode(req, request{1, "m", value::array()});
+  encode(resp, response{1, std::nullopt, nullptr});
+  EXPECT_FALSE(peek_method(req).has_value());
+  EXPECT_FALSE(peek_method(resp).has_value());
+  for (std::string_view hex : {"", "83", "8302", "830263", "83027861", "830241", "83027f", "830201",
+                               "83027b00000000000000ff"}) {
+    EXPECT_FALSE(peek_method(from_hex(hex)).has_value()) << hex;
+  }
+  EXPECT_EQ(peek_method(from_hex("8302626162")), "ab");  // params absent: still a topic
+}
+
 // ---- robustness ----------------------------------------------------------------
 
 bytes rich_message() {

@@ -10,7 +10,16 @@
 // unanswered requests. A request for an unknown service is answered at once with an
 // `unavailable` error. When a worker's connection ends, its registrations vanish and
 // every request forwarded to it and still unanswered is answered with `unavailable`.
-// The service name "plexus" is the router's own: methods ping, services, describe.
+// The service name "plexus" is the router's own: methods ping, services, describe,
+// subscriptions, stats.
+//
+// Publish/subscribe: a notification sent to the reserved name "*" is a publication
+// whose topic is its method; it goes to every peer subscribed (control op
+// "subscribe") to a prefix of the topic, to the ZeroMQ subscriber endpoints, and
+// nowhere else. A subscriber whose connection has more than subscriber_queue_bytes
+// queued loses publications instead of slowing anyone down; the losses are counted
+// (plexus.subscriptions, stats) and reported to the subscriber with a "dropped"
+// control frame when delivery resumes.
 // Threading: everything runs on the io_context's thread.
 #pragma once
 
@@ -31,6 +40,17 @@ struct router_options {
   std::vector<std::string> zmq_frontend;
   std::vector<std::string> zmq_backend;
   transport::options transport;  // per-connection limits
+  // Bytes queued to a subscriber beyond which publications to it are dropped.
+  std::size_t subscriber_queue_bytes = 4u << 20;
+  // Seed-style PUB clients connect to these (the router binds SUB sockets): every
+  // message [topic, notification] is published.
+  std::vector<std::string> zmq_publishers;
+  // Seed-style SUB services connect to these (the router binds XPUB sockets): every
+  // publication is sent as [topic, notification]; ZeroMQ filters by prefix.
+  std::vector<std::string> zmq_subscribers;
+  // UDP datagram endpoints (udp://host:port; a multicast host joins its group): each
+  // datagram is one notification, published under its method.
+  std::vector<std::string> udp;
 };
 
 struct router_stats {
@@ -40,6 +60,9 @@ struct router_stats {
   std::uint64_t failed_by_peer_loss = 0;  // requests failed because their worker left
   std::uint64_t malformed = 0;            // frames dropped as unreadable
   std::uint64_t in_flight = 0;            // forwarded requests awaiting a response
+  std::uint64_t published = 0;            // publications received
+  std::uint64_t delivered = 0;            // publications handed to native subscribers
+  std::uint64_t dropped = 0;              // publications a slow subscriber lost
 };
 
 class router {

@@ -85,6 +85,22 @@ class client {
   // local problem (not connected, limits).
   result<void> notify(std::string_view service, std::string_view method, value params);
 
+  // ---- publish/subscribe (docs/protocol.md §6) ----------------------------------------
+  // A publication is a notification whose method is its topic; it reaches every
+  // subscriber of a prefix of the topic, best effort (a slow subscriber loses some,
+  // counted). Errors only for a local problem.
+  result<void> publish(std::string_view topic, value params);
+
+  using publication_handler = std::function<void(std::string_view topic, const value& params)>;
+  // Receives the publications whose topic starts with `prefix` ("" for all) on the
+  // io_context's thread. One handler per prefix (a second replaces the first); a
+  // publication matching several prefixes reaches each of their handlers.
+  result<void> subscribe(std::string prefix, publication_handler on_publication);
+  result<void> unsubscribe(std::string_view prefix);
+  // Publications the router dropped for this client because it read too slowly, as
+  // the router has reported them so far.
+  std::uint64_t dropped_publications() const noexcept;
+
   // Calls in flight now.
   std::size_t in_flight() const noexcept;
 

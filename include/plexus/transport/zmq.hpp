@@ -21,9 +21,11 @@
 // Threading: as for every transport, the io_context's thread only.
 #pragma once
 
+#include <memory>
 #include <string_view>
 
 #include "plexus/transport/connection.hpp"
+#include "plexus/transport/pubsub.hpp"
 
 namespace plexus::transport {
 
@@ -34,5 +36,17 @@ enum class zmq_role { frontend, backend };
 // unavailable (address in use), internal.
 result<listener> listen_zmq(boost::asio::io_context& io, std::string_view address, zmq_role role,
                             const options& opts = {});
+
+// Publish/subscribe with seed-style nodes (transport/pubsub.hpp):
+// binds a SUB socket for PUB clients, whose messages [topic, notification] are
+// publications, ...
+result<std::unique_ptr<inlet>> bind_zmq_publishers(boost::asio::io_context& io,
+                                                   std::string_view address,
+                                                   const options& opts = {});
+// ... and a PUB socket for SUB services, which receive [topic, notification] for the
+// topics they subscribed to.
+result<std::unique_ptr<outlet>> bind_zmq_subscribers(boost::asio::io_context& io,
+                                                     std::string_view address,
+                                                     const options& opts = {});
 
 }  // namespace plexus::transport

@@ -7,6 +7,11 @@
 //   router -> peer  {"op":"registered", "service":"calc"}
 //   peer -> router  {"op":"unregister", "service":"calc"}      (drain: no new requests)
 //   router -> peer  {"op":"unregistered", "service":"calc"}
+//   peer -> router  {"op":"subscribe", "prefix":"tick"}       (publications to topics tick*)
+//   router -> peer  {"op":"subscribed", "prefix":"tick"}
+//   peer -> router  {"op":"unsubscribe", "prefix":"tick"}
+//   router -> peer  {"op":"unsubscribed", "prefix":"tick"}
+//   router -> peer  {"op":"dropped", "count":12, "total":40}  (publications lost: slow reader)
 //   router -> peer  {"op":"error", "about":"register", "message":"...", "code":"..."}
 #pragma once
 
@@ -24,6 +29,11 @@ inline constexpr const char* registered = "registered";
 inline constexpr const char* unregister_service = "unregister";
 inline constexpr const char* unregistered = "unregistered";
 inline constexpr const char* error_op = "error";
+inline constexpr const char* subscribe = "subscribe";
+inline constexpr const char* subscribed = "subscribed";
+inline constexpr const char* unsubscribe = "unsubscribe";
+inline constexpr const char* unsubscribed = "unsubscribed";
+inline constexpr const char* dropped = "dropped";
 
 // Typed reads of a control map that never throw: a missing key or a value of the
 // wrong type yields the fallback (control maps come from untrusted peers).

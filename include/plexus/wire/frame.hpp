@@ -26,6 +26,9 @@ enum class frame_kind : std::uint8_t { data = 0, control = 1 };
 inline constexpr std::size_t frame_prefix_bytes = 4;  // the u32 length
 inline constexpr std::size_t frame_fixed_bytes = 6;   // length + kind + name_length
 inline constexpr std::size_t max_name_bytes = 255;
+// The frame name of a publication: a notification sent to it goes to the subscribers
+// of its method (the topic), not to a service.
+inline constexpr std::string_view publish_name = "*";
 inline constexpr std::size_t max_frame_header = frame_fixed_bytes;
 
 // A decoded frame; the spans point into the reader's buffer and stay valid only

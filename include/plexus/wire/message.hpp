@@ -78,6 +78,12 @@ struct header {
 };
 std::optional<header> peek(std::span<const std::uint8_t> bytes) noexcept;
 
+// The method of a notification (a publication's topic) read in place, without
+// decoding its params: nullopt unless `bytes` starts with [2, text, ...] and the
+// text fits in `bytes`. The view points into `bytes`. The text is not checked for
+// UTF-8 here; topics are matched as bytes.
+std::optional<std::string_view> peek_method(std::span<const std::uint8_t> bytes) noexcept;
+
 // Builds the encoded error response [1, msgid, [message, context], null].
 std::vector<std::uint8_t> encode_error_response(std::uint32_t msgid, const plexus::error& e);
 
