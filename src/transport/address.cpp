@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <charconv>
 #include <cstdlib>
 
@@ -67,6 +68,44 @@ result<address> parse_address(std::string_view text) {
   a.host = std::string(host);
   a.port = static_cast<std::uint16_t>(value);
   return a;
+}
+
+std::string connectable(std::string_view bound) {
+  const auto sep = bound.find("://");
+  if (sep == std::string_view::npos || bound.substr(0, sep) != "tcp") return std::string(bound);
+  const auto rest = bound.substr(sep + 3);
+  const auto colon = rest.rfind(':');
+  if (colon == std::string_view::npos) return std::string(bound);
+  const auto host = rest.substr(0, colon);
+  const auto port = rest.substr(colon);  // ":5555"
+  if (host == "*" || host == "0.0.0.0") return "tcp://127.0.0.1" + std::string(port);
+  if (host == "[::]" || host == "[*]") return "tcp://[::1]" + std::string(port);
+  return std::string(bound);
+}
+
+std::vector<std::string> by_preference(std::string_view list) {
+  auto rank = [](std::string_view a) {
+    if (a.starts_with("ipc://") || a.starts_with("unix://")) return 0;
+    if (a.starts_with("inproc://")) return 1;
+    if (a.starts_with("tcp://127.") || a.starts_with("tcp://[::1]") ||
+        a.starts_with("tcp://localhost:"))
+      return 2;
+    return 3;
+  };
+  std::vector<std::string> out;
+  while (!list.empty()) {
+    const auto comma = list.find(',');
+    auto item = list.substr(0, comma);
+    list = comma == std::string_view::npos ? std::string_view{} : list.substr(comma + 1);
+    while (!item.empty() && item.front() == ' ')
+      item.remove_prefix(1);
+    while (!item.empty() && item.back() == ' ')
+      item.remove_suffix(1);
+    if (!item.empty()) out.push_back(connectable(item));
+  }
+  std::stable_sort(out.begin(), out.end(),
+                   [&](const std::string& a, const std::string& b) { return rank(a) < rank(b); });
+  return out;
 }
 
 std::string default_router_address() {

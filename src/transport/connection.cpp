@@ -135,6 +135,22 @@ result<void> check_frame(const options& opts, std::string_view name, std::size_t
 // ---- entry points -------------------------------------------------------------
 result<connection> connect(boost::asio::io_context& io, std::string_view text,
                            const options& opts) {
+  if (text.find(',') != std::string_view::npos) {
+    // Several addresses of one router: the preferred first, the next if it fails.
+    const auto candidates = by_preference(text);
+    if (candidates.empty())
+      return plexus::error(errc::invalid_argument, "bad address '" + std::string(text) + "'");
+    std::string tried;
+    plexus::error last;
+    for (const auto& a : candidates) {
+      auto c = connect(io, a, opts);
+      if (c) return c;
+      last = std::move(c).error();
+      tried += (tried.empty() ? "" : "; ") + last.message;
+    }
+    return plexus::error(last.code, "cannot connect to any of " + std::string(text) + ": " + tried,
+                         {{"address", std::string(text)}});
+  }
   auto addr = parse_address(text);
   if (!addr) return std::move(addr).error();
   if (addr->scheme == scheme::inproc) return detail::connect_inproc(io, *addr, opts);

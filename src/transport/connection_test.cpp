@@ -624,5 +624,66 @@ TEST(ParseAddress, AcceptsIpcUnixAndInprocForms) {
   EXPECT_EQ(tcp->port, 5555);
 }
 
+TEST(Addresses, WildcardHostsBecomeLoopbackForConnecting) {
+  EXPECT_EQ(connectable("tcp://*:5555"), "tcp://127.0.0.1:5555");
+  EXPECT_EQ(connectable("tcp://0.0.0.0:80"), "tcp://127.0.0.1:80");
+  EXPECT_EQ(connectable("tcp://[::]:7"), "tcp://[::1]:7");
+  EXPECT_EQ(connectable("tcp://10.1.2.3:7"), "tcp://10.1.2.3:7");
+  EXPECT_EQ(connectable("ipc:///tmp/*.sock"), "ipc:///tmp/*.sock");
+}
+
+TEST(Addresses, IpcIsPreferredOverTcp) {
+  EXPECT_EQ(by_preference("tcp://10.0.0.1:1, tcp://*:2,ipc:///a,inproc://b,ipc:///c"),
+            (std::vector<std::string>{"ipc:///a", "ipc:///c", "inproc://b", "tcp://127.0.0.1:2",
+                                      "tcp://10.0.0.1:1"}));
+  EXPECT_TRUE(by_preference(" , ").empty());
+}
+
+TEST(Addresses, ConnectToSeveralTakesTheIpcOneAndFallsBackWhenItIsGone) {
+  char tmpl[] = "/tmp/plexus-addr-XXXXXX";
+  ASSERT_NE(::mkdtemp(tmpl), nullptr);
+  const std::string dir = tmpl;
+  boost::asio::io_context io;
+  auto ipc = listen(io, "ipc://" + dir + "/r.sock");
+  auto tcp = listen(io, "tcp://*:0");
+  ASSERT_TRUE(ipc);
+  ASSERT_TRUE(tcp);
+  int via_ipc = 0, via_tcp = 0;
+  std::vector<connection> accepted;
+  ipc->start([&](connection c) {
+    ++via_ipc;
+    accepted.push_back(std::move(c));
+  });
+  tcp->start([&](connection c) {
+    ++via_tcp;
+    accepted.push_back(std::move(c));
+  });
+  const auto tcp_bound = tcp->address();
+  const auto tcp_wild = "tcp://*:" + tcp_bound.substr(tcp_bound.rfind(':') + 1);
+  const auto both = tcp_wild + "," + ipc->address();
+  auto first = connect(io, both);
+  ASSERT_TRUE(first) << first.error().message;
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(3);
+  while (via_ipc + via_tcp < 1 && std::chrono::steady_clock::now() < deadline)
+    io.run_one_for(std::chrono::milliseconds(50));
+  EXPECT_EQ(via_ipc, 1);
+  EXPECT_EQ(via_tcp, 0);
+
+  ipc->close();
+  auto second = connect(io, both);  // the ipc socket is gone: tcp on loopback
+  ASSERT_TRUE(second) << second.error().message;
+  deadline = std::chrono::steady_clock::now() + std::chrono::seconds(3);
+  while (via_tcp < 1 && std::chrono::steady_clock::now() < deadline)
+    io.run_one_for(std::chrono::milliseconds(50));
+  EXPECT_EQ(via_tcp, 1);
+
+  tcp->close();
+  auto none = connect(io, both);
+  ASSERT_FALSE(none);
+  EXPECT_EQ(none.error().code, errc::unavailable);
+  EXPECT_NE(none.error().message.find("cannot connect to any of"), std::string::npos);
+  std::filesystem::remove_all(dir);
+}
+
 }  // namespace
 }  // namespace plexus::transport

@@ -32,9 +32,11 @@ result<int> parse_int(std::string_view text, std::string_view s, int lo, int hi,
   return v;
 }
 
-result<udp::endpoint> resolve(asio::io_context& io, const udp_address& a, std::string_view text) {
+// "*" binds every interface and, for sending, means this host.
+result<udp::endpoint> resolve(asio::io_context& io, const udp_address& a, std::string_view text,
+                              bool for_bind) {
   boost::system::error_code ec;
-  const auto host = a.host == "*" ? std::string("0.0.0.0") : a.host;
+  const auto host = a.host == "*" ? std::string(for_bind ? "0.0.0.0" : "127.0.0.1") : a.host;
   auto ip = asio::ip::make_address(host, ec);
   if (!ec) return udp::endpoint(ip, a.port);
   udp::resolver resolver(io);
@@ -112,7 +114,7 @@ udp_sender::~udp_sender() = default;
 result<udp_sender> udp_sender::open(asio::io_context& io, std::string_view address) {
   auto a = parse_udp_address(address);
   if (!a) return std::move(a).error();
-  auto to = resolve(io, *a, address);
+  auto to = resolve(io, *a, address, false);
   if (!to) return std::move(to).error();
   auto s = std::make_unique<state>(io);
   s->to = *to;
@@ -218,7 +220,7 @@ class udp_inlet final : public inlet, public std::enable_shared_from_this<udp_in
 result<std::unique_ptr<inlet>> bind_udp(asio::io_context& io, std::string_view address) {
   auto a = parse_udp_address(address);
   if (!a) return std::move(a).error();
-  auto at = resolve(io, *a, address);
+  auto at = resolve(io, *a, address, true);
   if (!at) return std::move(at).error();
   const bool multicast = at->address().is_multicast();
   auto fail = [&](const boost::system::error_code& ec) {
@@ -254,8 +256,12 @@ result<std::unique_ptr<inlet>> bind_udp(asio::io_context& io, std::string_view a
   // Report the port actually bound (port 0 picks one).
   const auto bound = sock.local_endpoint(ec);
   if (!ec && a->port == 0) {
-    const auto host =
-        at->address().is_v6() ? "[" + at->address().to_string() + "]" : at->address().to_string();
+    // A wildcard bind is reported as loopback: the address others on this host use.
+    auto ip = at->address();
+    if (ip.is_unspecified())
+      ip = ip.is_v6() ? asio::ip::address(asio::ip::address_v6::loopback())
+                      : asio::ip::address(asio::ip::address_v4::loopback());
+    const auto host = ip.is_v6() ? "[" + ip.to_string() + "]" : ip.to_string();
     in->set_address("udp://" + host + ":" + std::to_string(bound.port()));
   }
   return std::unique_ptr<inlet>(std::move(in));

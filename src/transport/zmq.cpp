@@ -21,6 +21,7 @@
 #include <unordered_map>
 #include <zmq.hpp>
 
+#include "plexus/transport/address.hpp"
 #include "plexus/wire/control.hpp"
 #include "plexus/wire/message.hpp"
 #include "transport/connection_impl.hpp"
@@ -575,7 +576,7 @@ result<std::unique_ptr<inlet>> bind_zmq_publishers(boost::asio::io_context& io,
     sock.set(zmq::sockopt::rcvhwm, 100000);
     sock.set(zmq::sockopt::subscribe, "");
     sock.bind(addr);
-    auto bound = sock.get(zmq::sockopt::last_endpoint);
+    auto bound = connectable(sock.get(zmq::sockopt::last_endpoint));
     return std::unique_ptr<inlet>(
         std::make_unique<detail::zmq_publishers_inlet>(io, std::move(sock), std::move(bound)));
   } catch (const zmq::error_t& e) {
@@ -592,7 +593,7 @@ result<std::unique_ptr<outlet>> bind_zmq_subscribers(boost::asio::io_context&,
     sock.set(zmq::sockopt::linger, 0);
     sock.set(zmq::sockopt::sndhwm, 100000);
     sock.bind(addr);
-    auto bound = sock.get(zmq::sockopt::last_endpoint);
+    auto bound = connectable(sock.get(zmq::sockopt::last_endpoint));
     return std::unique_ptr<outlet>(
         std::make_unique<detail::zmq_subscribers_outlet>(std::move(sock), std::move(bound)));
   } catch (const zmq::error_t& e) {
@@ -622,7 +623,7 @@ result<listener> listen_zmq(boost::asio::io_context& io, std::string_view addres
     sock.set(zmq::sockopt::routing_id,
              role == zmq_role::frontend ? "router-frontend" : "router-backend");
     sock.bind(addr);
-    const auto bound = sock.get(zmq::sockopt::last_endpoint);
+    const auto bound = connectable(sock.get(zmq::sockopt::last_endpoint));
     const auto monitor_addr = "inproc://plexus-zmq-monitor-" + std::to_string(++monitor_counter);
     if (zmq_socket_monitor(sock.handle(), monitor_addr.c_str(), ZMQ_EVENT_DISCONNECTED) != 0)
       return fail(errc::internal, zmq_strerror(zmq_errno()));

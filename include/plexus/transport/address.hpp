@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "plexus/wire/error.hpp"
 
@@ -27,6 +28,17 @@ struct address {
 // Accepts ipc:///abs/path, unix:///abs/path, ipc://relative/path, tcp://host:port,
 // tcp://[v6]:port and inproc://name. Errors are invalid_argument naming the input.
 result<address> parse_address(std::string_view text);
+
+// The address a peer on this host connects to for a bound address: a wildcard host
+// ("*", 0.0.0.0, ::) becomes loopback (127.0.0.1, ::1); everything else is unchanged.
+// Works on ZeroMQ endpoints too (tcp://*:5555 -> tcp://127.0.0.1:5555).
+std::string connectable(std::string_view bound);
+
+// Several addresses of one peer, as a comma-separated list ("tcp://h:1,ipc:///p"),
+// in the order to try them: ipc first (no TCP stack, no port to collide), then
+// inproc, then tcp on loopback, then other tcp; ties keep their listed order. Each is
+// made connectable(); blanks are skipped.
+std::vector<std::string> by_preference(std::string_view list);
 
 // $PLEXUS_ROUTER if set, else ipc://$XDG_RUNTIME_DIR/plexus/router.sock when
 // XDG_RUNTIME_DIR is set, else ipc:///tmp/plexus-<uid>/router.sock.
