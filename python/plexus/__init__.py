@@ -3,14 +3,18 @@
     async with plexus.Client("ipc:///tmp/p/front.sock") as client:
         print(await client.call("calc", "add", 1, 2))                  # 3
     # a service: svc = plexus.Service("ipc:///tmp/p/back.sock", "calc"); await svc.serve()
+    # publish/subscribe: await client.publish("sensor.temp", 21.5);
+    #   plexus.Subscriber("ipc:///tmp/p/subs.sock"); plexus.DatagramSender("udp://host:port")
 
 The router is started with ``plexus router --listen ipc://DIR/native.sock
 --zmq-frontend ipc://DIR/front.sock --zmq-backend ipc://DIR/back.sock``: clients
-connect to the frontend, services to the backend. Frames and messages are those of
-seed 001 (``[recipient, payload]`` out, ``[sender, payload]`` in; CBOR
+connect to the frontend, services to the backend (subscribers to
+``--zmq-subscribers``). Frames and messages are those of seed 001
+(``[recipient, payload]`` out, ``[sender, payload]`` in; CBOR
 ``[0, msgid, method, params]`` / ``[1, msgid, error, result]`` /
-``[2, method, params]``), so this package also works with a 001 Router, and 001
-clients and services work with the plexus router. Needs pyzmq and cbor2 only
+``[2, method, params]``), so this package also works with a 001 Router (except for
+publications, which are plexus's: a notification sent to ``"*"``), and 001 clients
+and services work with the plexus router. Needs pyzmq and cbor2 only
 (Debian: python3-zmq, python3-cbor2); import it from the repository with
 ``sys.path.insert(0, "<repo>/python")``.
 """
@@ -29,18 +33,22 @@ from .errors import (
     Unimplemented,
     error_from_wire,
 )
+from .pubsub import MAX_DATAGRAM_BYTES, DatagramSender, Subscriber
 from .service import Service
 
 __all__ = [
     "CODES",
     "Client",
+    "DatagramSender",
     "DeadlineExceeded",
     "Internal",
     "InvalidArgument",
+    "MAX_DATAGRAM_BYTES",
     "NotFound",
     "RemoteError",
     "ResourceExhausted",
     "Service",
+    "Subscriber",
     "Unavailable",
     "Unimplemented",
     "error_from_wire",

@@ -3,6 +3,7 @@
     async with plexus.Client("ipc:///run/plexus/front.sock") as client:
         print(await client.call("calc", "add", 1, 2))           # 3
         await client.notify("logger", "line", "hello")          # no answer
+        await client.publish("sensor.temp", 21.5)               # to its subscribers
 
 One DEALER socket (``ZMQ_PROBE_ROUTER`` set, any identity) sends
 ``[service_name, payload]`` and receives ``[sender_id, payload]``, exactly the
@@ -32,6 +33,7 @@ _MSGID_MAX = wire.MSGID_MAX
 _RESPONSE = wire.RESPONSE
 _loads = wire.decode
 _dumps = wire.encode
+_PUBLISH = b"*"  # the reserved recipient of publications
 
 #: in-flight calls one client may have (as the C++ client)
 MAX_IN_FLIGHT = 1 << 20
@@ -262,6 +264,30 @@ class Client:
                 context={"service": service, "method": method},
             ) from exc
         chan.send((self._name(service), payload))
+
+    async def publish(self, topic: str, *args: Any) -> None:
+        """Publish ``[2, topic, args]`` to every subscriber of a prefix of ``topic``.
+
+        Sent through the frontend to the reserved name ``"*"`` (a plexus router, not
+        a seed 001 Router); never answered. Subscribers: native peers
+        (``plexus subscribe``), :class:`plexus.Subscriber` and seed-style SUB sockets
+        on the router's ``--zmq-subscribers`` endpoint. Best effort: a subscriber
+        whose subscription has not reached the router yet, or that reads too slowly,
+        does not get it.
+        """
+        chan = self._chan
+        if chan is None:
+            raise Unavailable("the client is not connected (use `async with Client(...)`)")
+        if not isinstance(topic, str):
+            raise InvalidArgument("a topic is a str", context={"topic": repr(topic)})
+        try:
+            payload = _dumps([2, topic, args])
+        except Exception as exc:
+            raise InvalidArgument(
+                f"cannot encode the arguments of publication {topic}: {exc}",
+                context={"topic": topic},
+            ) from exc
+        chan.send((_PUBLISH, payload))
 
     def service(self, name: str, *, timeout: Optional[float] = None) -> _ServiceProxy:
         """``await client.service("calc").add(1, 2)``."""

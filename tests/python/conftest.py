@@ -14,6 +14,7 @@ automatically. If the binary lacks ``--zmq-frontend`` they FAIL (never skip).
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import time
@@ -43,7 +44,7 @@ PKG_SERVICE = HERE / "support" / "pkg_service.py"
 START_TIMEOUT = 10.0
 
 # fixtures whose tests need the real router's ZeroMQ endpoints
-_ZMQ_ROUTER_FIXTURES = {"router", "calc"}
+_ZMQ_ROUTER_FIXTURES = {"router", "calc", "pubsub_router"}
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -173,6 +174,106 @@ def calc(router: Stack) -> Iterator[Stack]:
     c = router.calc
     yield router
     _check_alive(c, "calc")
+
+
+class PubSubStack:
+    """A plexus router with every publish/subscribe endpoint, restarted if a test killed it.
+
+    ``plexus router --listen ipc://D/native.sock --zmq-frontend ipc://D/front.sock
+    --zmq-publishers ipc://D/pubs.sock --zmq-subscribers ipc://D/subs.sock
+    --udp udp://127.0.0.1:0``; ``.udp`` is the bound UDP address (port chosen by the
+    router), ready when all five addresses are printed.
+    """
+
+    def __init__(self, base: Path) -> None:
+        self.base = base
+        self.dir = base
+        self.proc: Optional[Proc] = None
+        self.generation = 0
+        self.udp = ""
+        self._checked: Optional[str] = None
+
+    @property
+    def native(self) -> str:
+        return f"ipc://{self.dir}/native.sock"
+
+    @property
+    def frontend(self) -> str:
+        return f"ipc://{self.dir}/front.sock"
+
+    @property
+    def publishers(self) -> str:
+        return f"ipc://{self.dir}/pubs.sock"
+
+    @property
+    def subscribers(self) -> str:
+        return f"ipc://{self.dir}/subs.sock"
+
+    def _problem(self) -> Optional[str]:
+        if self._checked is None:
+            problem = router_supports_zmq()
+            if problem is None:
+                help_text = run([PLEXUS, "router", "--help"], timeout=10).stdout
+                for flag in ("--zmq-publishers", "--zmq-subscribers", "--udp"):
+                    if flag not in help_text:
+                        problem = f"{PLEXUS} router has no {flag} option"
+            self._checked = problem or ""
+        return self._checked or None
+
+    def ensure(self) -> None:
+        problem = self._problem()
+        if problem:
+            pytest.fail(problem, pytrace=False)
+        if self.proc is not None and self.proc.alive():
+            return
+        if self.proc is not None:
+            self.proc.kill()
+        self.generation += 1
+        self.dir = self.base / f"ps{self.generation}"
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.proc = Proc([PLEXUS, "router", "--listen", self.native, "--zmq-frontend",
+                          self.frontend, "--zmq-publishers", self.publishers,
+                          "--zmq-subscribers", self.subscribers, "--udp", "udp://127.0.0.1:0"],
+                         name="plexus pubsub router")
+        lines = self.proc.wait_for("stderr", "plexus router listening on", START_TIMEOUT, count=5)
+        udp = [ln.split()[-1] for ln in lines if "udp://" in ln]
+        assert len(udp) == 1 and not udp[0].endswith(":0"), lines
+        self.udp = udp[0]
+
+    def stats(self) -> dict:
+        """``plexus call plexus stats`` through the native endpoint."""
+        r = run([PLEXUS, "call", "plexus", "stats", "--router", self.native, "--json"], timeout=20)
+        assert r.returncode == 0, (r.stdout, r.stderr)
+        return json.loads(r.stdout)
+
+    def cli_subscriber(self, *prefixes: str, count: int = 1, seconds: float = 20.0) -> Proc:
+        """``plexus subscribe PREFIX... -n COUNT --for SECONDS --json``, started and
+        subscribed (its "plexus: subscribed to" line printed)."""
+        p = Proc([PLEXUS, "subscribe", *prefixes, "-n", str(count), "--for", str(seconds),
+                  "--json", "--router", self.native], name="plexus subscribe")
+        try:
+            p.wait_for("stderr", "plexus: subscribed to", START_TIMEOUT)
+        except BaseException:
+            p.kill()
+            raise
+        return p
+
+
+@pytest.fixture(scope="session")
+def _pubsub_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PubSubStack]:
+    s = PubSubStack(tmp_path_factory.mktemp("pubsub"))
+    yield s
+    if s.proc is not None:
+        s.proc.kill()
+
+
+@pytest.fixture
+def pubsub_router(_pubsub_session: PubSubStack) -> Iterator[PubSubStack]:
+    """A plexus router with frontend, ZeroMQ publishers/subscribers and UDP endpoints."""
+    _pubsub_session.ensure()
+    p = _pubsub_session.proc
+    yield _pubsub_session
+    _check_alive(p, "the plexus pubsub router")
 
 
 class SeedRouterStack:
