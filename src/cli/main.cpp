@@ -9,6 +9,7 @@
 #include <iostream>
 
 #include "plexus/broker/router.hpp"
+#include "plexus/config/app_config.hpp"
 #include "plexus/rpc/client.hpp"
 #include "plexus/transport/address.hpp"
 
@@ -244,6 +245,10 @@ int main(int argc, char** argv) {
   auto& listen = router_opts.listen;
   auto& limits = router_opts.transport;
   auto* router_cmd = app.add_subcommand("router", "run a router");
+  std::string config_path;
+  router_cmd->add_option("--config,-c", config_path,
+                         "app.toml to read the [router] section from (docs/config.md); "
+                         "options given here override it");
   router_cmd->add_option("--zmq-frontend", router_opts.zmq_frontend,
                          "ZeroMQ endpoint for seed-style client DEALERs (repeatable)");
   router_cmd->add_option("--zmq-backend", router_opts.zmq_backend,
@@ -324,6 +329,26 @@ int main(int argc, char** argv) {
     return rc == 0 ? exit_ok : exit_usage;
   }
 
+  if (router_cmd->parsed() && !config_path.empty()) {
+    auto cfg = plexus::config::load_file(config_path);
+    if (!cfg) {
+      std::cerr << "plexus router: " << cfg.error().message << "\n";
+      return exit_usage;
+    }
+    // The file gives what the command line did not.
+    const auto given = [&](const char* flag) { return router_cmd->count(flag) > 0; };
+    auto& r = router_opts;
+    const auto& c = cfg->router;
+    if (!given("--listen")) r.listen = c.listen;
+    if (!given("--zmq-frontend")) r.zmq_frontend = c.zmq_frontend;
+    if (!given("--zmq-backend")) r.zmq_backend = c.zmq_backend;
+    if (!given("--zmq-publishers")) r.zmq_publishers = c.zmq_publishers;
+    if (!given("--zmq-subscribers")) r.zmq_subscribers = c.zmq_subscribers;
+    if (!given("--udp")) r.udp = c.udp;
+    if (!given("--max-frame-bytes")) r.transport.max_frame_bytes = c.transport.max_frame_bytes;
+    if (!given("--max-queued-bytes")) r.transport.max_queued_bytes = c.transport.max_queued_bytes;
+    if (!given("--subscriber-queue-bytes")) r.subscriber_queue_bytes = c.subscriber_queue_bytes;
+  }
   if (router_cmd->parsed()) {
     if (listen.empty()) listen.push_back(plexus::transport::default_router_address());
     return run_router(std::move(router_opts));
