@@ -89,11 +89,18 @@ class Channel:
         self._on_message = on_message
         self._ctx = context or zmq.Context.instance()
         sock = self._ctx.socket(socket_type)
+        self._monitor: Optional[_Monitor] = None
         try:
             for opt, value in (options or {}).items():
                 sock.setsockopt(opt, value)  # type: ignore[arg-type]
+            # The monitor must exist before connect(): an event of a connection made
+            # before it (a fast local handshake) would never be reported.
+            if on_event is not None and events:
+                self._monitor = _Monitor(self._loop, sock, events, on_event)
             sock.connect(address)
         except Exception:
+            if self._monitor is not None:
+                self._monitor.close()
             sock.close(linger=0)
             raise
         self._sock = sock
@@ -106,9 +113,6 @@ class Channel:
         self.received = 0
         self._loop.add_reader(self._fd, self._service)
         self._schedule()
-        self._monitor: Optional[_Monitor] = None
-        if on_event is not None and events:
-            self._monitor = _Monitor(self._loop, sock, events, on_event)
 
     @property
     def closed(self) -> bool:
