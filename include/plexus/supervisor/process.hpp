@@ -1,0 +1,75 @@
+// One child process watched from the event loop (the building block of `plexus run`,
+// issue 4). The child runs in its own process group and gets SIGKILL when the thread
+// that spawned it dies (PR_SET_PDEATHSIG), so a supervisor killed with SIGKILL takes
+// its direct children with it. Its exit arrives through a pidfd on the loop: no
+// polling, no thread per child, no SIGCHLD handler.
+//
+//   auto p = plexus::supervisor::process::spawn(io, {.program = "calc"},
+//       [](plexus::supervisor::exit_status s) { std::cerr << s.describe(); });
+//   (*p)->stop(std::chrono::seconds(5));   // SIGTERM to the group, SIGKILL after 5 s
+//
+// Threading: the io_context's thread only; spawn from a thread that lives as long as
+// the children should (the parent-death signal follows the spawning thread).
+#pragma once
+
+#include <sys/types.h>
+
+#include <boost/asio/io_context.hpp>
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "plexus/wire/error.hpp"
+
+namespace plexus::supervisor {
+
+struct spawn_spec {
+  std::string program;            // a path, or a name looked up in $PATH
+  std::vector<std::string> args;  // argv[1...]
+  // Added to (or replacing in) the inherited environment.
+  std::vector<std::pair<std::string, std::string>> env;
+  std::string cwd;     // empty: the supervisor's
+  int stdout_fd = -1;  // -1: inherit
+  int stderr_fd = -1;  // -1: inherit
+};
+
+struct exit_status {
+  bool signaled = false;         // killed by a signal (code is the signal number)
+  int code = 0;                  // exit code, or the signal number
+  std::string describe() const;  // "exited with 3", "killed by SIGKILL"
+};
+
+class process {
+ public:
+  using exit_handler = std::function<void(exit_status)>;
+
+  // Starts the child. Errors: not_found (no such program), invalid_argument (empty
+  // program, bad cwd), unavailable/internal (fork, pidfd). `on_exit` runs once, from
+  // the loop, when the child has exited and been reaped.
+  static result<std::unique_ptr<process>> spawn(boost::asio::io_context& io, const spawn_spec& spec,
+                                                exit_handler on_exit);
+
+  // A process still running when destroyed is killed (SIGKILL to its group) and
+  // reaped before the destructor returns; its exit handler does not run.
+  ~process();
+  process(const process&) = delete;
+  process& operator=(const process&) = delete;
+
+  pid_t pid() const noexcept;
+  bool running() const noexcept;
+  // Sends `sig` to the child's process group.
+  result<void> signal(int sig);
+  // SIGTERM to the group now, SIGKILL to the group if the child has not exited after
+  // `grace`. When the child exits, whatever is left of its group is SIGKILLed too.
+  void stop(std::chrono::milliseconds grace);
+
+ private:
+  struct state;
+  explicit process(std::shared_ptr<state> s);
+  std::shared_ptr<state> s_;
+};
+
+}  // namespace plexus::supervisor

@@ -1,0 +1,211 @@
+#include "plexus/supervisor/process.hpp"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <cerrno>
+
+extern char** environ;
+
+namespace plexus::supervisor {
+
+namespace asio = boost::asio;
+
+std::string exit_status::describe() const {
+  if (!signaled) return "exited with " + std::to_string(code);
+  const char* name = sigabbrev_np(code);
+  return std::string("killed by ") + (name ? std::string("SIG") + name : std::to_string(code));
+}
+
+struct process::state : std::enable_shared_from_this<process::state> {
+  explicit state(asio::io_context& io) : pidfd(io), kill_timer(io) {}
+
+  void watch() {
+    pidfd.async_wait(asio::posix::stream_descriptor::wait_read,
+                     [self = shared_from_this()](const boost::system::error_code& ec) {
+                       if (ec || !self->alive) return;
+                       self->reap(true);
+                     });
+  }
+
+  // Collects the exit status; runs the handler when `notify`.
+  void reap(bool notify) {
+    siginfo_t info{};
+    if (::waitid(P_PIDFD, static_cast<id_t>(pidfd.native_handle()), &info, WEXITED | WNOHANG) !=
+            0 ||
+        info.si_pid == 0) {
+      if (notify) watch();  // spurious wake-up: keep waiting
+      return;
+    }
+    alive = false;
+    kill_timer.cancel();
+    // Whatever the child left behind in its group goes with it.
+    if (stopping) ::kill(-pid, SIGKILL);
+    boost::system::error_code ignored;
+    pidfd.close(ignored);
+    exit_status s;
+    s.signaled = info.si_code == CLD_KILLED || info.si_code == CLD_DUMPED;
+    s.code = info.si_status;
+    if (notify && on_exit) {
+      auto handler = std::move(on_exit);
+      handler(s);
+    }
+  }
+
+  pid_t pid = 0;
+  bool alive = true;
+  bool stopping = false;
+  asio::posix::stream_descriptor pidfd;
+  asio::steady_timer kill_timer;
+  exit_handler on_exit;
+};
+
+process::process(std::shared_ptr<state> s) : s_(std::move(s)) {}
+
+process::~process() {
+  if (!s_ || !s_->alive) return;
+  s_->on_exit = nullptr;
+  s_->stopping = true;
+  ::kill(-s_->pid, SIGKILL);
+  // The loop made the pidfd non-blocking (waitid would say EAGAIN): wait blocking here;
+  // SIGKILL cannot be ignored, so this is short.
+  const int fd = s_->pidfd.native_handle();
+  ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+  siginfo_t info{};
+  while (::waitid(P_PIDFD, static_cast<id_t>(s_->pidfd.native_handle()), &info, WEXITED) != 0 &&
+         errno == EINTR) {
+  }
+  s_->alive = false;
+  ::kill(-s_->pid, SIGKILL);
+  boost::system::error_code ignored;
+  s_->kill_timer.cancel();
+  s_->pidfd.close(ignored);
+}
+
+pid_t process::pid() const noexcept {
+  return s_->pid;
+}
+bool process::running() const noexcept {
+  return s_->alive;
+}
+
+result<void> process::signal(int sig) {
+  if (!s_->alive) return plexus::error(errc::unavailable, "the process has exited");
+  if (::kill(-s_->pid, sig) != 0)
+    return plexus::error(errc::internal, std::string("kill: ") + ::strerror(errno));
+  return {};
+}
+
+void process::stop(std::chrono::milliseconds grace) {
+  if (!s_->alive || s_->stopping) return;
+  s_->stopping = true;
+  ::kill(-s_->pid, SIGTERM);
+  s_->kill_timer.expires_after(grace);
+  s_->kill_timer.async_wait([weak = std::weak_ptr<state>(s_)](const boost::system::error_code& ec) {
+    auto s = weak.lock();
+    if (ec || !s || !s->alive) return;
+    ::kill(-s->pid, SIGKILL);
+  });
+}
+
+result<std::unique_ptr<process>> process::spawn(asio::io_context& io, const spawn_spec& spec,
+                                                exit_handler on_exit) {
+  if (spec.program.empty()) return plexus::error(errc::invalid_argument, "empty program");
+
+  // Everything the child needs is built before fork(): after it, only
+  // async-signal-safe calls.
+  std::vector<std::string> argv_s{spec.program};
+  argv_s.insert(argv_s.end(), spec.args.begin(), spec.args.end());
+  std::vector<char*> argv;
+  for (auto& a : argv_s)
+    argv.push_back(a.data());
+  argv.push_back(nullptr);
+  std::vector<std::string> env_s;
+  for (char** e = environ; *e; ++e) {
+    std::string_view entry(*e);
+    const auto name = entry.substr(0, entry.find('='));
+    bool overridden = false;
+    for (const auto& [k, v] : spec.env)
+      overridden = overridden || k == name;
+    if (!overridden) env_s.emplace_back(entry);
+  }
+  for (const auto& [k, v] : spec.env)
+    env_s.push_back(k + "=" + v);
+  std::vector<char*> envp;
+  for (auto& e : env_s)
+    envp.push_back(e.data());
+  envp.push_back(nullptr);
+
+  // The child reports a failed exec (its errno) through a close-on-exec pipe; a
+  // successful exec closes the pipe with nothing written.
+  int report[2];
+  if (::pipe2(report, O_CLOEXEC) != 0)
+    return plexus::error(errc::internal, std::string("pipe: ") + ::strerror(errno));
+  const pid_t parent = ::getpid();
+  const pid_t pid = ::fork();
+  if (pid < 0) {
+    const int err = errno;
+    ::close(report[0]);
+    ::close(report[1]);
+    return plexus::error(errc::unavailable, std::string("fork: ") + ::strerror(err));
+  }
+  if (pid == 0) {
+    ::close(report[0]);
+    auto fail = [&](int err) {
+      (void)!::write(report[1], &err, sizeof err);
+      ::_exit(127);
+    };
+    ::setpgid(0, 0);
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (::getppid() != parent) ::_exit(127);  // the parent died before prctl
+    sigset_t none;
+    sigemptyset(&none);
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    for (int sig : {SIGPIPE, SIGINT, SIGTERM, SIGHUP, SIGCHLD})
+      ::signal(sig, SIG_DFL);
+    if (spec.stdout_fd >= 0 && ::dup2(spec.stdout_fd, STDOUT_FILENO) < 0) fail(errno);
+    if (spec.stderr_fd >= 0 && ::dup2(spec.stderr_fd, STDERR_FILENO) < 0) fail(errno);
+    if (!spec.cwd.empty() && ::chdir(spec.cwd.c_str()) != 0) fail(errno);
+    ::execvpe(argv[0], argv.data(), envp.data());
+    fail(errno);
+  }
+  ::close(report[1]);
+  ::setpgid(pid, pid);  // also from here, so the group exists before anyone signals it
+  int child_errno = 0;
+  ssize_t n;
+  while ((n = ::read(report[0], &child_errno, sizeof child_errno)) < 0 && errno == EINTR) {
+  }
+  ::close(report[0]);
+  if (n > 0) {
+    ::waitpid(pid, nullptr, 0);
+    const std::string what = spec.cwd.empty() || child_errno != ENOENT
+                                 ? spec.program
+                                 : spec.program + " (in " + spec.cwd + ")";
+    return plexus::error(
+        child_errno == ENOENT || child_errno == EACCES ? errc::not_found : errc::invalid_argument,
+        "cannot run " + what + ": " + ::strerror(child_errno), {{"program", spec.program}});
+  }
+  // Through syscall(2): glibc 2.36's <sys/pidfd.h> lacks C linkage for C++.
+  const int fd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+  if (fd < 0) {
+    const int err = errno;
+    ::kill(-pid, SIGKILL);
+    ::waitpid(pid, nullptr, 0);
+    return plexus::error(errc::internal, std::string("pidfd_open: ") + ::strerror(err));
+  }
+  auto s = std::make_shared<state>(io);
+  s->pid = pid;
+  s->pidfd.assign(fd);
+  s->on_exit = std::move(on_exit);
+  s->watch();
+  return std::unique_ptr<process>(new process(std::move(s)));
+}
+
+}  // namespace plexus::supervisor

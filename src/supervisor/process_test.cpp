@@ -1,0 +1,201 @@
+#include "plexus/supervisor/process.hpp"
+
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <boost/asio/io_context.hpp>
+#include <chrono>
+#include <fstream>
+#include <optional>
+#include <string>
+
+// Child processes started and watched on a loop the test drives; every wait has a
+// deadline, every child is killed and reaped by the end of its test.
+
+namespace plexus::supervisor {
+namespace {
+
+namespace asio = boost::asio;
+using namespace std::chrono_literals;
+
+template <class Pred>
+bool run_until(asio::io_context& io, Pred done, std::chrono::milliseconds limit = 5000ms) {
+  const auto end = std::chrono::steady_clock::now() + limit;
+  while (!done()) {
+    if (std::chrono::steady_clock::now() >= end) return false;
+    io.restart();
+    io.run_one_for(20ms);
+  }
+  return true;
+}
+
+// Reads what a child wrote to a pipe until it closes it (bounded by the deadline).
+std::string read_all(int fd, std::chrono::milliseconds limit = 5000ms) {
+  std::string out;
+  const auto end = std::chrono::steady_clock::now() + limit;
+  char buf[256];
+  while (std::chrono::steady_clock::now() < end) {
+    const auto n = ::read(fd, buf, sizeof buf);
+    if (n <= 0) break;
+    out.append(buf, static_cast<std::size_t>(n));
+  }
+  return out;
+}
+
+bool gone(pid_t pid, std::chrono::milliseconds limit = 5000ms) {
+  const auto end = std::chrono::steady_clock::now() + limit;
+  while (std::chrono::steady_clock::now() < end) {
+    if (::kill(pid, 0) != 0 && errno == ESRCH) return true;
+    // A zombie is dead; only whoever adopted it can clear it (here: init).
+    std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+    std::string line;
+    if (std::getline(stat, line)) {
+      const auto close = line.rfind(')');
+      if (close != std::string::npos && close + 2 < line.size() && line[close + 2] == 'Z')
+        return true;
+    }
+    ::usleep(5000);  // polling a process table entry that only the kernel can clear
+  }
+  return false;
+}
+
+TEST(Process, ReportsTheExitCode) {
+  asio::io_context io;
+  std::optional<exit_status> status;
+  auto p = process::spawn(io, {.program = "/bin/sh", .args = {"-c", "exit 3"}},
+                          [&](exit_status s) { status = s; });
+  ASSERT_TRUE(p) << p.error().message;
+  EXPECT_GT((*p)->pid(), 0);
+  ASSERT_TRUE(run_until(io, [&] { return status.has_value(); }));
+  EXPECT_FALSE(status->signaled);
+  EXPECT_EQ(status->code, 3);
+  EXPECT_EQ(status->describe(), "exited with 3");
+  EXPECT_FALSE((*p)->running());
+}
+
+TEST(Process, UnknownProgramIsNotFoundNamingIt) {
+  asio::io_context io;
+  auto p = process::spawn(io, {.program = "plexus-no-such-program"}, [](exit_status) {});
+  ASSERT_FALSE(p);
+  EXPECT_EQ(p.error().code, errc::not_found);
+  EXPECT_NE(p.error().message.find("plexus-no-such-program"), std::string::npos);
+  auto bad_cwd =
+      process::spawn(io, {.program = "/bin/true", .cwd = "/nonexistent-dir"}, [](exit_status) {});
+  ASSERT_FALSE(bad_cwd);
+  EXPECT_NE(bad_cwd.error().message.find("/nonexistent-dir"), std::string::npos);
+}
+
+TEST(Process, PassesArgumentsEnvironmentAndWorkingDirectory) {
+  asio::io_context io;
+  int out[2];
+  ASSERT_EQ(::pipe2(out, O_CLOEXEC), 0);  // children get only the dup2-ed end
+  std::optional<exit_status> status;
+  auto p = process::spawn(
+      io,
+      {.program = "sh",
+       .args = {"-c", "printf '%s|%s|%s' \"$1\" \"$PLEXUS_TEST_VAR\" \"$PWD\"", "sh", "one arg"},
+       .env = {{"PLEXUS_TEST_VAR", "héllo"}},
+       .cwd = "/tmp",
+       .stdout_fd = out[1]},
+      [&](exit_status s) { status = s; });
+  ::close(out[1]);
+  ASSERT_TRUE(p) << p.error().message;
+  EXPECT_EQ(read_all(out[0]), "one arg|héllo|/tmp");
+  ::close(out[0]);
+  ASSERT_TRUE(run_until(io, [&] { return status.has_value(); }));
+  EXPECT_EQ(status->code, 0);
+}
+
+TEST(Process, StopEndsAChildThatHonoursSigterm) {
+  asio::io_context io;
+  std::optional<exit_status> status;
+  auto p =
+      process::spawn(io, {.program = "sleep", .args = {"30"}}, [&](exit_status s) { status = s; });
+  ASSERT_TRUE(p);
+  (*p)->stop(10s);
+  ASSERT_TRUE(run_until(io, [&] { return status.has_value(); }));
+  EXPECT_TRUE(status->signaled);
+  EXPECT_EQ(status->code, SIGTERM);
+  EXPECT_EQ(status->describe(), "killed by SIGTERM");
+}
+
+TEST(Process, ChildIgnoringSigtermIsKilledWithItsGroupAfterTheGrace) {
+  asio::io_context io;
+  int out[2];
+  ASSERT_EQ(::pipe2(out, O_CLOEXEC), 0);  // children get only the dup2-ed end
+  std::optional<exit_status> status;
+  // A shell that ignores SIGTERM, with a grandchild (in the same group) that would
+  // outlive it; it prints the grandchild's pid and closes its stdout.
+  auto p = process::spawn(io,
+                          {.program = "sh",
+                           .args = {"-c",
+                                    "trap '' TERM; sleep 30 >/dev/null & echo $!; "
+                                    "exec >/dev/null; wait"},
+                           .stdout_fd = out[1]},
+                          [&](exit_status s) { status = s; });
+  ::close(out[1]);
+  ASSERT_TRUE(p);
+  const pid_t grandchild = std::stoi(read_all(out[0]));
+  ::close(out[0]);
+  const auto stopped = std::chrono::steady_clock::now();
+  (*p)->stop(300ms);
+  ASSERT_TRUE(run_until(io, [&] { return status.has_value(); }));
+  EXPECT_GE(std::chrono::steady_clock::now() - stopped, 300ms);  // it had its grace
+  EXPECT_TRUE(status->signaled);
+  EXPECT_EQ(status->code, SIGKILL);
+  EXPECT_TRUE(gone(grandchild)) << "grandchild " << grandchild << " survived";
+}
+
+TEST(Process, DestroyingARunningProcessKillsAndReapsIt) {
+  asio::io_context io;
+  bool called = false;
+  auto p =
+      process::spawn(io, {.program = "sleep", .args = {"30"}}, [&](exit_status) { called = true; });
+  ASSERT_TRUE(p);
+  const pid_t pid = (*p)->pid();
+  p->reset();
+  // Reaped: no zombie left, and no longer our child.
+  EXPECT_EQ(::waitpid(pid, nullptr, WNOHANG), -1);
+  EXPECT_EQ(errno, ECHILD);
+  EXPECT_TRUE(gone(pid, 1000ms));
+  io.restart();
+  io.poll();
+  EXPECT_FALSE(called);
+}
+
+TEST(Process, ChildDiesWithASupervisorKilledBySigkill) {
+  // plexus-spawn-tool spawns `sleep 30` with process::spawn and prints its pid; killing
+  // the tool with SIGKILL (no cleanup can run) must take the sleep with it.
+  asio::io_context io;
+  int out[2];
+  ASSERT_EQ(::pipe2(out, O_CLOEXEC), 0);
+  std::optional<exit_status> tool_status;
+  auto tool = process::spawn(io,
+                             {.program = std::string(PLEXUS_BIN_DIR) + "/plexus-spawn-tool",
+                              .args = {"sleep", "30"},
+                              .stdout_fd = out[1]},
+                             [&](exit_status s) { tool_status = s; });
+  ::close(out[1]);
+  ASSERT_TRUE(tool) << tool.error().message;
+  std::string line;
+  char c;
+  while (::read(out[0], &c, 1) == 1 && c != '\n')
+    line += c;
+  ::close(out[0]);
+  ASSERT_FALSE(line.empty());
+  const pid_t grandchild = std::stoi(line);
+  ASSERT_EQ(::kill((*tool)->pid(), 0), 0);
+  ASSERT_EQ(::kill(grandchild, 0), 0);
+  // SIGKILL the tool alone (not its group): only the parent-death signal can reach
+  // the sleep, which lives in a process group of its own.
+  ASSERT_EQ(::kill((*tool)->pid(), SIGKILL), 0);
+  ASSERT_TRUE(run_until(io, [&] { return tool_status.has_value(); }));
+  EXPECT_EQ(tool_status->describe(), "killed by SIGKILL");
+  EXPECT_TRUE(gone(grandchild)) << "child " << grandchild << " outlived its supervisor";
+}
+
+}  // namespace
+}  // namespace plexus::supervisor
