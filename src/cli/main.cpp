@@ -135,6 +135,8 @@ int subscribe(const client_args& a, std::vector<std::string> prefixes, std::size
   if (prefixes.empty()) prefixes.push_back("");
   std::size_t seen = 0;
   auto print = [&](std::string_view topic, const plexus::value& params) {
+    // Several publications can arrive in one read: --count is exact all the same.
+    if (count != 0 && seen >= count) return;
     if (a.json)
       std::cout << plexus::value{{"topic", std::string(topic)}, {"params", params}}.dump() << "\n";
     else
