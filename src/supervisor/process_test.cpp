@@ -2,13 +2,14 @@
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <poll.h>
 #include <signal.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <boost/asio/io_context.hpp>
 #include <chrono>
-#include <fstream>
 #include <optional>
 #include <string>
 
@@ -45,21 +46,15 @@ std::string read_all(int fd, std::chrono::milliseconds limit = 5000ms) {
   return out;
 }
 
+// Waits until `pid` has terminated: a pidfd becomes readable when its process exits
+// (a zombie counts as exited), whoever its parent is.
 bool gone(pid_t pid, std::chrono::milliseconds limit = 5000ms) {
-  const auto end = std::chrono::steady_clock::now() + limit;
-  while (std::chrono::steady_clock::now() < end) {
-    if (::kill(pid, 0) != 0 && errno == ESRCH) return true;
-    // A zombie is dead; only whoever adopted it can clear it (here: init).
-    std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
-    std::string line;
-    if (std::getline(stat, line)) {
-      const auto close = line.rfind(')');
-      if (close != std::string::npos && close + 2 < line.size() && line[close + 2] == 'Z')
-        return true;
-    }
-    ::usleep(5000);  // polling a process table entry that only the kernel can clear
-  }
-  return false;
+  const int fd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+  if (fd < 0) return errno == ESRCH;  // already gone and reaped
+  pollfd p{fd, POLLIN, 0};
+  const int n = ::poll(&p, 1, static_cast<int>(limit.count()));
+  ::close(fd);
+  return n == 1;
 }
 
 TEST(Process, ReportsTheExitCode) {
