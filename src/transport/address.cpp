@@ -22,6 +22,30 @@ std::string address::to_string() const {
   return {};
 }
 
+result<host_port> split_host_port(std::string_view rest, std::string_view scheme) {
+  auto bad = [](std::string why) { return plexus::error(errc::invalid_argument, std::move(why)); };
+  const std::string sch(scheme);
+  std::string_view host, port;
+  if (!rest.empty() && rest.front() == '[') {
+    const auto close = rest.find(']');
+    if (close == std::string_view::npos || close + 1 >= rest.size() || rest[close + 1] != ':')
+      return bad("expected " + sch + "://[v6-address]:port");
+    host = rest.substr(1, close - 1);
+    port = rest.substr(close + 2);
+  } else {
+    const auto colon = rest.rfind(':');
+    if (colon == std::string_view::npos) return bad("expected " + sch + "://host:port");
+    host = rest.substr(0, colon);
+    port = rest.substr(colon + 1);
+  }
+  if (host.empty()) return bad("empty host");
+  unsigned value = 0;
+  auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), value);
+  if (ec != std::errc() || end != port.data() + port.size() || value > 65535)
+    return bad("port must be a number from 0 to 65535");
+  return host_port{std::string(host), static_cast<std::uint16_t>(value)};
+}
+
 result<address> parse_address(std::string_view text) {
   auto bad = [&](std::string_view why) {
     return plexus::error(errc::invalid_argument,
@@ -47,26 +71,10 @@ result<address> parse_address(std::string_view text) {
   }
   if (sch != "tcp") return bad("unknown scheme '" + std::string(sch) + "'");
   a.scheme = scheme::tcp;
-  std::string_view host, port;
-  if (!rest.empty() && rest.front() == '[') {
-    const auto close = rest.find(']');
-    if (close == std::string_view::npos || close + 1 >= rest.size() || rest[close + 1] != ':')
-      return bad("expected tcp://[v6-address]:port");
-    host = rest.substr(1, close - 1);
-    port = rest.substr(close + 2);
-  } else {
-    const auto colon = rest.rfind(':');
-    if (colon == std::string_view::npos) return bad("expected tcp://host:port");
-    host = rest.substr(0, colon);
-    port = rest.substr(colon + 1);
-  }
-  if (host.empty()) return bad("empty host");
-  unsigned value = 0;
-  auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), value);
-  if (ec != std::errc() || end != port.data() + port.size() || value > 65535)
-    return bad("port must be a number from 0 to 65535");
-  a.host = std::string(host);
-  a.port = static_cast<std::uint16_t>(value);
+  auto hp = split_host_port(rest, "tcp");
+  if (!hp) return bad(hp.error().message);
+  a.host = std::move(hp->host);
+  a.port = hp->port;
   return a;
 }
 

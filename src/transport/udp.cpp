@@ -7,6 +7,7 @@
 #include <charconv>
 #include <vector>
 
+#include "plexus/transport/address.hpp"
 #include "plexus/wire/message.hpp"
 
 namespace plexus::transport {
@@ -57,23 +58,10 @@ result<udp_address> parse_udp_address(std::string_view text) {
     rest = rest.substr(0, q);
   }
   udp_address out;
-  std::string_view port;
-  if (rest.starts_with('[')) {
-    const auto close = rest.find(']');
-    if (close == std::string_view::npos || close + 1 >= rest.size() || rest[close + 1] != ':')
-      return bad_address(text, "an IPv6 host is written [addr]:port");
-    out.host = std::string(rest.substr(1, close - 1));
-    port = rest.substr(close + 2);
-  } else {
-    const auto colon = rest.rfind(':');
-    if (colon == std::string_view::npos) return bad_address(text, "no port");
-    out.host = std::string(rest.substr(0, colon));
-    port = rest.substr(colon + 1);
-  }
-  if (out.host.empty()) return bad_address(text, "no host");
-  auto p = parse_int(text, port, 0, 65535, "the port");
-  if (!p) return std::move(p).error();
-  out.port = static_cast<std::uint16_t>(*p);
+  auto hp = split_host_port(rest, "udp");
+  if (!hp) return bad_address(text, hp.error().message);
+  out.host = std::move(hp->host);
+  out.port = hp->port;
   while (!query.empty()) {
     const auto amp = query.find('&');
     const auto item = query.substr(0, amp);

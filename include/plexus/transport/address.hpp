@@ -25,6 +25,15 @@ struct address {
   std::string to_string() const;
 };
 
+// "host:port" or "[v6]:port" (what follows a tcp:// or udp:// scheme). The error's
+// message is only the reason, e.g. "port must be a number from 0 to 65535"; `scheme`
+// names the form in it ("expected tcp://host:port").
+struct host_port {
+  std::string host;
+  std::uint16_t port = 0;
+};
+result<host_port> split_host_port(std::string_view text, std::string_view scheme);
+
 // Accepts ipc:///abs/path, unix:///abs/path, ipc://relative/path, tcp://host:port,
 // tcp://[v6]:port and inproc://name. Errors are invalid_argument naming the input.
 result<address> parse_address(std::string_view text);
