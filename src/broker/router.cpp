@@ -133,6 +133,11 @@ class router::impl {
     std::string_view id_name() const { return {id_bytes, 4}; }
   };
 
+  struct tap_entry {
+    std::string prefix;
+    tap_handler handler;
+  };
+
   struct service_entry {
     std::vector<peer*> workers;
     value methods = value::array();
@@ -262,8 +267,30 @@ class router::impl {
     }
     for (auto& out : outlets_)
       out->publish(*topic, payload);
+    // In-process taps: decoded once, only when one of them wants the topic.
+    const auto wanted = [&](const tap_entry& t) { return topic->starts_with(t.prefix); };
+    if (std::none_of(taps_.begin(), taps_.end(), wanted)) return;
+    auto m = wire::decode(payload, {opts_.transport.max_frame_bytes, 64});
+    if (!m || !std::holds_alternative<wire::notification>(*m)) return;
+    const auto& n = std::get<wire::notification>(*m);
+    for (auto& t : taps_)
+      if (n.method.starts_with(t.prefix)) t.handler(n.method, n.params);
   }
 
+ public:
+  void add_method(std::string name, method_handler h) { methods_[std::move(name)] = std::move(h); }
+
+  void publish_local(std::string_view topic, value params) {
+    std::vector<std::uint8_t> bytes;
+    wire::encode(bytes, wire::notification{std::string(topic), std::move(params)});
+    publish("", bytes);
+  }
+
+  void tap(std::string prefix, tap_handler h) {
+    taps_.push_back({std::move(prefix), std::move(h)});
+  }
+
+ private:
   void deliver(peer& to, std::string_view from, std::span<const std::uint8_t> payload) {
     if (to.conn.queued_bytes() > opts_.subscriber_queue_bytes) {
       lost(to);
@@ -366,6 +393,18 @@ class router::impl {
                   {"malformed", st.malformed}, {"in_flight", st.in_flight},
                   {"published", st.published}, {"delivered", st.delivered},
                   {"dropped", st.dropped},     {"dropped_by_zmq_subscribers", outlet_dropped}};
+    } else if (auto m = methods_.find(req.method); m != methods_.end()) {
+      try {
+        auto out = m->second(req.params);
+        if (out)
+          r.result = std::move(*out);
+        else
+          r.error = std::move(out).error();
+      } catch (const remote_error& e) {
+        r.error = e.error();
+      } catch (const std::exception& e) {
+        r.error = plexus::error(errc::internal, req.method + " failed: " + e.what());
+      }
     } else {
       r.error = plexus::error(errc::not_found, "the router has no method " + req.method,
                               {{"service", "plexus"}, {"method", req.method}});
@@ -482,6 +521,8 @@ class router::impl {
   detail::inflight_table inflight_;
   std::uint32_t next_peer_id_ = 1;
   router_stats stats_;
+  std::vector<tap_entry> taps_;
+  std::unordered_map<std::string, method_handler> methods_;
 };
 
 router::router(boost::asio::io_context& io, router_options opts)
@@ -500,6 +541,15 @@ std::vector<std::string> router::addresses() const {
 }
 router_stats router::stats() const {
   return impl_->stats();
+}
+void router::add_method(std::string name, method_handler h) {
+  impl_->add_method(std::move(name), std::move(h));
+}
+void router::publish(std::string_view topic, value params) {
+  impl_->publish_local(topic, std::move(params));
+}
+void router::tap(std::string prefix, tap_handler h) {
+  impl_->tap(std::move(prefix), std::move(h));
 }
 
 }  // namespace plexus::broker

@@ -11,7 +11,14 @@
 #include "plexus/broker/router.hpp"
 #include "plexus/config/app_config.hpp"
 #include "plexus/rpc/client.hpp"
+#include "plexus/rpc/supervision.hpp"
+#include "plexus/supervisor/run.hpp"
 #include "plexus/transport/address.hpp"
+
+#include <unistd.h>
+
+#include <filesystem>
+#include <unordered_set>
 
 namespace {
 
@@ -226,6 +233,205 @@ int print_services(const client_args& a) {
   return exit_ok;
 }
 
+// ---- plexus run and its companions ---------------------------------------------------
+
+std::string program_dir() {
+  std::error_code ec;
+  auto exe = std::filesystem::read_symlink("/proc/self/exe", ec);
+  return ec ? std::string() : exe.parent_path().string();
+}
+
+int run_tree(const std::string& config_path, bool print_demo) {
+  if (print_demo) {
+    std::cout << plexus::supervisor::demo_config();
+    return exit_ok;
+  }
+  plexus::supervisor::run_options o;
+  o.program_dir = program_dir();
+  auto cfg = config_path.empty()
+                 ? plexus::config::parse(plexus::supervisor::demo_config(), "(built-in demo)")
+                 : plexus::config::load_file(config_path);
+  if (!cfg) {
+    std::cerr << "plexus run: " << cfg.error().message << "\n";
+    return exit_usage;
+  }
+  o.app = std::move(*cfg);
+  o.demo = config_path.empty();
+  o.config_dir = config_path.empty()
+                     ? std::string()
+                     : std::filesystem::absolute(config_path).parent_path().string();
+  return plexus::supervisor::run(std::move(o));
+}
+
+// A call to the router's own service, with the error of a router that is not a
+// `plexus run` made plain.
+plexus::result<plexus::value> supervisor_call(const client_args& a, plexus::rpc::client& c,
+                                              const std::string& method, plexus::value params) {
+  auto r = c.call_value("plexus", method, std::move(params), seconds(a.timeout_s));
+  if (!r && r.error().code == plexus::errc::not_found &&
+      r.error().message.starts_with("the router has no method"))
+    return plexus::error(plexus::errc::unavailable,
+                         "the router at " + a.router +
+                             " supervises nothing (it is a `plexus router`, not a `plexus run`)");
+  return r;
+}
+
+std::string human_duration(double s) {
+  char buf[32];
+  const auto t = static_cast<long>(s);
+  if (t < 60)
+    std::snprintf(buf, sizeof buf, "%.1fs", s);
+  else if (t < 3600)
+    std::snprintf(buf, sizeof buf, "%ldm%02lds", t / 60, t % 60);
+  else
+    std::snprintf(buf, sizeof buf, "%ldh%02ldm", t / 3600, (t % 3600) / 60);
+  return buf;
+}
+
+int print_ps(const client_args& a) {
+  asio::io_context io(1);
+  plexus::rpc::client c(io, {.router = a.router, .name = "plexus-cli"});
+  if (auto ok = c.connect(); !ok) {
+    print_error(ok.error(), a.json);
+    return exit_unavailable;
+  }
+  auto r = supervisor_call(a, c, "ps", plexus::value::array());
+  if (!r) {
+    print_error(r.error(), a.json);
+    return exit_code_for(r.error());
+  }
+  if (a.json) {
+    std::cout << r->dump() << "\n";
+    return exit_ok;
+  }
+  std::printf("%-16s %3s %8s  %-9s %8s %9s %9s %6s  %s\n", "NAME", "#", "PID", "STATE", "RESTARTS",
+              "UPTIME", "RSS", "CPU%", "LAST EXIT");
+  for (const auto& p : *r) {
+    const auto pid = p.value("pid", 0);
+    const bool up = pid != 0;
+    char rss[32] = "-";
+    if (up)
+      std::snprintf(rss, sizeof rss, "%.1f MiB",
+                    static_cast<double>(p.value("rss_bytes", std::uint64_t{0})) / (1 << 20));
+    char cpu[16] = "-";
+    if (up) std::snprintf(cpu, sizeof cpu, "%.1f", p.value("cpu_percent", 0.0));
+    const auto last = p.value("last_exit", std::string());
+    std::printf("%-16s %3zu %8s  %-9s %8zu %9s %9s %6s  %s\n",
+                p.value("name", std::string()).c_str(), p.value("replica", std::size_t{0}),
+                up ? std::to_string(pid).c_str() : "-", p.value("state", std::string()).c_str(),
+                p.value("restarts", std::size_t{0}),
+                up ? human_duration(p.value("uptime_s", 0.0)).c_str() : "-", rss, cpu,
+                last.empty() ? "-" : last.c_str());
+  }
+  return exit_ok;
+}
+
+int supervisor_command(const client_args& a, const std::string& method, plexus::value params) {
+  asio::io_context io(1);
+  plexus::rpc::client c(io, {.router = a.router, .name = "plexus-cli"});
+  if (auto ok = c.connect(); !ok) {
+    print_error(ok.error(), a.json);
+    return exit_unavailable;
+  }
+  auto r = supervisor_call(a, c, method, std::move(params));
+  if (!r) {
+    print_error(r.error(), a.json);
+    return exit_code_for(r.error());
+  }
+  std::cout << (r->is_string() ? r->get<std::string>() : r->dump()) << "\n";
+  return exit_ok;
+}
+
+struct logs_args {
+  bool follow = false;
+  std::string level = "info";
+  std::string process;
+  std::size_t lines = 100;
+};
+
+// The recent history (plexus.logs), then with -f the live stream (subscription to
+// "log."). A record that arrives while the history is fetched is printed once.
+int print_logs(const client_args& a, const logs_args& l) {
+  const int rank = plexus::rpc::level_rank(l.level);
+  if (rank < 0) {
+    std::cerr << "plexus logs: unknown level " << l.level
+              << " (levels: trace, debug, info, warn, error, critical)\n";
+    return exit_usage;
+  }
+  asio::io_context io(1);
+  plexus::rpc::client c(io, {.router = a.router, .name = "plexus-logs"});
+  if (auto ok = c.connect(); !ok) {
+    print_error(ok.error(), a.json);
+    return exit_unavailable;
+  }
+  auto print = [&](const plexus::value& record) {
+    if (a.json)
+      std::cout << record.dump() << "\n";
+    else
+      std::cout << plexus::supervisor::format_log_record(record) << "\n";
+  };
+  std::vector<plexus::value> live;
+  bool history_done = false;
+  std::unordered_set<std::string> seen;  // the history's records, to skip them live
+  const std::string prefix = l.process.empty() ? "log." : "log." + l.process;
+  if (l.follow) {
+    auto ok = c.subscribe(prefix, [&](std::string_view, const plexus::value& params) {
+      if (!params.is_array() || params.empty() || !params[0].is_object()) return;
+      const auto& record = params[0];
+      if (!plexus::supervisor::log_record_matches(record, l.process, rank)) return;
+      if (!history_done) {
+        live.push_back(record);
+        return;
+      }
+      print(record);
+      std::cout.flush();
+    });
+    if (!ok) {
+      print_error(ok.error(), a.json);
+      return exit_code_for(ok.error());
+    }
+  }
+  plexus::value filter = {{"limit", l.lines}, {"level", l.level}};
+  if (!l.process.empty()) filter["process"] = l.process;
+  auto history = supervisor_call(a, c, "logs", plexus::value::array({filter}));
+  if (!history) {
+    print_error(history.error(), a.json);
+    return exit_code_for(history.error());
+  }
+  for (const auto& record : *history) {
+    print(record);
+    if (l.follow) seen.insert(record.dump());
+  }
+  std::cout.flush();
+  if (!l.follow) return exit_ok;
+  history_done = true;
+  for (const auto& record : live)
+    if (!seen.contains(record.dump())) print(record);
+  std::cout.flush();
+  int rc = exit_ok;
+  asio::signal_set signals(io, SIGINT, SIGTERM);
+  signals.async_wait([&](const boost::system::error_code& ec, int) {
+    if (!ec) io.stop();
+  });
+  asio::steady_timer watch(io);
+  std::function<void()> check = [&] {
+    watch.expires_after(std::chrono::seconds(1));
+    watch.async_wait([&](const boost::system::error_code& ec) {
+      if (ec) return;
+      if (!c.connected()) {
+        print_error({plexus::errc::unavailable, "connection to the router lost"}, a.json);
+        rc = exit_unavailable;
+        io.stop();
+        return;
+      }
+      check();
+    });
+  };
+  check();
+  io.run();
+  return rc;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -324,6 +530,43 @@ int main(int argc, char** argv) {
   auto* ping_cmd = app.add_subcommand("ping", "check that the router answers");
   add_client_flags(ping_cmd);
 
+  std::string run_config;
+  bool print_demo = false;
+  auto* run_cmd = app.add_subcommand(
+      "run", "run a router and supervise the processes of CONFIG (no CONFIG: the demo app)");
+  run_cmd->add_option("config", run_config, "app.toml (docs/config.md)");
+  run_cmd->add_option("--config,-c", run_config, "app.toml (the same as the positional CONFIG)");
+  run_cmd->add_flag("--print-demo", print_demo, "print the demo app's config and exit");
+  run_cmd->footer(
+      "Exit codes: 0 stopped on request, 2 bad config, 4 cannot listen or log, 5 too many "
+      "restarts (intensity exceeded), 6 emergency stop by a child");
+
+  auto* ps_cmd = app.add_subcommand("ps", "show the supervised processes (plexus run)");
+  add_client_flags(ps_cmd);
+
+  std::string target;
+  auto* stop_cmd = app.add_subcommand(
+      "stop",
+      "stop process NAME (it stays stopped until restarted), or with no NAME the whole "
+      "plexus run");
+  stop_cmd->add_option("name", target, "process name");
+  add_client_flags(stop_cmd);
+  auto* restart_cmd = app.add_subcommand("restart", "restart every replica of process NAME");
+  restart_cmd->add_option("name", target, "process name")->required();
+  add_client_flags(restart_cmd);
+
+  logs_args la;
+  auto* logs_cmd = app.add_subcommand("logs", "show the processes' logs (plexus run)");
+  logs_cmd->add_flag("--follow,-f", la.follow, "keep printing new records");
+  logs_cmd
+      ->add_option("--level", la.level,
+                   "the lowest level shown: trace, debug, info, warn, error, critical")
+      ->capture_default_str();
+  logs_cmd->add_option("--process,-p", la.process, "only this process");
+  logs_cmd->add_option("--lines,-n", la.lines, "how many recent records first")
+      ->capture_default_str();
+  add_client_flags(logs_cmd);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -372,5 +615,13 @@ int main(int argc, char** argv) {
   if (describe_cmd->parsed())
     return with_client(ca, "plexus", "describe", plexus::value::array({describe_name}), !ca.json);
   if (ping_cmd->parsed()) return with_client(ca, "plexus", "ping", plexus::value::array(), false);
+  if (run_cmd->parsed()) return run_tree(run_config, print_demo);
+  if (ps_cmd->parsed()) return print_ps(ca);
+  if (stop_cmd->parsed())
+    return supervisor_command(
+        ca, "stop", target.empty() ? plexus::value::array() : plexus::value::array({target}));
+  if (restart_cmd->parsed())
+    return supervisor_command(ca, "restart", plexus::value::array({target}));
+  if (logs_cmd->parsed()) return print_logs(ca, la);
   return exit_usage;
 }

@@ -10,6 +10,7 @@
 #include <queue>
 #include <unordered_map>
 
+#include "plexus/rpc/supervision.hpp"
 #include "plexus/wire/control.hpp"
 #include "plexus/wire/message.hpp"
 
@@ -101,6 +102,8 @@ class client::impl : public std::enable_shared_from_this<client::impl> {
   result<void> publish(std::string_view topic, value params) {
     return notify(wire::publish_name, topic, std::move(params));
   }
+
+  const std::string& name() const noexcept { return opts_.name; }
 
   result<void> subscribe(std::string prefix, publication_handler handler) {
     if (!conn_.is_open())
@@ -350,6 +353,11 @@ result<void> client::notify(std::string_view service, std::string_view method, v
 
 result<void> client::publish(std::string_view topic, value params) {
   return impl_->publish(topic, std::move(params));
+}
+result<void> client::log(std::string_view level, std::string_view message, value fields) {
+  const auto process = process_name(impl_->name());
+  return impl_->publish(log_topic(process),
+                        value::array({log_record(level, message, std::move(fields), process)}));
 }
 result<void> client::subscribe(std::string prefix, publication_handler on_publication) {
   return impl_->subscribe(std::move(prefix), std::move(on_publication));

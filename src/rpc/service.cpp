@@ -10,6 +10,7 @@
 #include <iostream>
 #include <unordered_map>
 
+#include "plexus/rpc/supervision.hpp"
 #include "plexus/wire/control.hpp"
 #include "plexus/wire/message.hpp"
 
@@ -149,10 +150,15 @@ class service::impl : public std::enable_shared_from_this<service::impl> {
     auto v = wire::decode_value(payload);
     if (!v || !v->is_object()) return;
     const auto op = control::text_field(*v, "op");
-    if (op == control::registered && on_ready_) {
-      auto ready = std::move(on_ready_);
-      on_ready_ = nullptr;
-      ready();
+    if (op == control::registered && !registered_) {
+      registered_ = true;
+      notify_ready();  // to plexus run, if it started this process
+      report_health();
+      if (on_ready_) {
+        auto ready = std::move(on_ready_);
+        on_ready_ = nullptr;
+        ready();
+      }
     } else if (op == control::error_op) {
       std::cerr << "plexus service " << opts_.name << ": router refused "
                 << control::text_field(*v, "about", "a request") << ": "
@@ -160,6 +166,41 @@ class service::impl : public std::enable_shared_from_this<service::impl> {
     }
   }
 
+  // Every second (or $PLEXUS_HEALTH_INTERVAL_MS) while supervised: calls in flight and
+  // bytes queued to the router. The supervisor adds threads, RSS and CPU from /proc.
+  void report_health() {
+    if (!supervised() || drained_) return;
+    notify_health({{"in_flight", in_flight_},
+                   {"queued_bytes", conn_.queued_bytes()},
+                   {"worker_threads", opts_.worker_threads}});
+    if (!health_timer_) {
+      health_timer_ = std::make_unique<asio::steady_timer>(io_);
+      const char* ms = std::getenv("PLEXUS_HEALTH_INTERVAL_MS");
+      health_interval_ = std::chrono::milliseconds(ms && std::atoi(ms) > 0 ? std::atoi(ms) : 1000);
+    }
+    health_timer_->expires_after(health_interval_);
+    health_timer_->async_wait([weak = weak_from_this()](const boost::system::error_code& ec) {
+      if (ec) return;
+      if (auto self = weak.lock()) self->report_health();
+    });
+  }
+
+ public:
+  result<void> publish(std::string_view topic, value params) {
+    if (!conn_.is_open())
+      return plexus::error(errc::unavailable, "not connected to the router at " + opts_.router);
+    std::vector<std::uint8_t> bytes;
+    wire::encode(bytes, wire::notification{std::string(topic), std::move(params)});
+    return conn_.send(wire::frame_kind::data, wire::publish_name, bytes);
+  }
+
+  result<void> log(std::string_view level, std::string_view message, value fields) {
+    const auto process = process_name(opts_.name);
+    return publish(log_topic(process),
+                   value::array({log_record(level, message, std::move(fields), process)}));
+  }
+
+ private:
   void on_closed(const plexus::error& e) {
     if (draining_) {
       finish_drain();
@@ -283,6 +324,7 @@ class service::impl : public std::enable_shared_from_this<service::impl> {
     if (drained_) return;
     drained_ = true;
     if (drain_timer_) drain_timer_->cancel();
+    if (health_timer_) health_timer_->cancel();
     conn_.close();
     auto waiters = std::move(drain_waiters_);
     for (auto& w : waiters)
@@ -299,6 +341,9 @@ class service::impl : public std::enable_shared_from_this<service::impl> {
   std::function<void(const plexus::error&)> on_disconnect_;
   std::vector<std::function<void()>> drain_waiters_;
   std::unique_ptr<asio::steady_timer> drain_timer_;
+  std::unique_ptr<asio::steady_timer> health_timer_;
+  std::chrono::milliseconds health_interval_{1000};
+  bool registered_ = false;
   std::size_t in_flight_ = 0;
   bool draining_ = false;
   bool drained_ = false;
@@ -325,6 +370,12 @@ void service::stop(std::function<void()> done) {
 }
 void service::on_disconnect(std::function<void(const plexus::error&)> f) {
   impl_->on_disconnect(std::move(f));
+}
+result<void> service::publish(std::string_view topic, value params) {
+  return impl_->publish(topic, std::move(params));
+}
+result<void> service::log(std::string_view level, std::string_view message, value fields) {
+  return impl_->log(level, message, std::move(fields));
 }
 std::size_t service::in_flight() const noexcept {
   return impl_->in_flight();

@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -11,6 +12,7 @@
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <cerrno>
+#include <set>
 
 extern char** environ;
 
@@ -22,6 +24,77 @@ std::string exit_status::describe() const {
   if (!signaled) return "exited with " + std::to_string(code);
   const char* name = sigabbrev_np(code);
   return std::string("killed by ") + (name ? std::string("SIG") + name : std::to_string(code));
+}
+
+namespace {
+
+// The write end of the keeper's socket (-1: no keeper). Each line is "+PGID" when a
+// child's group starts, "-PGID" when it has been swept.
+int keeper_fd = -1;
+
+void tell_keeper(char op, pid_t pgid) noexcept {
+  if (keeper_fd < 0) return;
+  char line[32];
+  const int n = std::snprintf(line, sizeof line, "%c%d\n", op, static_cast<int>(pgid));
+  while (::send(keeper_fd, line, static_cast<std::size_t>(n), MSG_NOSIGNAL) < 0 && errno == EINTR) {
+  }
+}
+
+[[noreturn]] void keeper_main(int fd) {
+  ::prctl(PR_SET_NAME, "plexus-keeper");
+  for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGTSTP})
+    ::signal(sig, SIG_IGN);
+  std::set<pid_t> groups;
+  std::string pending;
+  char buf[4096];
+  for (;;) {
+    const auto n = ::read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;  // the supervisor is gone
+    pending.append(buf, static_cast<std::size_t>(n));
+    std::size_t start = 0, end;
+    while ((end = pending.find('\n', start)) != std::string::npos) {
+      const pid_t pgid = static_cast<pid_t>(std::atoi(pending.c_str() + start + 1));
+      if (pgid > 0) {
+        if (pending[start] == '+')
+          groups.insert(pgid);
+        else
+          groups.erase(pgid);
+      }
+      start = end + 1;
+    }
+    pending.erase(0, start);
+  }
+  for (pid_t g : groups)
+    ::kill(-g, SIGKILL);
+  ::_exit(0);
+}
+
+}  // namespace
+
+result<void> process::start_keeper() {
+  if (keeper_fd >= 0) return {};
+  int sv[2];
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
+    return plexus::error(errc::internal, std::string("socketpair: ") + ::strerror(errno));
+  const pid_t pid = ::fork();
+  if (pid < 0) {
+    const int err = errno;
+    ::close(sv[0]);
+    ::close(sv[1]);
+    return plexus::error(errc::internal, std::string("fork: ") + ::strerror(err));
+  }
+  if (pid == 0) {
+    ::close(sv[1]);
+    ::setpgid(0, 0);  // out of the terminal's Ctrl-C
+    // Everything else this process had open stays with it; the keeper needs none of it.
+    for (int fd = 3; fd < 1024; ++fd)
+      if (fd != sv[0]) ::close(fd);
+    keeper_main(sv[0]);
+  }
+  ::close(sv[0]);
+  keeper_fd = sv[1];
+  return {};
 }
 
 struct process::state : std::enable_shared_from_this<process::state> {
@@ -47,7 +120,8 @@ struct process::state : std::enable_shared_from_this<process::state> {
     alive = false;
     kill_timer.cancel();
     // Whatever the child left behind in its group goes with it.
-    if (stopping) ::kill(-pid, SIGKILL);
+    ::kill(-pid, SIGKILL);
+    tell_keeper('-', pid);
     boost::system::error_code ignored;
     pidfd.close(ignored);
     exit_status s;
@@ -84,6 +158,7 @@ process::~process() {
   }
   s_->alive = false;
   ::kill(-s_->pid, SIGKILL);
+  tell_keeper('-', s_->pid);
   boost::system::error_code ignored;
   s_->kill_timer.cancel();
   s_->pidfd.close(ignored);
@@ -172,12 +247,19 @@ result<std::unique_ptr<process>> process::spawn(asio::io_context& io, const spaw
       ::signal(sig, SIG_DFL);
     if (spec.stdout_fd >= 0 && ::dup2(spec.stdout_fd, STDOUT_FILENO) < 0) fail(errno);
     if (spec.stderr_fd >= 0 && ::dup2(spec.stderr_fd, STDERR_FILENO) < 0) fail(errno);
+    if (spec.fd3 >= 0 && report[1] == 3) report[1] = ::fcntl(3, F_DUPFD_CLOEXEC, 4);
+    if (spec.fd3 == 3) {
+      ::fcntl(3, F_SETFD, 0);  // dup2 onto itself would keep close-on-exec
+    } else if (spec.fd3 >= 0 && ::dup2(spec.fd3, 3) < 0) {
+      fail(errno);
+    }
     if (!spec.cwd.empty() && ::chdir(spec.cwd.c_str()) != 0) fail(errno);
     ::execvpe(argv[0], argv.data(), envp.data());
     fail(errno);
   }
   ::close(report[1]);
   ::setpgid(pid, pid);  // also from here, so the group exists before anyone signals it
+  tell_keeper('+', pid);
   int child_errno = 0;
   ssize_t n;
   while ((n = ::read(report[0], &child_errno, sizeof child_errno)) < 0 && errno == EINTR) {
@@ -185,6 +267,7 @@ result<std::unique_ptr<process>> process::spawn(asio::io_context& io, const spaw
   ::close(report[0]);
   if (n > 0) {
     ::waitpid(pid, nullptr, 0);
+    tell_keeper('-', pid);
     const std::string what = spec.cwd.empty() || child_errno != ENOENT
                                  ? spec.program
                                  : spec.program + " (in " + spec.cwd + ")";
@@ -198,6 +281,7 @@ result<std::unique_ptr<process>> process::spawn(asio::io_context& io, const spaw
     const int err = errno;
     ::kill(-pid, SIGKILL);
     ::waitpid(pid, nullptr, 0);
+    tell_keeper('-', pid);
     return plexus::error(errc::internal, std::string("pidfd_open: ") + ::strerror(err));
   }
   auto s = std::make_shared<state>(io);

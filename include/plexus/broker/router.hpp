@@ -24,8 +24,10 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "plexus/transport/connection.hpp"
@@ -79,6 +81,18 @@ class router {
   // The bound addresses (tcp port 0 replaced by the real port).
   std::vector<std::string> addresses() const;
   router_stats stats() const;
+
+  // ---- in-process extensions (the supervisor of `plexus run` uses them) -------------
+  // Adds a method to the router's own service "plexus" (ping, services, … are built
+  // in and cannot be replaced). The handler runs on the loop and answers at once.
+  using method_handler = std::function<result<value>(const value& params)>;
+  void add_method(std::string name, method_handler h);
+  // Publishes `params` under `topic` as if a peer had published it.
+  void publish(std::string_view topic, value params);
+  // Calls `h` on the loop with every publication whose topic starts with `prefix`,
+  // decoded (publications that do not decode are skipped).
+  using tap_handler = std::function<void(std::string_view topic, const value& params)>;
+  void tap(std::string prefix, tap_handler h);
 
  private:
   class impl;

@@ -12,12 +12,15 @@
 #include <string_view>
 
 #include "plexus/broker/router.hpp"
+#include "plexus/supervisor/spec.hpp"
 #include "plexus/wire/error.hpp"
 
 namespace plexus::config {
 
 struct app_config {
   broker::router_options router;  // [router]
+  // [supervisor] (strategy, intensity, …), [log], and [[process]] in declared order.
+  supervisor::tree_spec supervisor;
 };
 
 result<app_config> load_file(const std::string& path);

@@ -90,6 +90,10 @@ class client {
   // subscriber of a prefix of the topic, best effort (a slow subscriber loses some,
   // counted). Errors only for a local problem.
   result<void> publish(std::string_view topic, value params);
+  // A structured log record published under "log.<process>" (see service::log);
+  // the process name is $PLEXUS_PROCESS, else the client's name.
+  result<void> log(std::string_view level, std::string_view message,
+                   value fields = value::object());
 
   using publication_handler = std::function<void(std::string_view topic, const value& params)>;
   // Receives the publications whose topic starts with `prefix` ("" for all) on the

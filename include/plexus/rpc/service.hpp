@@ -201,6 +201,15 @@ class service {
   // Called when the connection to the router ends without stop() (router gone).
   void on_disconnect(std::function<void(const plexus::error&)> f);
 
+  // Publishes `params` under `topic` (docs/protocol.md §6). Errors only for a local
+  // problem (not connected, queue full).
+  result<void> publish(std::string_view topic, value params);
+  // A structured log record (rpc/supervision.hpp) published under "log.<process>":
+  // `plexus logs` shows it and `plexus run` writes it to the process's log file.
+  // Never blocks: a record the connection has no room for is refused, not waited on.
+  result<void> log(std::string_view level, std::string_view message,
+                   value fields = value::object());
+
   std::size_t in_flight() const noexcept;
   const std::string& name() const noexcept;
 

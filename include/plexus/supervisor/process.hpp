@@ -34,6 +34,7 @@ struct spawn_spec {
   std::string cwd;     // empty: the supervisor's
   int stdout_fd = -1;  // -1: inherit
   int stderr_fd = -1;  // -1: inherit
+  int fd3 = -1;        // given to the child as its descriptor 3 (-1: none)
 };
 
 struct exit_status {
@@ -51,6 +52,13 @@ class process {
   // the loop, when the child has exited and been reaped.
   static result<std::unique_ptr<process>> spawn(boost::asio::io_context& io, const spawn_spec& spec,
                                                 exit_handler on_exit);
+
+  // Starts the keeper: a small process that outlives this one only to SIGKILL the
+  // process groups of the children still running when this process dies, however it
+  // dies (SIGKILL included). It covers what the parent-death signal cannot: the
+  // children's own children. Call once, before any spawn and before other threads
+  // exist. Errors: internal (socketpair, fork).
+  static result<void> start_keeper();
 
   // A process still running when destroyed is killed (SIGKILL to its group) and
   // reaped before the destructor returns; its exit handler does not run.

@@ -1,0 +1,67 @@
+// examples/ticker: publishes `tick <count>` every second (the demo's publisher).
+// A client, not a service, so it tells `plexus run` it is ready itself.
+//
+//   ticker --router ipc:///tmp/plexus.sock --interval 1 &
+//   plexus subscribe tick          # tick [1], tick [2], …
+
+#include <CLI/CLI.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <iostream>
+
+#include "plexus/rpc/client.hpp"
+#include "plexus/rpc/supervision.hpp"
+
+namespace asio = boost::asio;
+
+int main(int argc, char** argv) {
+  CLI::App app{"ticker — publishes tick <count> every interval"};
+  plexus::rpc::client_options opts;
+  opts.name = "ticker";
+  std::string topic = "tick";
+  double interval = 1.0;
+  app.add_option("--router", opts.router, "router address")->capture_default_str();
+  app.add_option("--topic", topic, "topic to publish under")->capture_default_str();
+  app.add_option("--interval", interval, "seconds between ticks")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  CLI11_PARSE(app, argc, argv);
+
+  asio::io_context io(1);
+  plexus::rpc::client c(io, opts);
+  if (auto ok = c.connect(); !ok) {
+    std::cerr << "ticker: " << ok.error().message << "\n";
+    return 3;
+  }
+  plexus::rpc::notify_ready();
+  std::cout << "ticker ready: publishing " << topic << " every " << interval << " s" << std::endl;
+
+  std::int64_t count = 0;
+  int rc = 0;
+  asio::steady_timer timer(io);
+  std::function<void()> tick = [&] {
+    timer.expires_after(std::chrono::duration_cast<asio::steady_timer::duration>(
+        std::chrono::duration<double>(interval)));
+    timer.async_wait([&](const boost::system::error_code& ec) {
+      if (ec) return;
+      if (!c.connected()) {
+        std::cerr << "ticker: lost the router\n";
+        rc = 3;
+        io.stop();
+        return;
+      }
+      ++count;
+      (void)c.publish(topic, plexus::value::array({count}));
+      (void)c.log("debug", "tick", {{"count", count}});
+      tick();
+    });
+  };
+  tick();
+  asio::signal_set signals(io, SIGINT, SIGTERM);
+  signals.async_wait([&](const boost::system::error_code& ec, int) {
+    if (!ec) io.stop();
+  });
+  io.run();
+  return rc;
+}

@@ -1,0 +1,73 @@
+// What `plexus run` supervises: the processes of app.toml and the rules that keep them
+// alive (Erlang/OTP semantics; docs/config.md is the reference for every field).
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace plexus::supervisor {
+
+// When a child that exited is started again.
+enum class restart_policy {
+  permanent,  // always
+  transient,  // only after an abnormal exit (non-zero code, or killed by a signal)
+  temporary,  // never
+};
+
+// Which children are restarted with the one that failed.
+enum class restart_strategy {
+  one_for_one,   // only the failed child
+  one_for_all,   // every child of the tree
+  rest_for_one,  // the failed child and every child declared after it
+};
+
+// When a started child counts as ready (routable, and the next child may start).
+enum class readiness {
+  notify,  // the child writes "READY=1" to $PLEXUS_NOTIFY_FD (the library does it)
+  spawn,   // as soon as it has been executed
+};
+
+std::string_view to_string(restart_policy p) noexcept;
+std::string_view to_string(restart_strategy s) noexcept;
+std::string_view to_string(readiness r) noexcept;
+
+struct child_spec {
+  std::string name;  // unique; tags logs, names the child in `plexus ps`
+  std::string command;
+  std::vector<std::string> args;
+  std::vector<std::pair<std::string, std::string>> env;  // added to the inherited one
+  std::string cwd;                                       // empty: the supervisor's
+  std::size_t replicas = 1;
+  restart_policy restart = restart_policy::permanent;
+  readiness ready = readiness::notify;
+  std::chrono::milliseconds stop_timeout{5000};    // SIGTERM → SIGKILL
+  std::chrono::milliseconds ready_timeout{10000};  // started → ready, else failed
+};
+
+struct log_options {
+  std::string dir;                    // empty: <runtime dir>/logs
+  std::size_t max_bytes = 10u << 20;  // a file is rotated beyond this size
+  std::size_t files = 3;              // rotated files kept: name.log.1 … name.log.N
+  std::size_t history = 1000;         // records kept in memory for `plexus logs`
+  bool echo = true;                   // also print each line on plexus run's stdout
+};
+
+struct tree_spec {
+  restart_strategy strategy = restart_strategy::one_for_one;
+  // More than `intensity` restarts within `period` stops the whole tree.
+  std::size_t intensity = 5;
+  std::chrono::milliseconds period{10000};
+  // Delay before the n-th consecutive restart of a child: initial·2^(n-1), at most max.
+  std::chrono::milliseconds backoff_initial{100};
+  std::chrono::milliseconds backoff_max{5000};
+  // A child exiting with this code stops the whole tree at once (0: disabled).
+  int emergency_exit_code = 99;
+  std::vector<child_spec> processes;  // started in this order, stopped in reverse
+  log_options log;
+};
+
+}  // namespace plexus::supervisor

@@ -1,0 +1,48 @@
+// The log side of `plexus run`: every record published under "log." (children's
+// captured lines, supervisor events, library log calls) is kept in a bounded history
+// for `plexus logs`, appended to a rotating file per process and replica, and echoed
+// on the terminal.
+#pragma once
+
+#include <cstdio>
+#include <deque>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "plexus/supervisor/logs.hpp"
+#include "plexus/supervisor/spec.hpp"
+#include "plexus/wire/error.hpp"
+
+namespace plexus::supervisor {
+
+class log_book {
+ public:
+  // `dir` must be set (the resolved log directory); `echo` null: no echo.
+  log_book(log_options opts, std::string dir, std::FILE* echo);
+
+  // A publication under "log.<process>": params [record] (rpc/supervision.hpp).
+  void add(std::string_view topic, const value& params);
+  // `plexus.logs` params [{process?, level?, limit?}]: the newest matching records,
+  // oldest first.
+  result<value> query(const value& params) const;
+
+  // "2026-12-02T12:00:00.123Z info  calc[0] message {fields}"
+  static std::string format(const value& record);
+  // Whether `record` passes the filters (empty: any).
+  static bool matches(const value& record, std::string_view process, int min_rank);
+
+  const std::string& dir() const noexcept { return dir_; }
+  std::size_t file_errors() const noexcept { return file_errors_; }
+
+ private:
+  log_options opts_;
+  std::string dir_;
+  std::FILE* echo_;
+  std::deque<value> history_;
+  std::map<std::string, std::unique_ptr<rotating_file>> files_;
+  std::size_t file_errors_ = 0;
+};
+
+}  // namespace plexus::supervisor

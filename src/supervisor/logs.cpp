@@ -1,0 +1,271 @@
+#include "plexus/supervisor/logs.hpp"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <boost/asio/buffer.hpp>
+#include <boost/asio/error.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/post.hpp>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <system_error>
+#include <utility>
+
+namespace plexus::supervisor {
+
+namespace asio = boost::asio;
+
+// ---- line_reader --------------------------------------------------------------------
+
+namespace {
+constexpr std::size_t read_chunk = 64u << 10;
+}  // namespace
+
+// Lives as long as the reader or a pending read, whichever is longer. `alive` turns
+// false in the reader's destructor: from then on no handler is invoked.
+struct line_reader::state : std::enable_shared_from_this<line_reader::state> {
+  state(asio::io_context& io, line_reader_options o, line_handler l, std::function<void()> e)
+      : sd(io), opts(o), on_line(std::move(l)), on_eof(std::move(e)) {
+    if (opts.max_line == 0) opts.max_line = 1;
+  }
+
+  void read() {
+    sd.async_read_some(
+        asio::buffer(buf.get(), read_chunk),
+        [self = shared_from_this()](const boost::system::error_code& ec, std::size_t n) {
+          if (!self->alive) return;
+          if (n > 0 && !self->consume(self->buf.get(), n)) return;
+          if (ec == asio::error::operation_aborted) return;
+          if (ec) {
+            self->finish();
+            return;
+          }
+          self->read();
+        });
+  }
+
+  // Splits `n` bytes into lines. False when the reader went away in a handler.
+  bool consume(const char* data, std::size_t n) {
+    const char* p = data;
+    const char* const end = data + n;
+    while (p < end) {
+      const auto* nl =
+          static_cast<const char*>(std::memchr(p, '\n', static_cast<std::size_t>(end - p)));
+      if (!nl) {
+        pending.append(p, static_cast<std::size_t>(end - p));
+        return emit_pieces();
+      }
+      bool ok;
+      if (pending.empty()) {
+        ok = emit_line(std::string_view(p, static_cast<std::size_t>(nl - p)));
+      } else {
+        pending.append(p, static_cast<std::size_t>(nl - p));
+        ok = emit_line(pending);
+        pending.clear();
+      }
+      if (!ok) return false;
+      p = nl + 1;
+    }
+    return true;
+  }
+
+  // A complete line (or the tail of one whose head went out as partial pieces).
+  bool emit_line(std::string_view line) {
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    while (line.size() > opts.max_line) {
+      if (!deliver(line.substr(0, opts.max_line), true)) return false;
+      line.remove_prefix(opts.max_line);
+    }
+    return deliver(line, false);
+  }
+
+  // Sends the unterminated `pending` out in max_line pieces while more of the line is
+  // sure to follow each one. A trailing '\r' is not sure yet: a '\n' may come next.
+  bool emit_pieces() {
+    std::size_t certain = pending.size();
+    if (certain > 0 && pending.back() == '\r') --certain;
+    std::size_t off = 0;
+    bool ok = true;
+    while (certain - off > opts.max_line) {
+      if (!deliver(std::string_view(pending).substr(off, opts.max_line), true)) {
+        ok = false;
+        break;
+      }
+      off += opts.max_line;
+    }
+    if (ok && off > 0) pending.erase(0, off);
+    return ok;
+  }
+
+  bool deliver(std::string_view line, bool partial) {
+    if (on_line) {
+      in_handler = true;
+      on_line(line, partial);
+      in_handler = false;
+    }
+    if (!alive) release();
+    return alive;
+  }
+
+  // End of input: the unterminated remainder, then on_eof, once.
+  void finish() {
+    if (!pending.empty()) {
+      std::string last = std::move(pending);
+      pending.clear();
+      if (!emit_line(last)) return;
+    }
+    boost::system::error_code ignored;
+    sd.close(ignored);
+    auto eof = std::move(on_eof);
+    on_eof = nullptr;
+    release();
+    if (eof) eof();
+  }
+
+  // Drops the handlers (and what they captured) unless one of them is running.
+  void release() {
+    if (in_handler) return;
+    on_line = nullptr;
+    on_eof = nullptr;
+  }
+
+  asio::posix::stream_descriptor sd;
+  line_reader_options opts;
+  line_handler on_line;
+  std::function<void()> on_eof;
+  std::unique_ptr<char[]> buf{new char[read_chunk]};
+  std::string pending;  // the unterminated line so far (at most max_line + 1 bytes)
+  bool alive = true;
+  bool started = false;
+  bool in_handler = false;
+};
+
+line_reader::line_reader(asio::io_context& io, int fd, line_reader_options opts,
+                         line_handler on_line, std::function<void()> on_eof)
+    : s_(std::make_shared<state>(io, opts, std::move(on_line), std::move(on_eof))) {
+  boost::system::error_code ec;
+  s_->sd.assign(fd, ec);
+  if (ec) {
+    ::close(fd);
+    return;
+  }
+  s_->sd.non_blocking(true, ec);
+}
+
+line_reader::~line_reader() {
+  s_->alive = false;
+  boost::system::error_code ignored;
+  s_->sd.close(ignored);  // a pending read completes with operation_aborted
+  s_->release();
+}
+
+void line_reader::start() {
+  if (s_->started || !s_->alive) return;
+  s_->started = true;
+  if (!s_->sd.is_open()) {
+    // The descriptor could not be registered: report an empty input.
+    asio::post(s_->sd.get_executor(), [self = s_] {
+      if (self->alive) self->finish();
+    });
+    return;
+  }
+  s_->read();
+}
+
+// ---- rotating_file ------------------------------------------------------------------
+
+namespace {
+
+std::size_t file_size(std::FILE* f) {
+  struct stat st {};
+  if (::fstat(::fileno(f), &st) != 0 || st.st_size < 0) return 0;
+  return static_cast<std::size_t>(st.st_size);
+}
+
+}  // namespace
+
+result<std::unique_ptr<rotating_file>> rotating_file::open(std::string path,
+                                                           rotating_file_options opts) {
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::path(path).parent_path();
+  if (!dir.empty()) {
+    std::error_code ec;
+    fs::create_directories(dir, ec);
+    if (ec) {
+      return error(errc::unavailable,
+                   "cannot create the directory of log file " + path + ": " + ec.message());
+    }
+  }
+  std::FILE* f = std::fopen(path.c_str(), "ae");
+  if (!f) {
+    return error(errc::unavailable, "cannot open log file " + path + ": " + std::strerror(errno));
+  }
+  const std::size_t size = file_size(f);
+  return std::unique_ptr<rotating_file>(new rotating_file(std::move(path), opts, f, size));
+}
+
+rotating_file::rotating_file(std::string path, rotating_file_options opts, std::FILE* f,
+                             std::size_t size)
+    : path_(std::move(path)), opts_(opts), file_(f), size_(size) {}
+
+rotating_file::~rotating_file() {
+  if (file_) std::fclose(file_);
+}
+
+void rotating_file::write_line(std::string_view line) {
+  const std::size_t n = line.size() + 1;
+  if (size_ > 0 && size_ + n > opts_.max_bytes) rotate();
+  if (!file_) {
+    // An earlier reopen failed: try again, once per line.
+    file_ = std::fopen(path_.c_str(), "ae");
+    if (!file_) {
+      ++errors_;
+      return;
+    }
+    size_ = file_size(file_);
+  }
+  const std::size_t written = std::fwrite(line.data(), 1, line.size(), file_);
+  const bool ok = written == line.size() && std::fputc('\n', file_) != EOF;
+  size_ += written + (ok ? 1 : 0);
+  if (!ok) {
+    ++errors_;
+    std::clearerr(file_);
+  }
+}
+
+void rotating_file::flush() {
+  if (file_ && std::fflush(file_) != 0) {
+    ++errors_;
+    std::clearerr(file_);
+  }
+}
+
+void rotating_file::rotate() {
+  if (file_) {
+    if (std::fclose(file_) != 0) ++errors_;
+    file_ = nullptr;
+  }
+  size_ = 0;
+  if (opts_.files == 0) {
+    file_ = std::fopen(path_.c_str(), "we");
+    if (!file_) ++errors_;
+    return;
+  }
+  const auto numbered = [this](std::size_t i) { return path_ + "." + std::to_string(i); };
+  // path.(N-1) → path.N … path.1 → path.2: the oldest one is replaced.
+  for (std::size_t i = opts_.files - 1; i >= 1; --i) {
+    if (std::rename(numbered(i).c_str(), numbered(i + 1).c_str()) != 0 && errno != ENOENT)
+      ++errors_;
+  }
+  if (std::rename(path_.c_str(), numbered(1).c_str()) != 0 && errno != ENOENT) ++errors_;
+  file_ = std::fopen(path_.c_str(), "ae");
+  if (!file_) {
+    ++errors_;
+    return;
+  }
+  size_ = file_size(file_);  // not 0 if the rename failed
+}
+
+}  // namespace plexus::supervisor

@@ -1,0 +1,402 @@
+#include "plexus/supervisor/logs.hpp"
+
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <boost/asio/io_context.hpp>
+#include <cerrno>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <utility>
+#include <vector>
+
+// line_reader over a pipe the test writes to, on a loop the test drives (every wait has
+// a deadline); rotating_file in a fresh directory under /tmp, removed afterwards.
+
+namespace plexus::supervisor {
+namespace {
+
+namespace asio = boost::asio;
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+
+template <class Pred>
+bool run_until(asio::io_context& io, Pred done, std::chrono::milliseconds limit = 5000ms) {
+  const auto end = std::chrono::steady_clock::now() + limit;
+  while (!done()) {
+    if (std::chrono::steady_clock::now() >= end) return false;
+    io.restart();
+    io.run_one_for(20ms);
+  }
+  return true;
+}
+
+struct piece {
+  std::string text;
+  bool partial;
+  bool operator==(const piece&) const = default;
+};
+
+std::ostream& operator<<(std::ostream& os, const piece& p) {
+  return os << '"' << p.text << '"' << (p.partial ? "(partial)" : "");
+}
+
+// A pipe whose read end goes to a line_reader collecting what it delivers.
+struct reader_fixture {
+  explicit reader_fixture(line_reader_options opts = {}) {
+    int fds[2];
+    EXPECT_EQ(::pipe2(fds, O_CLOEXEC), 0);
+    wfd = fds[1];
+    reader.emplace(
+        io, fds[0], opts,
+        [this](std::string_view line, bool partial) {
+          got.push_back({std::string(line), partial});
+          if (on_line) on_line();
+        },
+        [this] { ++eofs; });
+    reader->start();
+  }
+  ~reader_fixture() {
+    close_writer();
+    reader.reset();
+  }
+
+  // Writes everything, letting the loop drain the pipe when it is full.
+  void write(std::string_view data) {
+    const int flags = ::fcntl(wfd, F_GETFL);
+    ::fcntl(wfd, F_SETFL, flags | O_NONBLOCK);
+    const auto end = std::chrono::steady_clock::now() + 5s;
+    while (!data.empty() && std::chrono::steady_clock::now() < end) {
+      const auto n = ::write(wfd, data.data(), data.size());
+      if (n > 0) {
+        data.remove_prefix(static_cast<std::size_t>(n));
+      } else if (n < 0 && errno != EAGAIN && errno != EINTR) {
+        break;
+      } else {
+        io.restart();
+        io.run_one_for(20ms);
+      }
+    }
+    ASSERT_TRUE(data.empty()) << "could not write to the pipe";
+  }
+  void close_writer() {
+    if (wfd >= 0) ::close(wfd);
+    wfd = -1;
+  }
+  bool wait_for(std::size_t pieces) {
+    return run_until(io, [&] { return got.size() >= pieces; });
+  }
+  bool wait_eof() {
+    return run_until(io, [&] { return eofs > 0; });
+  }
+  // Runs the loop until it has nothing left to do (bounded).
+  void drain() {
+    io.restart();
+    io.run_for(200ms);
+  }
+
+  asio::io_context io;
+  int wfd = -1;
+  std::vector<piece> got;
+  int eofs = 0;
+  std::function<void()> on_line;
+  std::optional<line_reader> reader;
+};
+
+TEST(LineReader, JoinsALineSplitAcrossWrites) {
+  reader_fixture f;
+  f.write("hel");
+  f.drain();
+  EXPECT_TRUE(f.got.empty());
+  f.write("lo wor");
+  f.drain();
+  EXPECT_TRUE(f.got.empty());
+  f.write("ld\nsecond");
+  ASSERT_TRUE(f.wait_for(1));
+  f.write(" line\n");
+  ASSERT_TRUE(f.wait_for(2));
+  EXPECT_EQ(f.got, (std::vector<piece>{{"hello world", false}, {"second line", false}}));
+  EXPECT_EQ(f.eofs, 0);
+}
+
+TEST(LineReader, StripsCarriageReturns) {
+  reader_fixture f;
+  f.write("dos\r\nunix\n\r\nin\rside\r\nsplit\r");
+  ASSERT_TRUE(f.wait_for(4));
+  f.write("\n");
+  ASSERT_TRUE(f.wait_for(5));
+  EXPECT_EQ(
+      f.got,
+      (std::vector<piece>{
+          {"dos", false}, {"unix", false}, {"", false}, {"in\rside", false}, {"split", false}}));
+}
+
+TEST(LineReader, DeliversManyLinesFromOneWrite) {
+  reader_fixture f;
+  std::string data;
+  for (int i = 0; i < 2000; ++i)
+    data += "line " + std::to_string(i) + "\n";
+  f.write(data);
+  ASSERT_TRUE(f.wait_for(2000));
+  ASSERT_EQ(f.got.size(), 2000u);
+  for (int i = 0; i < 2000; ++i) {
+    EXPECT_EQ(f.got[static_cast<std::size_t>(i)], (piece{"line " + std::to_string(i), false}));
+  }
+}
+
+TEST(LineReader, SplitsALongLineIntoMaxLinePieces) {
+  reader_fixture f({.max_line = 4});
+  f.write("abcdefghij\nabcd\nabcdefgh\nabcd\r\n");
+  ASSERT_TRUE(f.wait_for(7));
+  EXPECT_EQ(f.got, (std::vector<piece>{{"abcd", true},
+                                       {"efgh", true},
+                                       {"ij", false},
+                                       {"abcd", false},
+                                       {"abcd", true},
+                                       {"efgh", false},
+                                       {"abcd", false}}));
+}
+
+TEST(LineReader, SplitsALongLineArrivingInParts) {
+  reader_fixture f({.max_line = 4});
+  f.write("abcdef");
+  ASSERT_TRUE(f.wait_for(1));
+  EXPECT_EQ(f.got, (std::vector<piece>{{"abcd", true}}));
+  // A trailing '\r' may still turn out to end the line: nothing more goes out yet.
+  f.write("gh\r");
+  f.drain();
+  EXPECT_EQ(f.got.size(), 1u);
+  f.write("\n");
+  ASSERT_TRUE(f.wait_for(2));
+  EXPECT_EQ(f.got, (std::vector<piece>{{"abcd", true}, {"efgh", false}}));
+}
+
+TEST(LineReader, SplitsAVeryLongLineWithTheDefaultLimit) {
+  reader_fixture f;
+  const std::size_t max = line_reader_options{}.max_line;
+  std::string line(3 * max + 1000, 'x');
+  for (std::size_t i = 0; i < line.size(); ++i)
+    line[i] = static_cast<char>('a' + i % 26);
+  f.write(line + "\nnext\n");
+  ASSERT_TRUE(f.wait_for(5));
+  ASSERT_EQ(f.got.size(), 5u);
+  for (std::size_t i = 0; i < 3; ++i) {
+    EXPECT_EQ(f.got[i].text, line.substr(i * max, max));
+    EXPECT_TRUE(f.got[i].partial);
+  }
+  EXPECT_EQ(f.got[3], (piece{line.substr(3 * max), false}));
+  EXPECT_EQ(f.got[4], (piece{"next", false}));
+}
+
+TEST(LineReader, DeliversTheUnterminatedLastLineThenEofOnce) {
+  reader_fixture f;
+  f.write("one\ntwo");
+  ASSERT_TRUE(f.wait_for(1));
+  f.close_writer();
+  ASSERT_TRUE(f.wait_eof());
+  EXPECT_EQ(f.got, (std::vector<piece>{{"one", false}, {"two", false}}));
+  f.drain();
+  EXPECT_EQ(f.eofs, 1);
+  EXPECT_EQ(f.got.size(), 2u);
+}
+
+TEST(LineReader, EofWithoutInput) {
+  reader_fixture f;
+  f.close_writer();
+  ASSERT_TRUE(f.wait_eof());
+  f.drain();
+  EXPECT_TRUE(f.got.empty());
+  EXPECT_EQ(f.eofs, 1);
+}
+
+TEST(LineReader, NothingRunsAfterTheReaderIsDestroyed) {
+  reader_fixture f;
+  f.write("first\n");
+  ASSERT_TRUE(f.wait_for(1));
+  f.write("second\nthird");  // in the pipe, not read yet: the loop has not run
+  f.reader.reset();
+  f.close_writer();  // (writing more would raise SIGPIPE: the read end is closed)
+  f.drain();
+  EXPECT_EQ(f.got, (std::vector<piece>{{"first", false}}));
+  EXPECT_EQ(f.eofs, 0);
+}
+
+TEST(LineReader, AHandlerMayDestroyTheReader) {
+  reader_fixture f;
+  f.on_line = [&] { f.reader.reset(); };
+  f.write("a\nb\nc");
+  f.close_writer();
+  ASSERT_TRUE(f.wait_for(1));
+  f.drain();
+  EXPECT_EQ(f.got, (std::vector<piece>{{"a", false}}));
+  EXPECT_EQ(f.eofs, 0);
+}
+
+TEST(LineReader, AnEofHandlerMayDestroyTheReader) {
+  asio::io_context io;
+  int fds[2];
+  ASSERT_EQ(::pipe2(fds, O_CLOEXEC), 0);
+  std::optional<line_reader> reader;
+  std::vector<std::string> lines;
+  int eofs = 0;
+  reader.emplace(
+      io, fds[0], line_reader_options{},
+      [&](std::string_view line, bool) { lines.emplace_back(line); },
+      [&] {
+        ++eofs;
+        reader.reset();
+      });
+  reader->start();
+  ASSERT_EQ(::write(fds[1], "x\ny", 3), 3);
+  ::close(fds[1]);
+  ASSERT_TRUE(run_until(io, [&] { return eofs > 0; }));
+  io.restart();
+  io.run_for(200ms);
+  EXPECT_EQ(lines, (std::vector<std::string>{"x", "y"}));
+  EXPECT_EQ(eofs, 1);
+  EXPECT_FALSE(reader.has_value());
+}
+
+// ---- rotating_file ------------------------------------------------------------------
+
+class RotatingFile : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/plexus-logs-test-XXXXXX";
+    ASSERT_NE(::mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+  }
+  void TearDown() override {
+    std::error_code ec;
+    if (!dir_.empty()) fs::remove_all(dir_, ec);
+  }
+
+  static std::string read(const fs::path& p) {
+    std::ifstream in(p, std::ios::binary);
+    std::ostringstream out;
+    out << in.rdbuf();
+    return out.str();
+  }
+
+  fs::path dir_;
+};
+
+TEST_F(RotatingFile, CreatesItsDirectoryAndAppendsLines) {
+  const auto path = (dir_ / "a" / "b" / "app.log").string();
+  auto f = rotating_file::open(path, {});
+  ASSERT_TRUE(f) << f.error().message;
+  EXPECT_EQ((*f)->path(), path);
+  EXPECT_EQ((*f)->size(), 0u);
+  (*f)->write_line("hello");
+  (*f)->write_line("");
+  (*f)->write_line("world");
+  (*f)->flush();
+  EXPECT_EQ((*f)->size(), 13u);
+  EXPECT_EQ(read(path), "hello\n\nworld\n");
+  EXPECT_EQ((*f)->write_errors(), 0u);
+}
+
+TEST_F(RotatingFile, AppendsToAnExistingFile) {
+  const auto path = (dir_ / "app.log").string();
+  { std::ofstream(path) << "old\n"; }
+  {
+    auto f = rotating_file::open(path, {});
+    ASSERT_TRUE(f) << f.error().message;
+    EXPECT_EQ((*f)->size(), 4u);
+    (*f)->write_line("new");
+  }  // closing flushes
+  EXPECT_EQ(read(path), "old\nnew\n");
+}
+
+TEST_F(RotatingFile, RotatesKeepingTheConfiguredNumberOfFiles) {
+  const auto path = (dir_ / "app.log").string();
+  auto f = rotating_file::open(path, {.max_bytes = 12, .files = 2});
+  ASSERT_TRUE(f) << f.error().message;
+  // Each line is 6 bytes: two fit exactly, the third rotates.
+  for (int i = 1; i <= 7; ++i)
+    (*f)->write_line("line" + std::to_string(i));
+  (*f)->flush();
+  EXPECT_EQ(read(path), "line7\n");
+  EXPECT_EQ(read(path + ".1"), "line5\nline6\n");
+  EXPECT_EQ(read(path + ".2"), "line3\nline4\n");
+  EXPECT_FALSE(fs::exists(path + ".3"));
+  EXPECT_EQ((*f)->size(), 6u);
+  EXPECT_EQ((*f)->write_errors(), 0u);
+  std::size_t files = 0;
+  for ([[maybe_unused]] const auto& e : fs::directory_iterator(dir_))
+    ++files;
+  EXPECT_EQ(files, 3u);
+}
+
+TEST_F(RotatingFile, RotatesAnExistingFileThatIsTooBig) {
+  const auto path = (dir_ / "app.log").string();
+  { std::ofstream(path) << "0123456789\n"; }
+  auto f = rotating_file::open(path, {.max_bytes = 12, .files = 1});
+  ASSERT_TRUE(f) << f.error().message;
+  (*f)->write_line("abc");
+  (*f)->flush();
+  EXPECT_EQ(read(path), "abc\n");
+  EXPECT_EQ(read(path + ".1"), "0123456789\n");
+}
+
+TEST_F(RotatingFile, WritesALineLongerThanTheLimitIntoItsOwnFile) {
+  const auto path = (dir_ / "app.log").string();
+  auto f = rotating_file::open(path, {.max_bytes = 8, .files = 3});
+  ASSERT_TRUE(f) << f.error().message;
+  (*f)->write_line("0123456789abc");  // an empty file takes it whole
+  (*f)->write_line("x");
+  (*f)->flush();
+  EXPECT_EQ(read(path), "x\n");
+  EXPECT_EQ(read(path + ".1"), "0123456789abc\n");
+  EXPECT_FALSE(fs::exists(path + ".2"));
+}
+
+TEST_F(RotatingFile, TruncatesWhenNoFilesAreKept) {
+  const auto path = (dir_ / "app.log").string();
+  auto f = rotating_file::open(path, {.max_bytes = 12, .files = 0});
+  ASSERT_TRUE(f) << f.error().message;
+  for (int i = 1; i <= 5; ++i)
+    (*f)->write_line("line" + std::to_string(i));
+  (*f)->flush();
+  EXPECT_EQ(read(path), "line5\n");
+  EXPECT_FALSE(fs::exists(path + ".1"));
+  EXPECT_EQ((*f)->size(), 6u);
+  EXPECT_EQ((*f)->write_errors(), 0u);
+}
+
+TEST_F(RotatingFile, FailsWhenTheDirectoryCannotBeCreated) {
+  const auto blocker = dir_ / "file";
+  { std::ofstream(blocker) << "x"; }
+  const auto path = (blocker / "sub" / "app.log").string();
+  auto f = rotating_file::open(path, {});
+  ASSERT_FALSE(f);
+  EXPECT_EQ(f.error().code, errc::unavailable);
+  EXPECT_NE(f.error().message.find(path), std::string::npos) << f.error().message;
+}
+
+TEST_F(RotatingFile, FailsWhenThePathIsADirectory) {
+  const auto path = (dir_ / "d").string();
+  fs::create_directory(path);
+  auto f = rotating_file::open(path, {});
+  ASSERT_FALSE(f);
+  EXPECT_EQ(f.error().code, errc::unavailable);
+  EXPECT_NE(f.error().message.find(path), std::string::npos) << f.error().message;
+}
+
+TEST_F(RotatingFile, CountsFailedWrites) {
+  if (!fs::exists("/dev/full")) GTEST_SKIP() << "no /dev/full";
+  auto f = rotating_file::open("/dev/full", {});
+  ASSERT_TRUE(f) << f.error().message;
+  (*f)->write_line("lost");
+  (*f)->flush();
+  EXPECT_GT((*f)->write_errors(), 0u);
+}
+
+}  // namespace
+}  // namespace plexus::supervisor

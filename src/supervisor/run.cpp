@@ -1,0 +1,201 @@
+#include "plexus/supervisor/run.hpp"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <filesystem>
+
+#include "plexus/broker/router.hpp"
+#include "plexus/supervisor/process.hpp"
+#include "plexus/supervisor/tree.hpp"
+#include "plexus/transport/address.hpp"
+#include "supervisor/log_book.hpp"
+
+namespace plexus::supervisor {
+
+namespace asio = boost::asio;
+namespace fs = std::filesystem;
+
+std::string_view demo_config() {
+  return R"(# The built-in demo of `plexus run` (print it with `plexus run --print-demo`).
+[supervisor]
+strategy = "one_for_one"
+intensity = 10          # more than 10 restarts within 30 s stop the tree
+period = 30
+backoff_initial = 0.5
+backoff_max = 5
+
+[[process]]
+name = "calc"           # add, div, echo, pid, sleep, nap
+command = "calc"
+replicas = 2            # calls are spread over both
+
+[[process]]
+name = "ticker"         # publishes tick <count> every second
+command = "ticker"
+
+[[process]]
+name = "flaky"          # answers ping, and crashes now and then
+command = "flaky"
+args = ["--crash-after", "4", "--crash-jitter", "6"]
+)";
+}
+
+namespace {
+
+std::string default_log_dir() {
+  const char* x = std::getenv("XDG_RUNTIME_DIR");
+  if (x && *x) return std::string(x) + "/plexus/logs";
+  return "/tmp/plexus-" + std::to_string(::getuid()) + "/logs";
+}
+
+value status_json(const child_status& s) {
+  return {{"name", s.name},
+          {"replica", s.replica},
+          {"pid", s.pid},
+          {"state", std::string(to_string(s.state))},
+          {"restarts", s.restarts},
+          {"uptime_s", s.uptime_s},
+          {"rss_bytes", s.rss_bytes},
+          {"cpu_percent", s.cpu_percent},
+          {"threads", s.threads},
+          {"last_exit", s.last_exit},
+          {"health", s.health}};
+}
+
+std::string name_param(const value& params, const char* method) {
+  if (params.is_array() && params.size() == 1 && params[0].is_string())
+    return params[0].get<std::string>();
+  throw remote_error(errc::invalid_argument, std::string(method) + " expects (text process)");
+}
+
+}  // namespace
+
+int run(run_options o) {
+  auto& app = o.app;
+  if (app.router.listen.empty()) app.router.listen.push_back(transport::default_router_address());
+  const auto log_dir = app.supervisor.log.dir.empty() ? default_log_dir() : app.supervisor.log.dir;
+  {
+    std::error_code ec;
+    fs::create_directories(log_dir, ec);
+    if (ec) {
+      std::fprintf(stderr, "plexus run: cannot create the log directory %s: %s\n", log_dir.c_str(),
+                   ec.message().c_str());
+      return exit_failure;
+    }
+  }
+
+  // Before anything else opens: the keeper sweeps the children's groups if this
+  // process dies without doing it (kill -9).
+  if (auto ok = process::start_keeper(); !ok) {
+    std::fprintf(stderr, "plexus run: cannot start the keeper: %s\n", ok.error().message.c_str());
+    return exit_failure;
+  }
+  asio::io_context io(1);
+  broker::router router(io, app.router);
+  if (auto ok = router.start(); !ok) {
+    std::fprintf(stderr, "plexus run: %s\n", ok.error().message.c_str());
+    return exit_failure;
+  }
+  const auto address = transport::connectable(router.addresses().front());
+
+  log_book book(app.supervisor.log, log_dir, app.supervisor.log.echo ? o.out : nullptr);
+  router.tap("log.", [&](std::string_view topic, const value& params) { book.add(topic, params); });
+
+  tree t(io, app.supervisor,
+         {.router_address = address,
+          .on_log = [&](std::string_view topic,
+                        value record) { router.publish(topic, value::array({std::move(record)})); },
+          .program_dir = o.program_dir,
+          .config_dir = o.config_dir});
+  if (auto ok = t.check(); !ok) {
+    std::fprintf(stderr, "plexus run: %s\n", ok.error().message.c_str());
+    return exit_failure;
+  }
+
+  router.add_method("ps", [&](const value&) -> result<value> {
+    value out = value::array();
+    for (const auto& s : t.status())
+      out.push_back(status_json(s));
+    return out;
+  });
+  router.add_method("stop", [&](const value& params) -> result<value> {
+    if (params.is_array() && params.empty()) {
+      asio::post(io, [&] { t.stop(); });  // after the answer has gone out
+      return value("stopping");
+    }
+    const auto name = name_param(params, "stop");
+    if (auto ok = t.stop(name); !ok) return std::move(ok).error();
+    return value("stopping " + name);
+  });
+  router.add_method("restart", [&](const value& params) -> result<value> {
+    const auto name = name_param(params, "restart");
+    if (auto ok = t.restart(name); !ok) return std::move(ok).error();
+    return value("restarting " + name);
+  });
+  router.add_method("logs", [&](const value& params) { return book.query(params); });
+
+  int rc = exit_stopped;
+  t.start([&](outcome how, const std::string& message) {
+    switch (how) {
+      case outcome::stopped:
+        rc = exit_stopped;
+        break;
+      case outcome::intensity_exceeded:
+        rc = exit_intensity;
+        std::fprintf(stderr, "plexus run: %s\n", message.c_str());
+        break;
+      case outcome::emergency:
+        rc = exit_emergency;
+        std::fprintf(stderr, "plexus run: %s\n", message.c_str());
+        break;
+    }
+    router.stop();
+    io.stop();
+  });
+
+  std::fprintf(o.out, "plexus run: router on %s, %zu process%s, logs in %s\n", address.c_str(),
+               app.supervisor.processes.size(), app.supervisor.processes.size() == 1 ? "" : "es",
+               log_dir.c_str());
+  if (o.demo) {
+    const bool default_address = address == transport::default_router_address();
+    const std::string env = default_address ? "" : "PLEXUS_ROUTER=" + address + " ";
+    std::fprintf(o.out,
+                 "plexus run: the demo app. In another terminal try:\n"
+                 "  %splexus ps                  # the processes, their state and restarts\n"
+                 "  %splexus call calc add 1 2   # 3\n"
+                 "  %splexus logs -f             # every process's output (flaky crashes now "
+                 "and then)\n"
+                 "  %splexus subscribe tick      # the ticker's publications\n"
+                 "Ctrl-C stops everything.\n",
+                 env.c_str(), env.c_str(), env.c_str(), env.c_str());
+  }
+  std::fflush(o.out);
+
+  asio::signal_set signals(io, SIGINT, SIGTERM);
+  int signals_seen = 0;
+  std::function<void()> wait_signal = [&] {
+    signals.async_wait([&](const boost::system::error_code& ec, int sig) {
+      if (ec) return;
+      if (++signals_seen == 1) {
+        std::fprintf(o.out, "plexus run: %s: stopping (again to kill at once)\n",
+                     sig == SIGINT ? "interrupted" : "terminated");
+        std::fflush(o.out);
+        t.stop();
+        wait_signal();
+      } else {
+        rc = exit_stopped;
+        router.stop();
+        io.stop();  // ~tree kills and reaps the children
+      }
+    });
+  };
+  wait_signal();
+  io.run();
+  return rc;
+}
+
+}  // namespace plexus::supervisor

@@ -1,0 +1,253 @@
+// Integration tests of `plexus run`: the real command supervising real processes,
+// driven through the plexus command and a client, in a unique directory per test.
+
+#include <gtest/gtest.h>
+#include <poll.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+
+#include <boost/asio/io_context.hpp>
+#include <chrono>
+#include <fstream>
+#include <thread>
+
+#include "integration/process.hpp"
+#include "plexus/rpc/client.hpp"
+
+namespace {
+
+using namespace std::chrono_literals;
+using plexus::test::bin;
+using plexus::test::child;
+
+bool gone(pid_t pid, std::chrono::milliseconds limit = 5000ms) {
+  const int fd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+  if (fd < 0) return errno == ESRCH;
+  pollfd p{fd, POLLIN, 0};
+  const int n = ::poll(&p, 1, static_cast<int>(limit.count()));
+  ::close(fd);
+  return n == 1;
+}
+
+class Run : public ::testing::Test {
+ protected:
+  void SetUp() override { address_ = "ipc://" + dir_.path() + "/router.sock"; }
+
+  // Writes app.toml with a [router] on this test's address and a [log] in its dir.
+  std::string config(const std::string& body, const std::string& name = "app.toml") {
+    const auto path = dir_.path() + "/" + name;
+    std::ofstream(path) << "[router]\nlisten = \"" << address_ << "\"\n\n[log]\ndir = \""
+                        << dir_.path() << "/logs\"\necho = false\n\n"
+                        << body;
+    return path;
+  }
+
+  void start(const std::string& path) {
+    run_ = std::make_unique<child>(std::vector<std::string>{bin("plexus"), "run", path});
+    ASSERT_TRUE(run_->wait_for_output("plexus run: router on", 5s)) << run_->output();
+  }
+
+  plexus::result<plexus::value> call(const std::string& service, const std::string& method,
+                                     plexus::value params = plexus::value::array()) {
+    boost::asio::io_context io(1);
+    plexus::rpc::client c(io, {.router = address_, .name = "test"});
+    if (auto ok = c.connect(); !ok) return std::move(ok).error();
+    return c.call_value(service, method, std::move(params), 5s);
+  }
+
+  // Polls plexus.ps until `pred(ps)` holds (deadline `limit`); returns the last answer.
+  template <class Pred>
+  plexus::value wait_ps(Pred pred, std::chrono::milliseconds limit = 10000ms) {
+    const auto end = std::chrono::steady_clock::now() + limit;
+    plexus::value last;
+    while (std::chrono::steady_clock::now() < end) {
+      auto r = call("plexus", "ps");
+      if (r) {
+        last = *r;
+        if (pred(last)) return last;
+      }
+      std::this_thread::sleep_for(20ms);  // a poll interval, not a wait for an event
+    }
+    ADD_FAILURE() << "ps never matched; last: " << last.dump();
+    return last;
+  }
+
+  static bool all_ready(const plexus::value& ps) {
+    for (const auto& p : ps)
+      if (p["state"] != "ready") return false;
+    return !ps.empty();
+  }
+
+  std::pair<int, std::string> cli(std::vector<std::string> args) {
+    args.insert(args.begin(), bin("plexus"));
+    args.push_back("--router");
+    args.push_back(address_);
+    return plexus::test::run(args);
+  }
+
+  int exit_code() {
+    const int status = run_->wait();
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  }
+
+  plexus::test::temp_dir dir_;
+  std::string address_;
+  std::unique_ptr<child> run_;
+};
+
+TEST_F(Run, KillNineOfPlexusRunLeavesNoProcessOfTheTree) {
+  start(config(R"(
+[[process]]
+name = "calc"
+command = "calc"
+replicas = 3
+
+[[process]]
+name = "shell"
+command = "/bin/sh"
+args = ["-c", "sleep 1000 & echo READY=1 >&3; wait"]
+)"));
+  auto ps = wait_ps(all_ready);
+  ASSERT_EQ(ps.size(), 4u) << ps.dump();
+  std::vector<pid_t> pids;
+  for (const auto& p : ps)
+    pids.push_back(p["pid"].get<pid_t>());
+  // The shell's own child (a grandchild of plexus run) is in the shell's group.
+  std::ifstream children("/proc/" + std::to_string(pids.back()) + "/task/" +
+                         std::to_string(pids.back()) + "/children");
+  pid_t grandchild = 0;
+  children >> grandchild;
+  ASSERT_GT(grandchild, 0);
+  pids.push_back(grandchild);
+
+  run_->kill(SIGKILL);
+  for (auto pid : pids)
+    EXPECT_TRUE(gone(pid)) << "pid " << pid << " outlived plexus run";
+}
+
+TEST_F(Run, PsCallRestartAndLogs) {
+  start(config(R"(
+[supervisor]
+backoff_initial = 0
+backoff_max = 0
+
+[[process]]
+name = "calc"
+command = "calc"
+replicas = 2
+
+[[process]]
+name = "flaky"
+command = "flaky"
+args = ["--crash-after", "0.3", "--crash-jitter", "0.1"]
+)"));
+  wait_ps(all_ready);
+  auto sum = call("calc", "add", plexus::value::array({1, 2}));
+  ASSERT_TRUE(sum) << sum.error().message;
+  EXPECT_EQ(*sum, 3);
+  auto [rc, out] = cli({"call", "calc", "add", "1", "2"});
+  EXPECT_EQ(rc, 0) << out;
+  EXPECT_EQ(out, "3\n");
+
+  // flaky crashes after ~0.3 s and comes back.
+  wait_ps([](const plexus::value& ps) {
+    for (const auto& p : ps)
+      if (p["name"] == "flaky" && p["restarts"].get<int>() >= 1 && p["state"] == "ready")
+        return true;
+    return false;
+  });
+  auto [ps_rc, table] = cli({"ps"});
+  EXPECT_EQ(ps_rc, 0) << table;
+  EXPECT_NE(table.find("flaky"), std::string::npos) << table;
+  EXPECT_NE(table.find("exited with 3"), std::string::npos) << table;
+
+  auto [logs_rc, logs] = cli({"logs", "--process", "flaky"});
+  EXPECT_EQ(logs_rc, 0) << logs;
+  EXPECT_NE(logs.find("flaky: simulated crash"), std::string::npos) << logs;
+  EXPECT_NE(logs.find("flaky[0] restarting in"), std::string::npos) << logs;
+  // Logs are also in a file per child.
+  std::ifstream file(dir_.path() + "/logs/flaky.0.log");
+  std::string text((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
+  EXPECT_NE(text.find("simulated crash"), std::string::npos);
+
+  // Restart by name: new pids for both calc replicas.
+  auto before = wait_ps(all_ready);
+  auto [restart_rc, restart_out] = cli({"restart", "calc"});
+  EXPECT_EQ(restart_rc, 0) << restart_out;
+  wait_ps([&](const plexus::value& ps) {
+    for (std::size_t i = 0; i < ps.size(); ++i)
+      if (ps[i]["name"] == "calc" &&
+          (ps[i]["pid"] == before[i]["pid"] || ps[i]["state"] != "ready"))
+        return false;
+    return true;
+  });
+
+  auto [stop_rc, stop_out] = cli({"stop"});
+  EXPECT_EQ(stop_rc, 0) << stop_out;
+  EXPECT_EQ(exit_code(), 0);
+}
+
+TEST_F(Run, EmergencyStopExitsNonZeroNamingTheChild) {
+  start(config(R"(
+[supervisor]
+emergency_exit_code = 42
+
+[[process]]
+name = "calc"
+command = "calc"
+
+[[process]]
+name = "doomed"
+command = "/bin/sh"
+args = ["-c", "echo READY=1 >&3; exit 42"]
+)"));
+  EXPECT_EQ(exit_code(), 6);
+  run_->wait_for_output("\x01eof\x01", 5s);
+  EXPECT_NE(run_->output().find("emergency stop: doomed[0] exited with the emergency exit code 42"),
+            std::string::npos)
+      << run_->output();
+}
+
+TEST_F(Run, IntensityExceededExitsWithItsCode) {
+  start(config(R"(
+[supervisor]
+intensity = 2
+period = 10
+backoff_initial = 0
+backoff_max = 0
+
+[[process]]
+name = "crasher"
+command = "/bin/sh"
+args = ["-c", "exit 1"]
+ready = "spawn"
+)"));
+  EXPECT_EQ(exit_code(), 5);
+  run_->wait_for_output("\x01eof\x01", 5s);
+  EXPECT_NE(run_->output().find("more than 2 restarts within 10 s"), std::string::npos)
+      << run_->output();
+}
+
+TEST_F(Run, BadConfigNamesTheLine) {
+  const auto path = config(R"(
+[[process]]
+name = "calc"
+command = "calc"
+replicas = "two"
+)");
+  auto [rc, out] = plexus::test::run({bin("plexus"), "run", path});
+  EXPECT_EQ(rc, 2) << out;
+  EXPECT_NE(out.find("app.toml:12:12:"), std::string::npos) << out;
+  EXPECT_NE(out.find("process[0].replicas"), std::string::npos) << out;
+}
+
+TEST_F(Run, ThePsOfAPlainRouterSaysItSupervisesNothing) {
+  run_ = std::make_unique<child>(
+      std::vector<std::string>{bin("plexus"), "router", "--listen", address_});
+  ASSERT_TRUE(run_->wait_for_output("listening", 5s));
+  auto [rc, out] = cli({"ps"});
+  EXPECT_EQ(rc, 3) << out;
+  EXPECT_NE(out.find("supervises nothing"), std::string::npos) << out;
+}
+
+}  // namespace
