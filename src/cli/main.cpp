@@ -241,13 +241,14 @@ std::string program_dir() {
   return ec ? std::string() : exe.parent_path().string();
 }
 
-int run_tree(const std::string& config_path, bool print_demo) {
+int run_tree(const std::string& config_path, bool print_demo, const std::string& argv0) {
   if (print_demo) {
     std::cout << plexus::supervisor::demo_config();
     return exit_ok;
   }
   plexus::supervisor::run_options o;
   o.program_dir = program_dir();
+  if (argv0.find('/') != std::string::npos) o.cli = argv0;  // as the user typed it
   auto cfg = config_path.empty()
                  ? plexus::config::parse(plexus::supervisor::demo_config(), "(built-in demo)")
                  : plexus::config::load_file(config_path);
@@ -615,7 +616,7 @@ int main(int argc, char** argv) {
   if (describe_cmd->parsed())
     return with_client(ca, "plexus", "describe", plexus::value::array({describe_name}), !ca.json);
   if (ping_cmd->parsed()) return with_client(ca, "plexus", "ping", plexus::value::array(), false);
-  if (run_cmd->parsed()) return run_tree(run_config, print_demo);
+  if (run_cmd->parsed()) return run_tree(run_config, print_demo, argv[0]);
   if (ps_cmd->parsed()) return print_ps(ca);
   if (stop_cmd->parsed())
     return supervisor_command(

@@ -245,6 +245,7 @@ result<std::unique_ptr<process>> process::spawn(asio::io_context& io, const spaw
     ::sigprocmask(SIG_SETMASK, &none, nullptr);
     for (int sig : {SIGPIPE, SIGINT, SIGTERM, SIGHUP, SIGCHLD})
       ::signal(sig, SIG_DFL);
+    if (spec.stdin_fd >= 0 && ::dup2(spec.stdin_fd, STDIN_FILENO) < 0) fail(errno);
     if (spec.stdout_fd >= 0 && ::dup2(spec.stdout_fd, STDOUT_FILENO) < 0) fail(errno);
     if (spec.stderr_fd >= 0 && ::dup2(spec.stderr_fd, STDERR_FILENO) < 0) fail(errno);
     if (spec.fd3 >= 0 && report[1] == 3) report[1] = ::fcntl(3, F_DUPFD_CLOEXEC, 4);

@@ -161,17 +161,16 @@ int run(run_options o) {
                app.supervisor.processes.size(), app.supervisor.processes.size() == 1 ? "" : "es",
                log_dir.c_str());
   if (o.demo) {
-    const bool default_address = address == transport::default_router_address();
-    const std::string env = default_address ? "" : "PLEXUS_ROUTER=" + address + " ";
+    std::string p = o.cli;
+    if (address != transport::default_router_address()) p = "PLEXUS_ROUTER=" + address + " " + p;
     std::fprintf(o.out,
                  "plexus run: the demo app. In another terminal try:\n"
-                 "  %splexus ps                  # the processes, their state and restarts\n"
-                 "  %splexus call calc add 1 2   # 3\n"
-                 "  %splexus logs -f             # every process's output (flaky crashes now "
-                 "and then)\n"
-                 "  %splexus subscribe tick      # the ticker's publications\n"
+                 "  %s ps                  # the processes, their state and restarts\n"
+                 "  %s call calc add 1 2   # 3\n"
+                 "  %s logs -f             # every process's output; flaky crashes now and then\n"
+                 "  %s subscribe tick      # the ticker's publications\n"
                  "Ctrl-C stops everything.\n",
-                 env.c_str(), env.c_str(), env.c_str(), env.c_str());
+                 p.c_str(), p.c_str(), p.c_str(), p.c_str());
   }
   std::fflush(o.out);
 

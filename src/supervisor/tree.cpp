@@ -109,7 +109,11 @@ bool read_proc_stat(pid_t pid, proc_sample& out) {
 class tree::impl : public std::enable_shared_from_this<tree::impl> {
  public:
   impl(asio::io_context& io, tree_spec spec, tree_options opts)
-      : io_(io), spec_(std::move(spec)), opts_(std::move(opts)), sampler_(io) {
+      : io_(io),
+        spec_(std::move(spec)),
+        opts_(std::move(opts)),
+        sampler_(io),
+        null_fd_(::open("/dev/null", O_RDONLY | O_CLOEXEC)) {
     for (std::size_t e = 0; e < spec_.processes.size(); ++e)
       for (std::size_t r = 0; r < spec_.processes[e].replicas; ++r) {
         auto c = std::make_unique<child>(io_);
@@ -123,6 +127,7 @@ class tree::impl : public std::enable_shared_from_this<tree::impl> {
   }
 
   ~impl() {
+    if (null_fd_ >= 0) ::close(null_fd_);
     phase_ = phase::done;
     for (auto& c : children_) {
       c->ready_timer.cancel();
@@ -349,6 +354,7 @@ class tree::impl : public std::enable_shared_from_this<tree::impl> {
     s.env.emplace_back("PLEXUS_REPLICA", std::to_string(c.replica));
     s.env.emplace_back("PLEXUS_NOTIFY_FD", "3");
     s.cwd = c.spec->cwd;
+    s.stdin_fd = null_fd_;  // a child in the background never reads the terminal
     s.stdout_fd = out->write;
     s.stderr_fd = err->write;
     s.fd3 = note->write;
@@ -738,6 +744,7 @@ class tree::impl : public std::enable_shared_from_this<tree::impl> {
   std::list<std::unique_ptr<line_reader>> readers_;
   std::deque<clock::time_point> restarts_;  // within the last period
   asio::steady_timer sampler_;
+  int null_fd_;  // every child's stdin
   phase phase_ = phase::idle;
   bool pumping_ = false;
   std::uint64_t tokens_ = 0;

@@ -345,6 +345,33 @@ TEST(Tree, CapturesOutputLineByLine) {
     }
 }
 
+TEST(Tree, ABurstOfOutputArrivesWholeAndInOrder) {
+  // 20,000 lines of different lengths, written as fast as the shell can.
+  fixture f(spec_of({sh("burst",
+                        "awk 'BEGIN { for (i = 0; i < 20000; i++) { s = \"\"; "
+                        "for (j = 0; j < i % 97; j++) s = s \"x\"; print \"line \" i \" \" s } }'; "
+                        "exec sleep 1000")}));
+  f.start();
+  std::size_t n = 0;
+  ASSERT_TRUE(run_until(
+      f.io,
+      [&] {
+        n = 0;
+        for (const auto& e : f.events)
+          if (e["fields"].value("stream", "") == "stdout") ++n;
+        return n >= 20000;
+      },
+      60000ms));
+  std::size_t i = 0;
+  for (const auto& e : f.events) {
+    if (e["fields"].value("stream", "") != "stdout") continue;
+    const auto expected = "line " + std::to_string(i) + " " + std::string(i % 97, 'x');
+    ASSERT_EQ(e["message"].get<std::string>(), expected) << "line " << i;
+    ++i;
+  }
+  EXPECT_EQ(i, 20000u);
+}
+
 TEST(Tree, CheckNamesAMissingCommand) {
   child_spec c;
   c.name = "ghost";

@@ -142,6 +142,14 @@ command = "flaky"
 args = ["--crash-after", "0.3", "--crash-jitter", "0.1"]
 )"));
   wait_ps(all_ready);
+  // The library's health report reaches plexus.ps; RSS comes from /proc.
+  wait_ps([](const plexus::value& ps) {
+    for (const auto& p : ps)
+      if (p["name"] == "calc" && (!p["health"].is_object() || !p["health"].contains("in_flight") ||
+                                  p["rss_bytes"].get<std::uint64_t>() == 0))
+        return false;
+    return true;
+  });
   auto sum = call("calc", "add", plexus::value::array({1, 2}));
   ASSERT_TRUE(sum) << sum.error().message;
   EXPECT_EQ(*sum, 3);

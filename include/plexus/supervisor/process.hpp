@@ -32,6 +32,7 @@ struct spawn_spec {
   // Added to (or replacing in) the inherited environment.
   std::vector<std::pair<std::string, std::string>> env;
   std::string cwd;     // empty: the supervisor's
+  int stdin_fd = -1;   // -1: inherit
   int stdout_fd = -1;  // -1: inherit
   int stderr_fd = -1;  // -1: inherit
   int fd3 = -1;        // given to the child as its descriptor 3 (-1: none)

@@ -24,10 +24,11 @@ inline constexpr int exit_emergency = 6;  // a child exited with the emergency e
 
 struct run_options {
   config::app_config app;
-  std::string config_dir;   // relative commands are found from here
-  std::string program_dir;  // commands without '/' are looked up here first
-  bool demo = false;        // print the demo's "try next" hints
-  std::FILE* out = stdout;  // echoed log lines and status messages
+  std::string config_dir;      // relative commands are found from here
+  std::string program_dir;     // commands without '/' are looked up here first
+  bool demo = false;           // print the demo's "try next" hints
+  std::string cli = "plexus";  // how the hints spell the plexus command
+  std::FILE* out = stdout;     // echoed log lines and status messages
 };
 
 int run(run_options opts);
