@@ -5,6 +5,8 @@
     # a service: svc = plexus.Service("ipc:///tmp/p/back.sock", "calc"); await svc.serve()
     # publish/subscribe: await client.publish("sensor.temp", 21.5);
     #   plexus.Subscriber("ipc:///tmp/p/subs.sock"); plexus.DatagramSender("udp://host:port")
+    # under `plexus run`: a Service reports READY=1 and its health by itself;
+    #   svc.log("info", "text", key=value) / await client.log(...) publish log records
 
 The router is started with ``plexus router --listen ipc://DIR/native.sock
 --zmq-frontend ipc://DIR/front.sock --zmq-backend ipc://DIR/back.sock``: clients
@@ -19,7 +21,7 @@ and services work with the plexus router. Needs pyzmq and cbor2 only
 ``sys.path.insert(0, "<repo>/python")``.
 """
 
-from . import wire
+from . import supervision, wire
 from .client import Client
 from .errors import (
     CODES,
@@ -35,6 +37,17 @@ from .errors import (
 )
 from .pubsub import MAX_DATAGRAM_BYTES, DatagramSender, Subscriber
 from .service import Service
+from .supervision import (
+    LOG_LEVELS,
+    level_rank,
+    log_record,
+    log_topic,
+    notify_health,
+    notify_ready,
+    process_name,
+    process_replica,
+    supervised,
+)
 
 __all__ = [
     "CODES",
@@ -43,6 +56,7 @@ __all__ = [
     "DeadlineExceeded",
     "Internal",
     "InvalidArgument",
+    "LOG_LEVELS",
     "MAX_DATAGRAM_BYTES",
     "NotFound",
     "RemoteError",
@@ -52,6 +66,15 @@ __all__ = [
     "Unavailable",
     "Unimplemented",
     "error_from_wire",
+    "level_rank",
+    "log_record",
+    "log_topic",
+    "notify_health",
+    "notify_ready",
+    "process_name",
+    "process_replica",
+    "supervised",
+    "supervision",
     "wire",
 ]
 

@@ -4,6 +4,7 @@
         print(await client.call("calc", "add", 1, 2))           # 3
         await client.notify("logger", "line", "hello")          # no answer
         await client.publish("sensor.temp", 21.5)               # to its subscribers
+        await client.log("info", "started", port=80)            # a record under log.<process>
 
 One DEALER socket (``ZMQ_PROBE_ROUTER`` set, any identity) sends
 ``[service_name, payload]`` and receives ``[sender_id, payload]``, exactly the
@@ -23,7 +24,7 @@ from typing import Any, Callable, Optional, Union
 
 import zmq
 
-from . import wire
+from . import supervision, wire
 from ._channel import Channel
 from .errors import DeadlineExceeded, InvalidArgument, ResourceExhausted, Unavailable, error_from_wire
 
@@ -288,6 +289,20 @@ class Client:
                 context={"topic": topic},
             ) from exc
         chan.send((_PUBLISH, payload))
+
+    async def log(self, level: str, message: str, /, **fields: Any) -> None:
+        """Publish a structured log record under ``log.<process>`` (see
+        :meth:`plexus.Service.log`): the process is ``$PLEXUS_PROCESS`` (set by
+        ``plexus run``), else the client's identity, else ``"python"``.
+
+        Raises:
+            ValueError: ``level`` is not one of :data:`plexus.LOG_LEVELS`.
+            plexus.Unavailable / InvalidArgument: as :meth:`publish`.
+        """
+        fallback = self._identity.decode(errors="replace") if self._identity else "python"
+        process = supervision.process_name(fallback)
+        record = supervision.log_record(level, message, fields, process)
+        await self.publish(supervision.log_topic(process), record)
 
     def service(self, name: str, *, timeout: Optional[float] = None) -> _ServiceProxy:
         """``await client.service("calc").add(1, 2)``."""

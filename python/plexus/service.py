@@ -11,6 +11,12 @@ set, so the router learns the name as soon as the connection is up) receives
 (they may block) unless registered with ``inline=True``, which runs them directly on
 the loop (for quick, non-blocking functions: the fastest path). Every request is
 answered (a result or an error); notifications never are.
+
+Under ``plexus run`` ($PLEXUS_NOTIFY_FD set, see :mod:`plexus.supervision`) the service
+pings the router after each connection's probe; the answer confirms the registration,
+and the service then writes ``READY=1`` (once) and a ``HEALTH=`` report every
+$PLEXUS_HEALTH_INTERVAL_MS (default 1000 ms) until it stops. :meth:`Service.log`
+publishes structured log records under ``log.<process>``.
 """
 
 from __future__ import annotations
@@ -20,15 +26,17 @@ import collections
 import concurrent.futures
 import functools
 import inspect
+import itertools
 import logging
 import os
+import threading
 from typing import Any, Callable, Optional, Union
 
 import zmq
 
-from . import wire
+from . import supervision, wire
 from ._channel import Channel
-from .errors import RemoteError
+from .errors import InvalidArgument, RemoteError, Unavailable
 
 __all__ = ["Service"]
 
@@ -40,6 +48,9 @@ _KIND_NAMES = {_INLINE: "inline", _ASYNC: "async", _THREAD: "thread"}
 _dumps = wire.encode
 _loads = wire.decode
 _MSGID_MAX = wire.MSGID_MAX
+_RESPONSE = wire.RESPONSE
+_PUBLISH = b"*"  # the reserved recipient of publications
+_ROUTER = b"plexus"  # the router's own service
 
 
 class _Route:
@@ -185,6 +196,14 @@ class Service:
         self._draining = False
         self._idle: Optional[asyncio.Event] = None
         self._connected: Optional[asyncio.Event] = None
+        self._loop_thread: Optional[int] = None
+        # Under plexus run: the msgid of the ping that confirms the registration, the
+        # READY=1 already written, and the health report timer.
+        self._probe_ids = itertools.count(1)
+        self._probe_id: Optional[int] = None
+        self._ready_sent = False
+        self._health: Optional[asyncio.TimerHandle] = None
+        self._health_interval = 1.0
         #: connections made to the backend (reconnections included)
         self.connections = 0
         #: counters
@@ -241,6 +260,7 @@ class Service:
         if self._chan is not None:
             return self
         self._loop = asyncio.get_running_loop()
+        self._loop_thread = threading.get_ident()
         self._draining = False
         self._idle = asyncio.Event()
         self._idle.set()
@@ -274,6 +294,11 @@ class Service:
                 # libzmq sends the ZMQ_PROBE_ROUTER probe only on the first connection;
                 # after a reconnect (a restarted router) announce the name again.
                 self._chan.send((b"",))
+            if self._chan is not None and supervision.supervised():
+                # The router registers the name when the probe arrives; its answer to a
+                # ping sent after the probe on the same connection confirms that.
+                self._probe_id = next(self._probe_ids) & _MSGID_MAX
+                self._chan.send((_ROUTER, _dumps([0, self._probe_id, "ping", []])))
         elif event == zmq.EVENT_DISCONNECTED:
             self._connected.clear()
 
@@ -292,6 +317,10 @@ class Service:
         if chan is None:
             return
         self._draining = True
+        self._probe_id = None
+        if self._health is not None:
+            self._health.cancel()
+            self._health = None
         while self._backlog:
             sender, msgid, method, _ = self._backlog.popleft()
             self._reply(sender, msgid, self._draining_error(method), None, method)
@@ -337,6 +366,92 @@ class Service:
         """Async and thread handlers running now."""
         return self._active
 
+    # -- publications, logs and supervision --------------------------------------
+
+    def publish(self, topic: str, *args: Any) -> None:
+        """Publish ``[2, topic, args]`` to every subscriber of a prefix of ``topic``.
+
+        Sent through the backend to the reserved name ``"*"`` (a plexus router, not a
+        seed 001 Router); never answered, best effort (see :meth:`Client.publish`).
+        Never blocks and may be called from any thread (a blocking handler's included).
+
+        Raises:
+            plexus.Unavailable: the service is not started.
+            plexus.InvalidArgument: ``topic`` is not a str or ``args`` cannot be encoded.
+        """
+        if self._chan is None:
+            raise Unavailable(f"the service {self.name} is not started")
+        if not isinstance(topic, str):
+            raise InvalidArgument("a topic is a str", context={"topic": repr(topic)})
+        try:
+            payload = _dumps([2, topic, args])
+        except Exception as exc:
+            raise InvalidArgument(
+                f"cannot encode the arguments of publication {topic}: {exc}",
+                context={"topic": topic},
+            ) from exc
+        if threading.get_ident() == self._loop_thread:
+            self._send_publication(payload)
+        else:
+            try:
+                self._loop.call_soon_threadsafe(self._send_publication, payload)  # type: ignore[union-attr]
+            except RuntimeError:  # the loop is closed
+                raise Unavailable(f"the service {self.name} is not started") from None
+
+    def _send_publication(self, payload: bytes) -> None:
+        chan = self._chan
+        if chan is not None and not chan.closed:
+            chan.send((_PUBLISH, payload))
+
+    def log(self, level: str, message: str, /, **fields: Any) -> None:
+        """Publish a structured log record under ``log.<process>``.
+
+        ``level`` is one of :data:`plexus.LOG_LEVELS` (``trace`` … ``critical``; another
+        raises ValueError); the process is ``$PLEXUS_PROCESS`` (set by ``plexus run``),
+        else the service's name. The record is :func:`plexus.log_record`'s; ``plexus run``
+        writes it to the process's log file and ``plexus logs`` shows it. Never blocks;
+        may be called from any thread. Raises like :meth:`publish` otherwise.
+        """
+        process = supervision.process_name(self.name)
+        record = supervision.log_record(level, message, fields, process)
+        self.publish(supervision.log_topic(process), record)
+
+    def _on_registered(self) -> None:
+        """The router answered the ping sent after the probe: the name is registered."""
+        self._probe_id = None
+        if self._chan is None or self._draining:
+            return
+        if not self._ready_sent:  # once per process: a reconnection is not news
+            self._ready_sent = True
+            supervision.notify_ready()
+        if self._health is None:
+            self._health_interval = supervision.health_interval()
+            self._report_health()
+
+    def health(self) -> dict[str, Any]:
+        """What the periodic health report (under ``plexus run``) says: handlers
+        running (``in_flight``), requests waiting for a slot (``backlog``), messages
+        not yet handed to ZeroMQ (``queued_messages``), the thread pool's size
+        (``worker_threads``) and the counters ``requests`` and ``notifications``."""
+        chan = self._chan
+        return {
+            "in_flight": self._active,
+            "backlog": len(self._backlog),
+            "queued_messages": chan.queued if chan is not None else 0,
+            "worker_threads": self._workers,
+            "requests": self.requests,
+            "notifications": self.notifications,
+        }
+
+    def _report_health(self) -> None:
+        self._health = None
+        if self._chan is None or self._draining:
+            return
+        supervision.notify_health(self.health())
+        self._health = self._loop.call_later(  # type: ignore[union-attr]
+            self._health_interval, self._report_health
+        )
+
     # -- the receive side ----------------------------------------------------------
 
     def _on_message(self, frames: list) -> None:
@@ -348,6 +463,10 @@ class Service:
         try:
             msg = _loads(payload)
             kind = msg[0]
+            if kind == _RESPONSE and self._probe_id is not None and len(msg) == 4 \
+                    and msg[1] == self._probe_id:
+                self._on_registered()
+                return
             if kind == 0:
                 _, msgid, method, params = msg
                 if type(msgid) is not int or not 0 <= msgid <= _MSGID_MAX:

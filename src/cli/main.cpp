@@ -108,6 +108,37 @@ plexus::rpc::duration seconds(double s) {
   return std::chrono::duration_cast<plexus::rpc::duration>(std::chrono::duration<double>(s));
 }
 
+// Stops `io` with exit code 3 once the client's connection has ended: the client has
+// no "connection lost" callback for subscribers, so it looks once a second.
+class connection_watch {
+ public:
+  connection_watch(asio::io_context& io, plexus::rpc::client& c, bool json, int& rc)
+      : io_(io), c_(c), json_(json), rc_(rc), timer_(io) {
+    arm();
+  }
+
+ private:
+  void arm() {
+    timer_.expires_after(std::chrono::seconds(1));
+    timer_.async_wait([this](const boost::system::error_code& ec) {
+      if (ec) return;
+      if (!c_.connected()) {
+        print_error({plexus::errc::unavailable, "connection to the router lost"}, json_);
+        rc_ = exit_unavailable;
+        io_.stop();
+        return;
+      }
+      arm();
+    });
+  }
+
+  asio::io_context& io_;
+  plexus::rpc::client& c_;
+  bool json_;
+  int& rc_;
+  asio::steady_timer timer_;
+};
+
 // Publishes, then waits for the router to answer a ping on the same connection, so the
 // publication has reached the router when the command exits.
 int publish(const client_args& a, const std::string& topic, plexus::value params) {
@@ -177,22 +208,7 @@ int subscribe(const client_args& a, std::vector<std::string> prefixes, std::size
       if (!ec) io.stop();
     });
   }
-  // The client has no "connection lost" callback for subscribers; look once a second.
-  asio::steady_timer watch(io);
-  std::function<void()> check = [&] {
-    watch.expires_after(std::chrono::seconds(1));
-    watch.async_wait([&](const boost::system::error_code& ec) {
-      if (ec) return;
-      if (!c.connected()) {
-        print_error({plexus::errc::unavailable, "connection to the router lost"}, a.json);
-        rc = exit_unavailable;
-        io.stop();
-        return;
-      }
-      check();
-    });
-  };
-  check();
+  connection_watch watch(io, c, a.json, rc);
   io.run();
   if (c.dropped_publications() > 0)
     std::cerr << "plexus: the router dropped " << c.dropped_publications()
@@ -414,21 +430,7 @@ int print_logs(const client_args& a, const logs_args& l) {
   signals.async_wait([&](const boost::system::error_code& ec, int) {
     if (!ec) io.stop();
   });
-  asio::steady_timer watch(io);
-  std::function<void()> check = [&] {
-    watch.expires_after(std::chrono::seconds(1));
-    watch.async_wait([&](const boost::system::error_code& ec) {
-      if (ec) return;
-      if (!c.connected()) {
-        print_error({plexus::errc::unavailable, "connection to the router lost"}, a.json);
-        rc = exit_unavailable;
-        io.stop();
-        return;
-      }
-      check();
-    });
-  };
-  check();
+  connection_watch watch(io, c, a.json, rc);
   io.run();
   return rc;
 }

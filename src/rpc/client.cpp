@@ -355,6 +355,7 @@ result<void> client::publish(std::string_view topic, value params) {
   return impl_->publish(topic, std::move(params));
 }
 result<void> client::log(std::string_view level, std::string_view message, value fields) {
+  if (auto ok = check_level(level); !ok) return ok;
   const auto process = process_name(impl_->name());
   return impl_->publish(log_topic(process),
                         value::array({log_record(level, message, std::move(fields), process)}));

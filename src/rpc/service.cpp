@@ -195,6 +195,7 @@ class service::impl : public std::enable_shared_from_this<service::impl> {
   }
 
   result<void> log(std::string_view level, std::string_view message, value fields) {
+    if (auto ok = check_level(level); !ok) return ok;
     const auto process = process_name(opts_.name);
     return publish(log_topic(process),
                    value::array({log_record(level, message, std::move(fields), process)}));

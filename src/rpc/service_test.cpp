@@ -644,3 +644,58 @@ TEST_F(Service, StartRefusesAMissingNameOrRouter) {
 
 }  // namespace
 }  // namespace plexus::rpc
+
+namespace plexus::rpc {
+namespace {
+
+TEST_F(Service, LogRecordsArePublishedUnderLogAndTheProcessName) {
+  std::vector<value> records;
+  std::vector<std::string> topics;
+  ASSERT_TRUE(client_.subscribe("log.", [&](std::string_view topic, const value& params) {
+    topics.emplace_back(topic);
+    records.push_back(params.at(0));
+  }));
+  // In-process taps see the same records (plexus run's log book is one).
+  std::vector<std::string> tapped;
+  router_.tap("log.", [&](std::string_view topic, const value&) { tapped.emplace_back(topic); });
+  service s(io_, options());
+  s.route("nop", [] {});
+  ASSERT_TRUE(start_ready(s));
+  ASSERT_TRUE(client_.call_value("plexus", "ping", value::array(), 2s));  // subscribed by now
+  ASSERT_TRUE(s.log("warn", "disk almost full", {{"free_mib", 12}}));
+  ASSERT_TRUE(client_.log("info", "from a client"));
+  ASSERT_TRUE(run_until(io_, [&] { return records.size() >= 2; }));
+  const auto& r = records[0];
+  EXPECT_EQ(r["level"], "warn");
+  EXPECT_EQ(r["message"], "disk almost full");
+  EXPECT_EQ(r["process"], "svc");
+  EXPECT_EQ(r["pid"], static_cast<std::int64_t>(::getpid()));
+  EXPECT_EQ(r["fields"], (value{{"free_mib", 12}}));
+  EXPECT_TRUE(r["time"].is_number_float());
+  EXPECT_EQ(records[1]["message"], "from a client");
+  EXPECT_EQ(topics, (std::vector<std::string>{"log.svc", "log.test-client"}));
+  EXPECT_EQ(tapped, topics);
+
+  auto bad = s.log("loud", "x");
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(bad.error().code, errc::invalid_argument);
+  EXPECT_NE(bad.error().message.find("trace, debug, info, warn, error, critical"),
+            std::string::npos);
+}
+
+TEST_F(Service, RouterMethodsAddedInProcessAnswerThroughPlexus) {
+  router_.add_method("double", [](const value& params) -> result<value> {
+    if (params.size() != 1 || !params[0].is_number_integer())
+      throw remote_error(errc::invalid_argument, "double expects (integer)");
+    return value(params[0].get<int>() * 2);
+  });
+  auto r = client_.call_value("plexus", "double", value::array({21}), 2s);
+  ASSERT_TRUE(r) << r.error().message;
+  EXPECT_EQ(*r, 42);
+  auto bad = client_.call_value("plexus", "double", value::array({"x"}), 2s);
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(bad.error().code, errc::invalid_argument);
+}
+
+}  // namespace
+}  // namespace plexus::rpc

@@ -66,6 +66,14 @@ int level_rank(std::string_view level) noexcept {
   return -1;
 }
 
+result<void> check_level(std::string_view level) {
+  if (level_rank(level) >= 0) return {};
+  return plexus::error(errc::invalid_argument,
+                       "unknown log level '" + std::string(level) +
+                           "' (levels: trace, debug, info, warn, error, critical)",
+                       {{"level", std::string(level)}});
+}
+
 value log_record(std::string_view level, std::string_view message, value fields,
                  std::string_view process) {
   const auto now = std::chrono::system_clock::now().time_since_epoch();

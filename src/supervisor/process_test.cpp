@@ -2,11 +2,13 @@
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
+
 #include <poll.h>
 #include <signal.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include "support/wait.hpp"
 
 #include <boost/asio/io_context.hpp>
 #include <chrono>
@@ -22,16 +24,7 @@ namespace {
 namespace asio = boost::asio;
 using namespace std::chrono_literals;
 
-template <class Pred>
-bool run_until(asio::io_context& io, Pred done, std::chrono::milliseconds limit = 5000ms) {
-  const auto end = std::chrono::steady_clock::now() + limit;
-  while (!done()) {
-    if (std::chrono::steady_clock::now() >= end) return false;
-    io.restart();
-    io.run_one_for(20ms);
-  }
-  return true;
-}
+using test::run_until;
 
 // Reads what a child wrote to a pipe until it closes it (bounded by the deadline).
 std::string read_all(int fd, std::chrono::milliseconds limit = 5000ms) {
@@ -46,16 +39,7 @@ std::string read_all(int fd, std::chrono::milliseconds limit = 5000ms) {
   return out;
 }
 
-// Waits until `pid` has terminated: a pidfd becomes readable when its process exits
-// (a zombie counts as exited), whoever its parent is.
-bool gone(pid_t pid, std::chrono::milliseconds limit = 5000ms) {
-  const int fd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
-  if (fd < 0) return errno == ESRCH;  // already gone and reaped
-  pollfd p{fd, POLLIN, 0};
-  const int n = ::poll(&p, 1, static_cast<int>(limit.count()));
-  ::close(fd);
-  return n == 1;
-}
+using test::gone;
 
 TEST(Process, ReportsTheExitCode) {
   asio::io_context io;

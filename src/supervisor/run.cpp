@@ -1,5 +1,6 @@
 #include "plexus/supervisor/run.hpp"
 
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -88,6 +89,9 @@ int run(run_options o) {
     }
   }
 
+  // A closed stdout (plexus run | head) must not kill the supervisor; the children get
+  // the default disposition back (process.cpp).
+  ::signal(SIGPIPE, SIG_IGN);
   // Before anything else opens: the keeper sweeps the children's groups if this
   // process dies without doing it (kill -9).
   if (auto ok = process::start_keeper(); !ok) {

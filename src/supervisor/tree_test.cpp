@@ -1,10 +1,12 @@
 #include "plexus/supervisor/tree.hpp"
 
 #include <gtest/gtest.h>
+
 #include <poll.h>
 #include <signal.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+#include "support/wait.hpp"
 
 #include <boost/asio/io_context.hpp>
 #include <chrono>
@@ -23,23 +25,10 @@ using namespace std::chrono_literals;
 
 template <class Pred>
 bool run_until(asio::io_context& io, Pred done, std::chrono::milliseconds limit = 10000ms) {
-  const auto end = std::chrono::steady_clock::now() + limit;
-  while (!done()) {
-    if (std::chrono::steady_clock::now() >= end) return false;
-    io.restart();
-    io.run_one_for(20ms);
-  }
-  return true;
+  return test::run_until(io, std::move(done), limit);
 }
 
-bool gone(pid_t pid, std::chrono::milliseconds limit = 5000ms) {
-  const int fd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
-  if (fd < 0) return errno == ESRCH;
-  pollfd p{fd, POLLIN, 0};
-  const int n = ::poll(&p, 1, static_cast<int>(limit.count()));
-  ::close(fd);
-  return n == 1;
-}
+using test::gone;
 
 // A shell child that reports ready, then runs `then` (default: waits forever).
 child_spec sh(std::string name, std::string then = "exec sleep 1000") {

@@ -13,6 +13,7 @@
 
 #include "integration/process.hpp"
 #include "plexus/rpc/client.hpp"
+#include "support/wait.hpp"
 
 namespace {
 
@@ -20,14 +21,7 @@ using namespace std::chrono_literals;
 using plexus::test::bin;
 using plexus::test::child;
 
-bool gone(pid_t pid, std::chrono::milliseconds limit = 5000ms) {
-  const int fd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
-  if (fd < 0) return errno == ESRCH;
-  pollfd p{fd, POLLIN, 0};
-  const int n = ::poll(&p, 1, static_cast<int>(limit.count()));
-  ::close(fd);
-  return n == 1;
-}
+using plexus::test::gone;
 
 class Run : public ::testing::Test {
  protected:

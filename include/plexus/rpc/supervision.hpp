@@ -34,6 +34,8 @@ int process_replica() noexcept;
 inline constexpr std::string_view log_levels[] = {"trace", "debug", "info",
                                                   "warn",  "error", "critical"};
 int level_rank(std::string_view level) noexcept;
+// invalid_argument naming the levels, unless `level` is one of them.
+result<void> check_level(std::string_view level);
 
 // {time (seconds since the epoch, float), level, process, replica, pid, message,
 //  fields (map)} for this process.
