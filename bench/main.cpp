@@ -5,6 +5,7 @@
 //   plexus-bench echo --systems floor,zmq --seconds 2 --no-check
 //   plexus-bench echo --repeat 3          # median of three interleaved runs, targets checked
 //   plexus-bench echo --transport zmq     # seed-style ZeroMQ peers: raw zmq broker vs plexus
+//   plexus-bench supervisor --repeat 3    # plexus run with 100 calc vs spawning them directly
 #include <signal.h>
 #include <stdlib.h>
 
@@ -22,6 +23,7 @@
 
 #include "common.hpp"
 #include "echo.hpp"
+#include "supervisor.hpp"
 
 namespace {
 
@@ -280,10 +282,42 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   echo->add_flag("--no-check", no_check, "Report figures without checking the plexus targets");
 
+  supervisor_config sup;
+  int sup_repeat = 1;
+  bool sup_no_check = false;
+  auto* supervisor = app.add_subcommand(
+      "supervisor",
+      "plexus run with N replicas of calc: startup until every replica is ready in plexus.ps, "
+      "crash-to-ready after SIGKILL (p50, max), RSS of the plexus run process; baseline: the "
+      "same N calc spawned directly against a plain plexus router");
+  supervisor->add_option("--replicas", sup.replicas, "calc replicas")
+      ->check(CLI::Range(1, 1000))
+      ->capture_default_str();
+  supervisor->add_option("--crashes", sup.crashes, "Replicas SIGKILLed one after another")
+      ->check(CLI::Range(1, 1000))
+      ->capture_default_str();
+  supervisor
+      ->add_option("--repeat", sup_repeat, "Interleaved rounds (direct, plexus); medians reported")
+      ->check(CLI::Range(1, 100))
+      ->capture_default_str();
+  supervisor->add_flag("--no-check", sup_no_check, "Report figures without checking the targets");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e) == 0 ? 0 : 2;  // --help exits 0
+  }
+
+  if (supervisor->parsed()) {
+    try {
+      const temp_dir workdir;
+      sup.workdir = workdir.path();
+      sup.bin_dir = std::filesystem::read_symlink("/proc/self/exe").parent_path().string();
+      return run_supervisor_bench(sup, sup_repeat, !sup_no_check);
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "plexus-bench: %s\n", e.what());
+      return 2;
+    }
   }
 
   if (systems_csv.empty()) systems_csv = known_systems(transport);

@@ -53,7 +53,7 @@ int main(int argc, char** argv) {
     const double at = crash_after + std::uniform_real_distribution<double>(0, crash_jitter)(rng);
     crash.expires_after(std::chrono::duration_cast<asio::steady_timer::duration>(
         std::chrono::duration<double>(at)));
-    crash.async_wait([&](const boost::system::error_code& ec) {
+    crash.async_wait([at](const boost::system::error_code& ec) {
       if (ec) return;
       std::cerr << "flaky: simulated crash after " << at << " s" << std::endl;
       std::_Exit(3);
