@@ -1,0 +1,589 @@
+// `plexus-bench supervisor`: `plexus run` with N replicas of calc against N calc processes
+// spawned directly by the bench (the baseline: what the processes cost without a supervisor).
+// The bench measures from outside, as a user would: it polls plexus.ps (plexus.services for the
+// baseline) through a connected client every 2 ms, so every figure is a wall-clock time from the
+// bench's action to the answer that first shows the result, resolution ~2 ms.
+
+#include "supervisor.hpp"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <boost/asio/io_context.hpp>
+#include <cerrno>
+#include <cstdio>
+#include <fstream>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <system_error>
+#include <thread>
+#include <tuple>
+#include <utility>
+#include <vector>
+
+#include "common.hpp"
+#include "plexus/rpc/client.hpp"
+
+extern char** environ;
+
+namespace asio = boost::asio;
+using namespace bench;
+using namespace std::chrono_literals;
+
+namespace {
+
+constexpr auto wait_limit = 20s;     // every wait for the system under test
+constexpr auto poll_interval = 2ms;  // between two plexus.ps / plexus.services calls
+constexpr auto call_deadline = 2s;   // of one such call
+constexpr auto stop_grace = 5s;      // SIGTERM -> SIGKILL for processes the bench stops itself
+
+[[noreturn]] void throw_errno(const std::string& what) {
+  throw std::system_error(errno, std::generic_category(), what);
+}
+
+double ms_between(mono_clock::time_point a, mono_clock::time_point b) {
+  return std::chrono::duration<double, std::milli>(b - a).count();
+}
+
+std::string make_run_dir(const std::string& workdir, const char* prefix) {
+  static int runs = 0;
+  std::string dir = workdir + "/" + prefix + "-" + std::to_string(++runs);
+  if (::mkdir(dir.c_str(), 0700) != 0) throw_errno("mkdir " + dir);
+  return dir;
+}
+
+// A TOML basic string.
+std::string toml_string(const std::string& s) {
+  std::string out = "\"";
+  for (const char c : s) {
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += c;
+    } else if (static_cast<unsigned char>(c) < 0x20) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\u%04x", static_cast<unsigned>(c));
+      out += buf;
+    } else {
+      out += c;
+    }
+  }
+  return out + "\"";
+}
+
+// A field ("VmRSS", "VmHWM") of /proc/<pid>/status in KiB; -1 if unreadable.
+long read_status_kib(pid_t pid, std::string_view field) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.size() > field.size() && line.compare(0, field.size(), field) == 0 &&
+        line[field.size()] == ':') {
+      try {
+        return std::stol(line.substr(field.size() + 1));
+      } catch (const std::exception&) {
+        return -1;
+      }
+    }
+  }
+  return -1;
+}
+
+double kib_to_mib(long kib) {
+  return kib < 0 ? 0 : static_cast<double>(kib) / 1024.0;
+}
+
+std::string read_first_line(const std::string& path) {
+  std::ifstream in(path);
+  std::string line;
+  std::getline(in, line);
+  return line;
+}
+
+// A live (not zombie) process whose command name is `comm`.
+bool running_as(pid_t pid, std::string_view comm) {
+  const std::string proc = "/proc/" + std::to_string(pid);
+  if (read_first_line(proc + "/comm") != comm) return false;
+  const std::string stat = read_first_line(proc + "/stat");
+  const auto close = stat.rfind(')');
+  return close != std::string::npos && close + 2 < stat.size() && stat[close + 2] != 'Z';
+}
+
+// The keeper `plexus run` forks before anything else (named plexus-keeper); 0 if not found.
+pid_t find_keeper(pid_t supervisor) {
+  std::ifstream in("/proc/" + std::to_string(supervisor) + "/task/" + std::to_string(supervisor) +
+                   "/children");
+  long pid = 0;
+  while (in >> pid) {
+    if (read_first_line("/proc/" + std::to_string(pid) + "/comm") == "plexus-keeper")
+      return static_cast<pid_t>(pid);
+  }
+  return 0;
+}
+
+// Children the bench starts without spawn_role (so no child_guard can own them). stop_all():
+// SIGTERM to every one, one shared grace period, then SIGKILL and reap whatever is left.
+class pid_guard {
+ public:
+  pid_guard() = default;
+  pid_guard(const pid_guard&) = delete;
+  pid_guard& operator=(const pid_guard&) = delete;
+  ~pid_guard() { stop_all(); }
+
+  void reserve(std::size_t n) { pids_.reserve(pids_.size() + n); }
+  void add(pid_t pid) noexcept { pids_.push_back(pid); }  // reserve() first: never throws
+  void forget(pid_t pid) noexcept { std::erase(pids_, pid); }
+  std::size_t size() const noexcept { return pids_.size(); }
+
+  // Returns how many needed SIGKILL.
+  int stop_all(std::chrono::milliseconds grace = stop_grace) noexcept {
+    for (const pid_t pid : pids_)
+      ::kill(pid, SIGTERM);
+    const auto deadline = mono_now() + grace;
+    int killed = 0;
+    for (const pid_t pid : pids_) {
+      if (wait_child(pid, std::chrono::milliseconds(remaining_ms(deadline))) != -1) continue;
+      if (child_exited(pid)) continue;  // not ours any more
+      ::kill(pid, SIGKILL);
+      ++killed;
+      int status = 0;
+      while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+      }
+    }
+    pids_.clear();
+    return killed;
+  }
+
+ private:
+  std::vector<pid_t> pids_;
+};
+
+// fork/exec of `path args...` with PR_SET_PDEATHSIG(SIGKILL), stdout to /dev/null (stderr
+// stays), every fd above 2 closed. Like spawn_role, for an executable other than the bench.
+pid_t spawn_exe(const std::string& path, const std::vector<std::string>& args) {
+  std::vector<std::string> storage{path};
+  storage.insert(storage.end(), args.begin(), args.end());
+  std::vector<char*> argv;
+  for (auto& s : storage)
+    argv.push_back(s.data());
+  argv.push_back(nullptr);
+  unique_fd devnull(::open("/dev/null", O_WRONLY | O_CLOEXEC));
+  if (!devnull) throw_errno("open /dev/null");
+  const pid_t parent = ::getpid();
+  std::fflush(stdout);
+  std::fflush(stderr);
+  const pid_t pid = ::fork();
+  if (pid < 0) throw_errno("fork");
+  if (pid == 0) {
+    if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) ::_exit(127);
+    if (::getppid() != parent) ::_exit(127);
+    if (::dup2(devnull.get(), STDOUT_FILENO) < 0) ::_exit(127);
+    if (::syscall(SYS_close_range, 3U, ~0U, 0U) != 0) {
+      for (int fd = 3; fd < 1024; ++fd)
+        ::close(fd);
+    }
+    ::execv(path.c_str(), argv.data());
+    ::_exit(127);
+  }
+  return pid;
+}
+
+// A client of the router at `address`, connected by retrying until the router listens.
+struct router_client {
+  asio::io_context io{1};
+  std::unique_ptr<plexus::rpc::client> c;
+
+  void connect(const std::string& address, pid_t watched, mono_clock::time_point deadline) {
+    plexus::rpc::client_options opts;
+    opts.router = address;
+    opts.name = "plexus-bench";
+    for (;;) {
+      c = std::make_unique<plexus::rpc::client>(io, opts);
+      auto ok = c->connect();
+      if (ok) return;
+      c.reset();
+      if (child_exited(watched))
+        throw std::runtime_error("process " + std::to_string(watched) + " exited before " +
+                                 address + " accepted connections");
+      if (mono_now() > deadline)
+        throw std::runtime_error("cannot connect to " + address + ": " + ok.error().message);
+      std::this_thread::sleep_for(1ms);
+    }
+  }
+
+  plexus::value call(const std::string& method) {
+    auto r = c->call_value("plexus", method, plexus::value::array(), call_deadline);
+    if (!r) throw std::runtime_error("plexus." + method + ": " + r.error().message);
+    return std::move(*r);
+  }
+
+  ~router_client() {
+    if (c) c->close();
+  }
+};
+
+struct replica {
+  std::string state;
+  long pid = 0;
+};
+
+// plexus.ps -> the calc replicas by index.
+std::vector<replica> calc_replicas(const plexus::value& ps, int replicas) {
+  std::vector<replica> out(static_cast<std::size_t>(replicas));
+  if (!ps.is_array()) throw std::runtime_error("plexus.ps: not an array: " + ps.dump());
+  for (const auto& e : ps) {
+    if (!e.is_object() || e.value("name", "") != "calc") continue;
+    const auto r = e.value("replica", -1L);
+    if (r < 0 || r >= replicas) throw std::runtime_error("plexus.ps: bad replica: " + e.dump());
+    out[static_cast<std::size_t>(r)] = {e.value("state", ""), e.value("pid", 0L)};
+  }
+  return out;
+}
+
+int count_ready(const std::vector<replica>& rs) {
+  return static_cast<int>(std::count_if(
+      rs.begin(), rs.end(), [](const replica& r) { return r.state == "ready" && r.pid > 0; }));
+}
+
+// plexus.services -> workers of calc.
+long calc_workers(const plexus::value& services) {
+  if (!services.is_array())
+    throw std::runtime_error("plexus.services: not an array: " + services.dump());
+  for (const auto& s : services)
+    if (s.is_object() && s.value("name", "") == "calc") return s.value("workers", 0L);
+  return 0;
+}
+
+void check_alive(pid_t pid, const char* what) {
+  if (child_exited(pid)) {
+    const int status = wait_child(pid, 0ms);
+    throw std::runtime_error(std::string(what) + " (pid " + std::to_string(pid) + ") " +
+                             describe_status(status));
+  }
+}
+
+// Milliseconds since midnight (UTC) of a log line "2026-12-02T12:00:00.123Z ..."; -1 if not one.
+double log_line_ms(const std::string& line) {
+  int h = 0, m = 0, sec = 0, milli = 0;
+  if (line.size() < 24 || line[10] != 'T' ||
+      std::sscanf(line.c_str() + 11, "%2d:%2d:%2d.%3d", &h, &m, &sec, &milli) != 4)
+    return -1;
+  return ((h * 60.0 + m) * 60.0 + sec) * 1000.0 + milli;
+}
+
+// From the supervisor's log files (one per replica, its own records first): the time from the
+// first replica's "started" record to the last one's (the supervisor spawns the replicas of an
+// entry in one go), and from the first "started" to the last "ready". Millisecond resolution;
+// -1 when a file lacks the records.
+std::pair<double, double> spawn_and_ready_window(const std::string& log_dir, int replicas) {
+  double first_start = -1, last_start = -1, last_ready = -1;
+  for (int r = 0; r < replicas; ++r) {
+    std::ifstream in(log_dir + "/calc." + std::to_string(r) + ".log");
+    std::string line;
+    double started = -1, ready = -1;
+    while ((started < 0 || ready < 0) && std::getline(in, line)) {
+      if (started < 0 && line.find(" started (pid ") != std::string::npos)
+        started = log_line_ms(line);
+      else if (ready < 0 && line.find(" ready (pid ") != std::string::npos)
+        ready = log_line_ms(line);
+    }
+    if (started < 0 || ready < 0) return {-1, -1};
+    first_start = first_start < 0 ? started : std::min(first_start, started);
+    last_start = std::max(last_start, started);
+    last_ready = std::max(last_ready, ready);
+  }
+  return {last_start - first_start, last_ready - first_start};
+}
+
+std::string write_app_toml(const std::string& dir, const supervisor_config& cfg,
+                           const std::string& address) {
+  const std::string path = dir + "/app.toml";
+  std::ofstream out(path);
+  out << "[router]\nlisten = " << toml_string(address) << "\n\n"
+      << "[log]\ndir = " << toml_string(dir + "/logs") << "\necho = false\n\n"
+      << "[supervisor]\nbackoff_initial = 0\nbackoff_max = 0\nintensity = 1000\nperiod = 10\n\n"
+      << "[[process]]\nname = \"calc\"\ncommand = " << toml_string(cfg.bin_dir + "/calc")
+      << "\nreplicas = " << cfg.replicas << "\n";
+  out.close();
+  if (!out) throw std::runtime_error("cannot write " + path);
+  return path;
+}
+
+}  // namespace
+
+supervisor_result run_supervisor_tree(const supervisor_config& cfg) {
+  const std::string dir = make_run_dir(cfg.workdir, "plexus");
+  const std::string address = "ipc://" + dir + "/router.sock";
+  const std::string config = write_app_toml(dir, cfg, address);
+  supervisor_result out;
+
+  pid_guard procs;  // SIGTERM/SIGKILL to plexus run if anything throws; its keeper sweeps calc
+  procs.reserve(1);
+  router_client client;
+
+  // 1. Startup: spawn -> every replica ready.
+  const auto t0 = mono_now();
+  const pid_t run = spawn_exe(cfg.bin_dir + "/plexus", {"run", config});
+  procs.add(run);
+  const auto deadline = t0 + wait_limit;
+  client.connect(address, run, deadline);
+  std::vector<replica> rs;
+  for (;;) {
+    rs = calc_replicas(client.call("ps"), cfg.replicas);
+    const int ready = count_ready(rs);
+    if (ready == cfg.replicas) break;
+    check_alive(run, "plexus run");
+    if (mono_now() > deadline)
+      throw std::runtime_error("only " + std::to_string(ready) + " of " +
+                               std::to_string(cfg.replicas) + " calc replicas ready after " +
+                               std::to_string(wait_limit.count()) + " s");
+    std::this_thread::sleep_for(poll_interval);
+  }
+  out.ready_all_ms = ms_between(t0, mono_now());
+  std::tie(out.spawn_window_ms, out.ready_window_ms) =
+      spawn_and_ready_window(dir + "/logs", cfg.replicas);
+  long rss_kib = read_status_kib(run, "VmRSS");
+
+  // 2. Crash-to-ready: SIGKILL one replica, wait until ps shows it ready with a new pid.
+  std::vector<mono_clock::duration> crash;
+  for (int k = 0; k < cfg.crashes; ++k) {
+    const auto r = static_cast<std::size_t>((k * 37 + 11) % cfg.replicas);
+    const long old = rs[r].pid;
+    if (rs[r].state != "ready" || old <= 0)
+      throw std::runtime_error("calc[" + std::to_string(r) + "] not ready before crash " +
+                               std::to_string(k + 1));
+    const auto killed = mono_now();
+    if (::kill(static_cast<pid_t>(old), SIGKILL) != 0) throw_errno("kill calc");
+    const auto until = killed + wait_limit;
+    for (;;) {
+      std::this_thread::sleep_for(poll_interval);
+      rs = calc_replicas(client.call("ps"), cfg.replicas);
+      if (rs[r].state == "ready" && rs[r].pid > 0 && rs[r].pid != old) break;
+      check_alive(run, "plexus run");
+      if (mono_now() > until)
+        throw std::runtime_error("calc[" + std::to_string(r) + "] not ready again " +
+                                 std::to_string(wait_limit.count()) + " s after SIGKILL (state " +
+                                 rs[r].state + ")");
+    }
+    crash.push_back(mono_now() - killed);
+  }
+  out.crash_p50_ms = percentile_us(crash, 0.5) / 1000.0;
+  out.crash_max_ms = percentile_us(crash, 1.0) / 1000.0;
+
+  // 3. RSS at the end; context: children, peak, keeper.
+  const auto ps = client.call("ps");
+  out.children = static_cast<int>(ps.size());
+  rs = calc_replicas(ps, cfg.replicas);
+  rss_kib = std::max(rss_kib, read_status_kib(run, "VmRSS"));
+  out.rss_mib = kib_to_mib(rss_kib);
+  out.rss_peak_mib = kib_to_mib(read_status_kib(run, "VmHWM"));
+  if (const pid_t keeper = find_keeper(run); keeper > 0)
+    out.keeper_rss_mib = kib_to_mib(read_status_kib(keeper, "VmRSS"));
+  client.c->close();
+
+  // 4. Stop: SIGTERM, the tree stops its children; then no calc may be left.
+  const auto stop_start = mono_now();
+  ::kill(run, SIGTERM);
+  int status = wait_child(run, wait_limit);
+  const bool timed_out = status == -1;
+  if (timed_out) {
+    ::kill(run, SIGKILL);
+    status = wait_child(run, wait_limit);
+  }
+  out.stop_ms = ms_between(stop_start, mono_now());
+  if (status != -1) procs.forget(run);
+  std::vector<pid_t> left;
+  for (const auto until = mono_now() + 5s;;) {
+    left.clear();
+    for (const auto& c : rs)
+      if (c.pid > 0 && running_as(static_cast<pid_t>(c.pid), "calc"))
+        left.push_back(static_cast<pid_t>(c.pid));
+    if (left.empty() || mono_now() > until) break;
+    std::this_thread::sleep_for(10ms);
+  }
+  for (const pid_t pid : left)
+    ::kill(pid, SIGKILL);
+  if (timed_out)
+    throw std::runtime_error("plexus run did not stop within " +
+                             std::to_string(wait_limit.count()) + " s of SIGTERM");
+  if (!left.empty())
+    throw std::runtime_error(std::to_string(left.size()) +
+                             " calc processes were left running after plexus run stopped");
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+    throw std::runtime_error("plexus run " + describe_status(status) + " after SIGTERM");
+  return out;
+}
+
+direct_result run_supervisor_direct(const supervisor_config& cfg) {
+  const std::string dir = make_run_dir(cfg.workdir, "direct");
+  const std::string sock = dir + "/router.sock";
+  const std::string address = "ipc://" + sock;
+  direct_result out;
+
+  pid_guard router_proc;  // destroyed last: the calcs stop first
+  router_proc.reserve(1);
+  const pid_t router = spawn_exe(cfg.bin_dir + "/plexus", {"router", "--listen", address});
+  router_proc.add(router);
+  wait_for_unix_socket(sock, wait_limit, router);
+
+  router_client client;
+  client.connect(address, router, mono_now() + wait_limit);
+
+  // Everything for posix_spawn is built before the clock starts.
+  std::string calc = cfg.bin_dir + "/calc";
+  std::vector<std::string> storage{calc, "--router", address};
+  std::vector<char*> argv;
+  for (auto& s : storage)
+    argv.push_back(s.data());
+  argv.push_back(nullptr);
+  posix_spawn_file_actions_t actions;
+  if (int e = ::posix_spawn_file_actions_init(&actions); e != 0)
+    throw std::system_error(e, std::generic_category(), "posix_spawn_file_actions_init");
+  struct actions_guard {
+    posix_spawn_file_actions_t* a;
+    ~actions_guard() { ::posix_spawn_file_actions_destroy(a); }
+  } actions_cleanup{&actions};
+  if (int e = ::posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, "/dev/null", O_WRONLY, 0);
+      e != 0)
+    throw std::system_error(e, std::generic_category(), "posix_spawn_file_actions_addopen");
+  if (int e = ::posix_spawn_file_actions_addclosefrom_np(&actions, 3); e != 0)
+    throw std::system_error(e, std::generic_category(), "posix_spawn_file_actions_addclosefrom_np");
+
+  pid_guard calcs;
+  calcs.reserve(static_cast<std::size_t>(cfg.replicas));
+  const auto t0 = mono_now();
+  for (int i = 0; i < cfg.replicas; ++i) {
+    pid_t pid = 0;
+    if (int e = ::posix_spawn(&pid, calc.c_str(), &actions, nullptr, argv.data(), environ); e != 0)
+      throw std::system_error(e, std::generic_category(), "posix_spawn " + calc);
+    calcs.add(pid);
+  }
+  out.spawn_all_ms = ms_between(t0, mono_now());
+  const auto deadline = t0 + wait_limit;
+  for (;;) {
+    const long workers = calc_workers(client.call("services"));
+    if (workers == cfg.replicas) break;
+    check_alive(router, "plexus router");
+    if (mono_now() > deadline)
+      throw std::runtime_error("only " + std::to_string(workers) + " of " +
+                               std::to_string(cfg.replicas) + " calc workers registered after " +
+                               std::to_string(wait_limit.count()) + " s");
+    std::this_thread::sleep_for(poll_interval);
+  }
+  out.ready_all_ms = ms_between(t0, mono_now());
+  out.rss_mib = kib_to_mib(read_status_kib(router, "VmRSS"));
+  client.c->close();
+
+  if (const int killed = calcs.stop_all(); killed > 0)
+    throw std::runtime_error(std::to_string(killed) + " calc processes needed SIGKILL");
+  if (const int killed = router_proc.stop_all(); killed > 0)
+    throw std::runtime_error("plexus router needed SIGKILL");
+  return out;
+}
+
+namespace {
+
+struct round_samples {
+  std::vector<double> values;
+  void add(double v) { values.push_back(v); }
+  double median() const { return bench::median(values); }
+};
+
+}  // namespace
+
+int run_supervisor_bench(const supervisor_config& cfg, int repeat, bool check) {
+  round_samples d_ready, d_spawn, d_rss;
+  round_samples s_ready, s_spawn, s_window, s_p50, s_max, s_rss, s_peak, s_keeper, s_stop,
+      s_children;
+  bool direct_failed = false, tree_failed = false;
+  for (int round = 1; round <= repeat; ++round) {
+    if (!direct_failed) {
+      try {
+        const auto d = run_supervisor_direct(cfg);
+        d_ready.add(d.ready_all_ms);
+        d_spawn.add(d.spawn_all_ms);
+        d_rss.add(d.rss_mib);
+        std::fprintf(stderr,
+                     "supervisor direct run %d/%d: %d calc spawned in %.1f ms, registered in %.1f "
+                     "ms, router RSS %.1f MiB\n",
+                     round, repeat, cfg.replicas, d.spawn_all_ms, d.ready_all_ms, d.rss_mib);
+      } catch (const std::exception& e) {
+        std::fprintf(stderr, "supervisor direct run %d/%d FAILED: %s\n", round, repeat, e.what());
+        direct_failed = true;
+      }
+    }
+    if (!tree_failed) {
+      try {
+        const auto s = run_supervisor_tree(cfg);
+        s_ready.add(s.ready_all_ms);
+        s_spawn.add(s.spawn_window_ms);
+        s_window.add(s.ready_window_ms);
+        s_p50.add(s.crash_p50_ms);
+        s_max.add(s.crash_max_ms);
+        s_rss.add(s.rss_mib);
+        s_peak.add(s.rss_peak_mib);
+        s_keeper.add(s.keeper_rss_mib);
+        s_stop.add(s.stop_ms);
+        s_children.add(s.children);
+        std::fprintf(
+            stderr,
+            "supervisor plexus run %d/%d: %d calc ready in %.1f ms (logs: spawned in %.0f ms, "
+            "all ready %.0f ms after the first spawn), crash-to-ready p50 %.1f ms max "
+            "%.1f ms, RSS %.1f MiB (peak %.1f, keeper %.1f), stop %.1f ms\n",
+            round, repeat, s.children, s.ready_all_ms, s.spawn_window_ms, s.ready_window_ms,
+            s.crash_p50_ms, s.crash_max_ms, s.rss_mib, s.rss_peak_mib, s.keeper_rss_mib, s.stop_ms);
+      } catch (const std::exception& e) {
+        std::fprintf(stderr, "supervisor plexus run %d/%d FAILED: %s\n", round, repeat, e.what());
+        tree_failed = true;
+      }
+    }
+  }
+
+  const char* bench = "supervisor";
+  if (!direct_failed) {
+    print_json_line(bench, "direct", "ready_all_ms", d_ready.median(), 1);
+    print_json_line(bench, "direct", "spawn_all_ms", d_spawn.median(), 1);
+    print_json_line(bench, "direct", "rss_mib", d_rss.median(), 1);
+  }
+  if (!tree_failed) {
+    print_json_line(bench, "plexus", "ready_all_ms", s_ready.median(), 1);
+    print_json_line(bench, "plexus", "spawn_window_ms", s_spawn.median(), 0);
+    print_json_line(bench, "plexus", "ready_window_ms", s_window.median(), 0);
+    print_json_line(bench, "plexus", "crash_to_ready_p50_ms", s_p50.median(), 1);
+    print_json_line(bench, "plexus", "crash_to_ready_max_ms", s_max.median(), 1);
+    print_json_line(bench, "plexus", "rss_mib", s_rss.median(), 1);
+    print_json_line(bench, "plexus", "rss_peak_mib", s_peak.median(), 1);
+    print_json_line(bench, "plexus", "keeper_rss_mib", s_keeper.median(), 1);
+    print_json_line(bench, "plexus", "stop_ms", s_stop.median(), 1);
+    print_json_line(bench, "plexus", "children", s_children.median(), 0);
+    if (!direct_failed && d_ready.median() > 0)
+      print_json_line(bench, "plexus", "ready_all_vs_direct", s_ready.median() / d_ready.median(),
+                      2);
+  }
+
+  bool missed = false;
+  auto report = [&](const char* target, bool measured, double value, double limit,
+                    const char* unit) {
+    if (!check) return;
+    if (!measured) {
+      std::fprintf(stderr, "FAIL: %s (not measured)\n", target);
+      missed = true;
+      return;
+    }
+    const bool ok = value < limit;
+    std::fprintf(stderr, "%s: %s (%.1f %s, target < %.1f %s)\n", ok ? "PASS" : "FAIL", target,
+                 value, unit, limit, unit);
+    missed = missed || !ok;
+  };
+  report("plexus run: all replicas ready < 1.5 s", !tree_failed, s_ready.median(), 1500, "ms");
+  report("plexus run: crash-to-ready p50 < 100 ms", !tree_failed, s_p50.median(), 100, "ms");
+  report("plexus run: RSS < 20 MiB", !tree_failed, s_rss.median(), 20, "MiB");
+  if (direct_failed || tree_failed) return 2;
+  return missed ? 1 : 0;
+}
