@@ -1,8 +1,11 @@
 #include "plexus/supervisor/process.hpp"
 
 #include <fcntl.h>
+#include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -68,6 +71,57 @@ void tell_keeper(char op, pid_t pgid) noexcept {
   for (pid_t g : groups)
     ::kill(-g, SIGKILL);
   ::_exit(0);
+}
+
+// What the child of spawn() needs, prepared before the clone: after it, only
+// async-signal-safe calls, and nothing that allocates (the memory is the parent's).
+struct exec_plan {
+  char** argv;
+  char** envp;
+  const char* cwd;  // null: stay
+  int stdin_fd, stdout_fd, stderr_fd, fd3;
+  int report_read, report_write;
+  pid_t parent;
+};
+
+int exec_child(void* arg) {
+  auto* p = static_cast<exec_plan*>(arg);
+  int report = p->report_write;
+  const auto fail = [&](int err) {
+    (void)!::write(report, &err, sizeof err);
+    ::_exit(127);
+  };
+  ::close(p->report_read);
+  // Every handler back to its default before the signals are unblocked: a handler of
+  // the parent must not run here, in the parent's memory.
+  struct sigaction dfl {};
+  dfl.sa_handler = SIG_DFL;
+  for (int sig = 1; sig < NSIG; ++sig) {
+    struct sigaction cur {};
+    if (::sigaction(sig, nullptr, &cur) == 0 && cur.sa_handler != SIG_DFL &&
+        cur.sa_handler != SIG_IGN)
+      ::sigaction(sig, &dfl, nullptr);
+  }
+  ::signal(SIGPIPE, SIG_DFL);  // plexus run ignores it; its children get the default
+  ::setpgid(0, 0);
+  ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (::getppid() != p->parent) ::_exit(127);  // the parent died before prctl
+  sigset_t none;
+  sigemptyset(&none);
+  ::sigprocmask(SIG_SETMASK, &none, nullptr);
+  if (p->stdin_fd >= 0 && ::dup2(p->stdin_fd, STDIN_FILENO) < 0) fail(errno);
+  if (p->stdout_fd >= 0 && ::dup2(p->stdout_fd, STDOUT_FILENO) < 0) fail(errno);
+  if (p->stderr_fd >= 0 && ::dup2(p->stderr_fd, STDERR_FILENO) < 0) fail(errno);
+  if (p->fd3 >= 0 && report == 3) report = ::fcntl(3, F_DUPFD_CLOEXEC, 4);
+  if (p->fd3 == 3) {
+    ::fcntl(3, F_SETFD, 0);  // dup2 onto itself would keep close-on-exec
+  } else if (p->fd3 >= 0 && ::dup2(p->fd3, 3) < 0) {
+    fail(errno);
+  }
+  if (p->cwd && ::chdir(p->cwd) != 0) fail(errno);
+  ::execvpe(p->argv[0], p->argv, p->envp);
+  fail(errno);
+  return 127;
 }
 
 }  // namespace
@@ -194,7 +248,7 @@ result<std::unique_ptr<process>> process::spawn(asio::io_context& io, const spaw
                                                 exit_handler on_exit) {
   if (spec.program.empty()) return plexus::error(errc::invalid_argument, "empty program");
 
-  // Everything the child needs is built before fork(): after it, only
+  // Everything the child needs is built before the clone: after it, only
   // async-signal-safe calls.
   std::vector<std::string> argv_s{spec.program};
   argv_s.insert(argv_s.end(), spec.args.begin(), spec.args.end());
@@ -223,40 +277,38 @@ result<std::unique_ptr<process>> process::spawn(asio::io_context& io, const spaw
   int report[2];
   if (::pipe2(report, O_CLOEXEC) != 0)
     return plexus::error(errc::internal, std::string("pipe: ") + ::strerror(errno));
-  const pid_t parent = ::getpid();
-  const pid_t pid = ::fork();
-  if (pid < 0) {
+  exec_plan plan{argv.data(),   envp.data(),    spec.cwd.empty() ? nullptr : spec.cwd.c_str(),
+                 spec.stdin_fd, spec.stdout_fd, spec.stderr_fd,
+                 spec.fd3,      report[0],      report[1],
+                 ::getpid()};
+  // clone(CLONE_VM | CLONE_VFORK), as posix_spawn does: no copy of this process's page
+  // tables (and no copy-on-write faults afterwards), which fork() would pay per child.
+  // The child runs on its own stack until it execs; this thread waits meanwhile. All
+  // signals stay blocked across the clone, so no handler of this process runs in the
+  // child (it resets them before unblocking).
+  // The stack is mapped for this child and unmapped after: heap memory would stay
+  // resident (the child touched it) and be handed to later allocations.
+  constexpr std::size_t stack_bytes = 64u << 10;
+  void* stack = ::mmap(nullptr, stack_bytes, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+  if (stack == MAP_FAILED) {
     const int err = errno;
     ::close(report[0]);
     ::close(report[1]);
-    return plexus::error(errc::unavailable, std::string("fork: ") + ::strerror(err));
+    return plexus::error(errc::resource_exhausted, std::string("mmap: ") + ::strerror(err));
   }
-  if (pid == 0) {
+  sigset_t all, old;
+  sigfillset(&all);
+  ::pthread_sigmask(SIG_SETMASK, &all, &old);
+  const pid_t pid = ::clone(exec_child, static_cast<char*>(stack) + stack_bytes,
+                            CLONE_VM | CLONE_VFORK | SIGCHLD, &plan);
+  const int clone_errno = errno;
+  ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  ::munmap(stack, stack_bytes);  // the child has exec'd or exited: CLONE_VFORK waited
+  if (pid < 0) {
     ::close(report[0]);
-    auto fail = [&](int err) {
-      (void)!::write(report[1], &err, sizeof err);
-      ::_exit(127);
-    };
-    ::setpgid(0, 0);
-    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (::getppid() != parent) ::_exit(127);  // the parent died before prctl
-    sigset_t none;
-    sigemptyset(&none);
-    ::sigprocmask(SIG_SETMASK, &none, nullptr);
-    for (int sig : {SIGPIPE, SIGINT, SIGTERM, SIGHUP, SIGCHLD})
-      ::signal(sig, SIG_DFL);
-    if (spec.stdin_fd >= 0 && ::dup2(spec.stdin_fd, STDIN_FILENO) < 0) fail(errno);
-    if (spec.stdout_fd >= 0 && ::dup2(spec.stdout_fd, STDOUT_FILENO) < 0) fail(errno);
-    if (spec.stderr_fd >= 0 && ::dup2(spec.stderr_fd, STDERR_FILENO) < 0) fail(errno);
-    if (spec.fd3 >= 0 && report[1] == 3) report[1] = ::fcntl(3, F_DUPFD_CLOEXEC, 4);
-    if (spec.fd3 == 3) {
-      ::fcntl(3, F_SETFD, 0);  // dup2 onto itself would keep close-on-exec
-    } else if (spec.fd3 >= 0 && ::dup2(spec.fd3, 3) < 0) {
-      fail(errno);
-    }
-    if (!spec.cwd.empty() && ::chdir(spec.cwd.c_str()) != 0) fail(errno);
-    ::execvpe(argv[0], argv.data(), envp.data());
-    fail(errno);
+    ::close(report[1]);
+    return plexus::error(errc::unavailable, std::string("clone: ") + ::strerror(clone_errno));
   }
   ::close(report[1]);
   ::setpgid(pid, pid);  // also from here, so the group exists before anyone signals it
