@@ -75,13 +75,13 @@ result<void> check_level(std::string_view level) {
 }
 
 value log_record(std::string_view level, std::string_view message, value fields,
-                 std::string_view process) {
+                 std::string_view process, std::optional<std::int64_t> pid) {
   const auto now = std::chrono::system_clock::now().time_since_epoch();
   return {{"time", std::chrono::duration<double>(now).count()},
           {"level", std::string(level)},
           {"process", std::string(process)},
           {"replica", process_replica()},
-          {"pid", static_cast<std::int64_t>(::getpid())},
+          {"pid", pid ? *pid : static_cast<std::int64_t>(::getpid())},
           {"message", std::string(message)},
           {"fields", fields.is_object() ? std::move(fields) : value::object()}};
 }

@@ -1,5 +1,6 @@
 #include "supervisor/log_book.hpp"
 
+#include <boost/asio/post.hpp>
 #include <chrono>
 #include <cmath>
 #include <ctime>
@@ -29,8 +30,27 @@ std::string iso_time(double t) {
 
 }  // namespace
 
-log_book::log_book(log_options opts, std::string dir, std::FILE* echo)
-    : opts_(opts), dir_(std::move(dir)), echo_(echo) {}
+log_book::log_book(boost::asio::io_context& io, log_options opts, std::string dir, std::FILE* echo)
+    : io_(io), opts_(opts), dir_(std::move(dir)), echo_(echo) {}
+
+log_book::~log_book() {
+  flush();
+}
+
+// One flush per turn of the loop: a burst of lines read in one go is written with a
+// few large writes instead of one per line.
+void log_book::flush_soon() {
+  if (flush_posted_) return;
+  flush_posted_ = true;
+  boost::asio::post(io_, [this] { flush(); });
+}
+
+void log_book::flush() {
+  flush_posted_ = false;
+  for (auto& [key, f] : files_)
+    f->flush();
+  if (echo_) std::fflush(echo_);
+}
 
 std::string log_book::format(const value& r) {
   std::string out;
@@ -42,7 +62,9 @@ std::string log_book::format(const value& r) {
   if (auto rep = r.find("replica"); rep != r.end() && rep->is_number_integer())
     out += "[" + std::to_string(rep->get<std::int64_t>()) + "]";
   out += " " + text_of(r, "message");
-  if (auto f = r.find("fields"); f != r.end() && f->is_object()) {
+  if (auto f = r.find("fields"); f != r.end() && f->is_object() && !f->empty()) {
+    // A captured line's fields are just its stream: nothing to add.
+    if (f->size() == 1 && f->contains("stream")) return out;
     value rest = *f;
     // The captured stream is implied by the line; say only what is news.
     if (text_of(rest, "stream") == "stdout" || text_of(rest, "stream") == "stderr" ||
@@ -87,15 +109,12 @@ void log_book::add(std::string_view topic, const value& params) {
     else
       ++file_errors_;
   }
-  if (it != files_.end()) {
-    it->second->write_line(line);
-    it->second->flush();
-  }
+  if (it != files_.end()) it->second->write_line(line);
   if (echo_ && rpc::level_rank(text_of(record, "level")) >= rpc::level_rank("info")) {
     std::fputs(line.c_str(), echo_);
     std::fputc('\n', echo_);
-    std::fflush(echo_);
   }
+  flush_soon();
   if (opts_.history == 0) return;
   history_.push_back(std::move(record));
   while (history_.size() > opts_.history)

@@ -4,6 +4,7 @@
 // on the terminal.
 #pragma once
 
+#include <boost/asio/io_context.hpp>
 #include <cstdio>
 #include <deque>
 #include <map>
@@ -19,8 +20,12 @@ namespace plexus::supervisor {
 
 class log_book {
  public:
-  // `dir` must be set (the resolved log directory); `echo` null: no echo.
-  log_book(log_options opts, std::string dir, std::FILE* echo);
+  // `dir` must be set (the resolved log directory); `echo` null: no echo. Files and
+  // the echo are flushed once per turn of `io` (after a batch of lines), not per line.
+  log_book(boost::asio::io_context& io, log_options opts, std::string dir, std::FILE* echo);
+  ~log_book();
+  log_book(const log_book&) = delete;
+  log_book& operator=(const log_book&) = delete;
 
   // A publication under "log.<process>": params [record] (rpc/supervision.hpp).
   void add(std::string_view topic, const value& params);
@@ -37,6 +42,11 @@ class log_book {
   std::size_t file_errors() const noexcept { return file_errors_; }
 
  private:
+  void flush_soon();
+  void flush();
+
+  boost::asio::io_context& io_;
+  bool flush_posted_ = false;
   log_options opts_;
   std::string dir_;
   std::FILE* echo_;

@@ -690,9 +690,8 @@ class tree::impl : public std::enable_shared_from_this<tree::impl> {
   void publish_record(const std::string& name, std::size_t replica, pid_t pid,
                       std::string_view level, std::string_view message, value fields) {
     if (!opts_.on_log) return;
-    auto record = rpc::log_record(level, message, std::move(fields), name);
+    auto record = rpc::log_record(level, message, std::move(fields), name, pid);
     record["replica"] = replica;
-    record["pid"] = pid;
     opts_.on_log(rpc::log_topic(name), std::move(record));
   }
 

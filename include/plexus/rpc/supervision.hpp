@@ -12,6 +12,8 @@
 // under the topic "log.<process>" (log_topic); service::log and client::log do both.
 #pragma once
 
+#include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -39,8 +41,9 @@ result<void> check_level(std::string_view level);
 
 // {time (seconds since the epoch, float), level, process, replica, pid, message,
 //  fields (map)} for this process.
+// `pid` unset: this process's.
 value log_record(std::string_view level, std::string_view message, value fields,
-                 std::string_view process);
+                 std::string_view process, std::optional<std::int64_t> pid = std::nullopt);
 // "log." + process.
 std::string log_topic(std::string_view process);
 
