@@ -320,10 +320,12 @@ result<void> read_process(const std::string& source, const toml::table& t,
       ok = read_seconds(source, node, key, child.stop_timeout, false);
     } else if (name == "ready_timeout") {
       ok = read_seconds(source, node, key, child.ready_timeout, true);
+    } else if (name == "group") {
+      ok = read_string(source, node, key, child.group);
     } else {
       ok = fail(source, node.source(), key,
                 "unknown key (known: name, command, args, env, cwd, replicas, restart, ready, "
-                "stop_timeout, ready_timeout)");
+                "stop_timeout, ready_timeout, group)");
     }
     if (!ok) return ok;
   }
@@ -357,6 +359,68 @@ result<void> read_processes(const std::string& source, const toml::node& node,
   return {};
 }
 
+// [group.NAME] tables: strategy, intensity, period.
+result<void> read_groups(const std::string& source, const toml::node& node,
+                         std::vector<supervisor::group_spec>& out) {
+  const auto* t = node.as_table();
+  if (!t) return fail(source, node.source(), "group", "expected tables [group.NAME]");
+  for (const auto& [k, n] : in_file_order(*t)) {
+    supervisor::group_spec g;
+    g.name = std::string(k->str());
+    const std::string prefix = "group." + g.name;
+    if (!valid_process_name(g.name))
+      return fail(source, n->source(), prefix,
+                  "expected a name of 1 to 64 characters of A-Z a-z 0-9 _ . -");
+    const auto* gt = n->as_table();
+    if (!gt) return fail(source, n->source(), prefix, "expected a table [" + prefix + "]");
+    for (const auto& [gk, gn] : in_file_order(*gt)) {
+      const std::string name(gk->str());
+      const std::string key = prefix + "." + name;
+      result<void> ok;
+      if (name == "strategy")
+        ok = read_enum(source, *gn, key, g.strategy,
+                       std::array{supervisor::restart_strategy::one_for_one,
+                                  supervisor::restart_strategy::one_for_all,
+                                  supervisor::restart_strategy::rest_for_one});
+      else if (name == "intensity")
+        ok = read_size(source, *gn, key, g.intensity, 0);
+      else if (name == "period")
+        ok = read_seconds(source, *gn, key, g.period, true);
+      else
+        ok = fail(source, gn->source(), key, "unknown key (known: strategy, intensity, period)");
+      if (!ok) return ok;
+    }
+    out.push_back(std::move(g));
+  }
+  return {};
+}
+
+// Every process's group exists, and a group's processes are declared one after another.
+result<void> check_groups(const std::string& source, const toml::table& doc,
+                          const supervisor::tree_spec& spec) {
+  const auto* procs = doc["process"].as_array();
+  std::string previous;
+  std::vector<std::string> closed;
+  for (std::size_t i = 0; i < spec.processes.size(); ++i) {
+    const auto& p = spec.processes[i];
+    const auto key = "process[" + std::to_string(i) + "].group";
+    const toml::node* where = procs ? (*procs)[i].as_table()->get("group") : nullptr;
+    const auto region = where ? where->source() : toml::source_region{};
+    if (!p.group.empty() &&
+        std::none_of(spec.groups.begin(), spec.groups.end(),
+                     [&](const supervisor::group_spec& g) { return g.name == p.group; }))
+      return fail(source, region, key, "no [group." + p.group + "] table");
+    if (p.group != previous) {
+      if (!previous.empty()) closed.push_back(previous);
+      if (std::find(closed.begin(), closed.end(), p.group) != closed.end())
+        return fail(source, region, key,
+                    "the processes of group " + p.group + " must be declared one after another");
+      previous = p.group;
+    }
+  }
+  return {};
+}
+
 }  // namespace
 
 result<app_config> parse(std::string_view text, const std::string& source) {
@@ -385,12 +449,15 @@ result<app_config> parse(std::string_view text, const std::string& source) {
       ok = read_log(source, *t, cfg.supervisor.log);
     } else if (name == "process") {
       ok = read_processes(source, node, cfg.supervisor.processes);
+    } else if (name == "group") {
+      ok = read_groups(source, node, cfg.supervisor.groups);
     } else {
       ok = fail(source, node.source(), name,
-                "unknown key (known: [router], [supervisor], [log], [[process]])");
+                "unknown key (known: [router], [supervisor], [log], [group.NAME], [[process]])");
     }
     if (!ok) return std::move(ok).error();
   }
+  if (auto ok = check_groups(source, doc, cfg.supervisor); !ok) return std::move(ok).error();
   return cfg;
 }
 

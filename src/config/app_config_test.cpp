@@ -261,7 +261,7 @@ TEST(AppConfig, ProcessSectionErrors) {
                "process[0].ready_timeout: expected a number of seconds greater than 0");
   expect_error(calc + "restrat = \"permanent\"\n", "4:11",
                "process[0].restrat: unknown key (known: name, command, args, env, cwd, replicas, "
-               "restart, ready, stop_timeout, ready_timeout)");
+               "restart, ready, stop_timeout, ready_timeout, group)");
   expect_error("[[process]]\nname = \"a b\"\ncommand = \"x\"\n", "2:8",
                "process[0].name: expected 1 to 64 characters");
   expect_error("[[process]]\nname = \"\"\ncommand = \"x\"\n", "2:8", "process[0].name");
@@ -286,7 +286,8 @@ TEST(AppConfig, ProcessSectionErrors) {
 
 TEST(AppConfig, UnknownSectionListsEveryKnownOne) {
   expect_error("[[proces]]\nname = \"a\"\n", "1:1",
-               "proces: unknown key (known: [router], [supervisor], [log], [[process]])");
+               "proces: unknown key (known: [router], [supervisor], [log], [group.NAME], "
+               "[[process]])");
 }
 
 TEST(AppConfig, TheFirstErrorInTheFileIsReported) {
@@ -319,6 +320,67 @@ TEST(AppConfig, LoadFileReadsAFileAndNamesAMissingOne) {
   auto missing = load_file(path.string());
   ASSERT_FALSE(missing);
   EXPECT_NE(missing.error().message.find(path.string()), std::string::npos);
+}
+
+}  // namespace
+}  // namespace plexus::config
+
+namespace plexus::config {
+namespace {
+
+TEST(AppConfig, ReadsGroups) {
+  auto cfg = parse(R"(
+[group.pipeline]
+strategy = "rest_for_one"
+intensity = 3
+period = 2.5
+
+[[process]]
+name = "a"
+command = "a"
+
+[[process]]
+name = "b"
+command = "b"
+group = "pipeline"
+
+[[process]]
+name = "c"
+command = "c"
+group = "pipeline"
+)",
+                   "app.toml");
+  ASSERT_TRUE(cfg) << cfg.error().message;
+  const auto& s = cfg->supervisor;
+  ASSERT_EQ(s.groups.size(), 1u);
+  EXPECT_EQ(s.groups[0].name, "pipeline");
+  EXPECT_EQ(s.groups[0].strategy, supervisor::restart_strategy::rest_for_one);
+  EXPECT_EQ(s.groups[0].intensity, 3u);
+  EXPECT_EQ(s.groups[0].period, std::chrono::milliseconds(2500));
+  EXPECT_EQ(s.processes[0].group, "");
+  EXPECT_EQ(s.processes[1].group, "pipeline");
+  EXPECT_EQ(s.processes[2].group, "pipeline");
+}
+
+TEST(AppConfig, GroupErrors) {
+  expect_error("[group.g]\nstrategy = \"all\"\n", "2:12", "group.g.strategy: unknown value 'all'");
+  expect_error("[group.g]\nsize = 1\n", "2:8", "group.g.size: unknown key (known: strategy");
+  expect_error("[[process]]\nname = \"a\"\ncommand = \"a\"\ngroup = \"nope\"\n", "4:9",
+               "process[0].group: no [group.nope] table");
+  expect_error(R"([group.g]
+[[process]]
+name = "a"
+command = "a"
+group = "g"
+[[process]]
+name = "b"
+command = "b"
+[[process]]
+name = "c"
+command = "c"
+group = "g"
+)",
+               "12:9", "process[2].group: the processes of group g must be declared one after");
 }
 
 }  // namespace

@@ -55,6 +55,7 @@ std::string default_log_dir() {
 
 value status_json(const child_status& s) {
   return {{"name", s.name},
+          {"group", s.group},
           {"replica", s.replica},
           {"pid", s.pid},
           {"state", std::string(to_string(s.state))},

@@ -114,10 +114,18 @@ class tree::impl : public std::enable_shared_from_this<tree::impl> {
         opts_(std::move(opts)),
         sampler_(io),
         null_fd_(::open("/dev/null", O_RDONLY | O_CLOEXEC)) {
+    groups_.push_back({"", spec_.strategy, spec_.intensity, spec_.period, 0, {}});
+    for (const auto& g : spec_.groups)
+      groups_.push_back({g.name, g.strategy, g.intensity, g.period, 0, {}});
+    std::vector<bool> seen(groups_.size());
     for (std::size_t e = 0; e < spec_.processes.size(); ++e)
       for (std::size_t r = 0; r < spec_.processes[e].replicas; ++r) {
         auto c = std::make_unique<child>(io_);
         c->spec = &spec_.processes[e];
+        for (std::size_t g = 1; g < groups_.size(); ++g)
+          if (groups_[g].name == c->spec->group) c->group = g;
+        if (!seen[c->group]) groups_[c->group].first = children_.size();
+        seen[c->group] = true;
         c->entry = e;
         c->replica = r;
         c->index = children_.size();
@@ -138,6 +146,23 @@ class tree::impl : public std::enable_shared_from_this<tree::impl> {
   result<void> check() const {
     for (const auto& p : spec_.processes)
       if (auto r = resolve(p); !r) return std::move(r).error();
+    // Groups: known, and each one's processes declared one after another.
+    std::string previous;
+    std::vector<std::string> closed;
+    for (const auto& p : spec_.processes) {
+      if (!p.group.empty() && std::none_of(spec_.groups.begin(), spec_.groups.end(),
+                                           [&](const group_spec& g) { return g.name == p.group; }))
+        return plexus::error(errc::invalid_argument,
+                             "process " + p.name + ": no group named " + p.group);
+      if (p.group != previous) {
+        if (!previous.empty()) closed.push_back(previous);
+        if (std::find(closed.begin(), closed.end(), p.group) != closed.end())
+          return plexus::error(errc::invalid_argument, "process " + p.name +
+                                                           ": the processes of group " + p.group +
+                                                           " must be declared one after another");
+        previous = p.group;
+      }
+    }
     return {};
   }
 
@@ -202,6 +227,7 @@ class tree::impl : public std::enable_shared_from_this<tree::impl> {
     for (const auto& c : children_) {
       child_status s;
       s.name = c->spec->name;
+      s.group = c->spec->group;
       s.replica = c->replica;
       s.state = c->state;
       s.pid = c->proc && c->proc->running() ? c->proc->pid() : 0;
@@ -222,12 +248,22 @@ class tree::impl : public std::enable_shared_from_this<tree::impl> {
  private:
   enum class phase { idle, running, stopping, done };
 
+  struct group {
+    std::string name;  // "" for the tree's own
+    restart_strategy strategy = restart_strategy::one_for_one;
+    std::size_t intensity = 5;
+    std::chrono::milliseconds period{10000};
+    std::size_t first = 0;                   // index of its first child
+    std::deque<clock::time_point> restarts;  // within the last period
+  };
+
   struct child {
     explicit child(asio::io_context& io) : ready_timer(io) {}
     const child_spec* spec = nullptr;
     std::size_t entry = 0;    // index of its [[process]]
     std::size_t replica = 0;  // 0 … replicas-1
     std::size_t index = 0;    // in children_: declared order
+    std::size_t group = 0;    // in groups_
     std::string label;        // "calc[0]"
     child_state state = child_state::stopped;
     std::unique_ptr<process> proc;
@@ -503,46 +539,90 @@ class tree::impl : public std::enable_shared_from_this<tree::impl> {
       pump();
       return;
     }
-    // Intensity: more than `intensity` restarts within `period` end the tree.
     const auto now = clock::now();
-    restarts_.push_back(now);
-    while (!restarts_.empty() && now - restarts_.front() > spec_.period)
-      restarts_.pop_front();
-    if (restarts_.size() > spec_.intensity) {
+    // Intensity: more than `intensity` restarts within `period` fail the group; the
+    // tree's own group failing ends the tree, another group is restarted whole by the
+    // tree (and counts as one restart of the tree).
+    auto& g = groups_[c.group];
+    std::vector<child*> set;
+    std::string strategy_name = std::string(to_string(g.strategy));
+    if (count_restart(g, now)) {
+      set = restart_set_of(g, c.index, c);
+    } else if (c.group == 0) {
       shut_down(outcome::intensity_exceeded,
-                c.label + " failed (" + c.last_exit + "): more than " +
-                    std::to_string(spec_.intensity) + " restarts within " +
-                    seconds_text(spec_.period) + " (intensity " + std::to_string(spec_.intensity) +
-                    ", period " + seconds_text(spec_.period) + "); stopping the tree",
+                c.label + " failed (" + c.last_exit + "): " + too_many(g) + "; stopping the tree",
                 false);
       return;
+    } else {
+      g.restarts.clear();  // a restarted supervisor starts with a fresh window
+      auto& root = groups_[0];
+      const std::string why =
+          "group " + g.name + ": " + c.label + " failed (" + c.last_exit + "): " + too_many(g);
+      if (!count_restart(root, now)) {
+        shut_down(outcome::intensity_exceeded,
+                  why + "; the tree: " + too_many(root) + "; stopping the tree", false);
+        return;
+      }
+      emit(c, "error", why + "; restarting the group", "group_restart");
+      // The group is one child of the tree: its first process stands for it.
+      set = restart_set_of(root, g.first, c);
+      for (auto& s : children_)
+        if (s->group == c.group && std::find(set.begin(), set.end(), s.get()) == set.end())
+          set.push_back(s.get());
+      std::sort(set.begin(), set.end(),
+                [](const child* a, const child* b) { return a->index < b->index; });
+      strategy_name =
+          "group " + g.name + " restarted by the tree's " + std::string(to_string(root.strategy));
     }
     // Backoff: doubles with each consecutive failure; a child that stayed ready for a
     // whole period starts over.
-    if (c.ready_at != clock::time_point{} && now - c.ready_at >= spec_.period) c.consecutive = 0;
+    if (c.ready_at != clock::time_point{} && now - c.ready_at >= g.period) c.consecutive = 0;
     ++c.consecutive;
     auto delay = spec_.backoff_initial;
     for (std::size_t k = 1; k < c.consecutive && delay < spec_.backoff_max; ++k)
       delay *= 2;
     delay = std::min(delay, spec_.backoff_max);
 
-    std::vector<child*> set;
-    for (auto& s : children_) {
-      const bool in = spec_.strategy == restart_strategy::one_for_all ||
-                      (spec_.strategy == restart_strategy::rest_for_one && s->index >= c.index) ||
-                      s.get() == &c;
-      // Siblings stopped by hand or gone for good (their policy said so) stay out.
-      if (in && (s.get() == &c || (!s->held && s->state != child_state::exited)))
-        set.push_back(s.get());
-    }
     std::string others;
     for (auto* s : set)
       if (s != &c) others += (others.empty() ? "" : ", ") + s->label;
     emit(c, "warn",
          std::string("restarting") + (others.empty() ? "" : " with " + others) + " in " +
-             seconds_text(delay) + " (" + to_string(spec_.strategy).data() + ")",
+             seconds_text(delay) + " (" + strategy_name + ")",
          "restart");
     restart_set(std::move(set), delay);
+  }
+
+  // Records a restart in `g`'s window; false when that makes more than its intensity.
+  bool count_restart(group& g, clock::time_point now) {
+    g.restarts.push_back(now);
+    while (!g.restarts.empty() && now - g.restarts.front() > g.period)
+      g.restarts.pop_front();
+    return g.restarts.size() <= g.intensity;
+  }
+
+  static std::string too_many(const group& g) {
+    return "more than " + std::to_string(g.intensity) + " restarts within " +
+           seconds_text(g.period) + " (intensity " + std::to_string(g.intensity) + ", period " +
+           seconds_text(g.period) + ")";
+  }
+
+  // What `g`'s strategy restarts when its child at `index` fails: that child, every
+  // child of the group, or that child and those declared after it (for the tree's own
+  // group, "every child" includes the processes of the groups in it). Siblings stopped
+  // by hand or gone for good (their policy said so) stay out; `failed` is always in.
+  std::vector<child*> restart_set_of(const group& g, std::size_t index, const child& failed) {
+    std::vector<child*> set;
+    const bool root = &g == &groups_[0];
+    for (auto& s : children_) {
+      const bool member = root || s->group == failed.group;
+      const bool in = s.get() == &failed || s->index == index ||
+                      (member && g.strategy == restart_strategy::one_for_all) ||
+                      (member && g.strategy == restart_strategy::rest_for_one && s->index >= index);
+      if (in && (s.get() == &failed || (!s->held && s->state != child_state::exited)))
+        set.push_back(s.get());
+    }
+    return set;
   }
 
   // Stops the members of `set` still running, one after another in reverse declared
@@ -741,7 +821,7 @@ class tree::impl : public std::enable_shared_from_this<tree::impl> {
   std::vector<std::unique_ptr<child>> children_;  // declared order
   std::deque<child*> pending_;                    // to start, in declared order
   std::list<std::unique_ptr<line_reader>> readers_;
-  std::deque<clock::time_point> restarts_;  // within the last period
+  std::vector<group> groups_;  // [0]: the tree's own ([supervisor]); then [group.NAME]
   asio::steady_timer sampler_;
   int null_fd_;  // every child's stdin
   phase phase_ = phase::idle;

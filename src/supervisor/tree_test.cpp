@@ -361,6 +361,74 @@ TEST(Tree, ABurstOfOutputArrivesWholeAndInOrder) {
   EXPECT_EQ(i, 20000u);
 }
 
+child_spec in_group(child_spec c, std::string group) {
+  c.group = std::move(group);
+  return c;
+}
+
+TEST(Tree, AGroupRestartsItsOwnProcessesByItsOwnStrategy) {
+  // The tree is one_for_one; the group "pair" is one_for_all.
+  auto spec = spec_of({sh("a"), in_group(sh("b"), "pair"), in_group(sh("c"), "pair"), sh("d")});
+  spec.groups = {{.name = "pair", .strategy = restart_strategy::one_for_all}};
+  fixture f(std::move(spec));
+  ASSERT_TRUE(f.t.check());
+  f.start();
+  ASSERT_TRUE(run_until(f.io, [&] { return f.all_ready(); }));
+  const pid_t a = f.pid("a"), b = f.pid("b"), c = f.pid("c"), d = f.pid("d");
+  ASSERT_EQ(::kill(c, SIGKILL), 0);
+  ASSERT_TRUE(run_until(f.io, [&] { return f.replaced("b", b) && f.replaced("c", c); }));
+  EXPECT_EQ(f.pid("a"), a);
+  EXPECT_EQ(f.pid("d"), d);
+  EXPECT_EQ(f.find("a")->restarts, 0u);
+  EXPECT_EQ(f.find("d")->restarts, 0u);
+}
+
+TEST(Tree, AGroupBeyondItsIntensityIsRestartedWholeByTheTree) {
+  // The group's crasher exceeds the group's intensity (1): the tree (rest_for_one)
+  // restarts the group and everything declared after it, and keeps running.
+  auto crasher = sh("crasher");
+  crasher.args = {"-c", "echo READY=1 >&3; sleep 0.1; exit 1"};
+  auto spec = spec_of({sh("a"), in_group(sh("steady"), "g"), in_group(crasher, "g"), sh("z")},
+                      restart_strategy::rest_for_one);
+  spec.groups = {{.name = "g", .strategy = restart_strategy::one_for_one, .intensity = 1}};
+  spec.intensity = 100;
+  fixture f(std::move(spec));
+  f.start();
+  ASSERT_TRUE(run_until(f.io, [&] { return f.all_ready(); }));
+  const pid_t a = f.pid("a"), steady = f.pid("steady"), z = f.pid("z");
+  // Two crashes within the period: the second one fails the group.
+  ASSERT_TRUE(run_until(f.io, [&] {
+    for (const auto& e : f.events)
+      if (e["fields"].value("event", "") == "group_restart") return true;
+    return false;
+  }));
+  ASSERT_TRUE(run_until(f.io, [&] { return f.replaced("steady", steady) && f.replaced("z", z); }));
+  EXPECT_EQ(f.pid("a"), a);  // declared before the group: untouched
+  EXPECT_FALSE(f.how.has_value());
+  bool said = false;
+  for (const auto& e : f.events)
+    said = said || e["message"].get<std::string>().find(
+                       "group g: crasher[0] failed (exited with 1): more than 1 restarts") !=
+                       std::string::npos;
+  EXPECT_TRUE(said);
+}
+
+TEST(Tree, CheckRefusesAnUnknownOrScatteredGroup) {
+  asio::io_context io;
+  {
+    tree t(io, spec_of({in_group(sh("a"), "nope")}), {});
+    auto ok = t.check();
+    ASSERT_FALSE(ok);
+    EXPECT_NE(ok.error().message.find("no group named nope"), std::string::npos);
+  }
+  auto spec = spec_of({in_group(sh("a"), "g"), sh("b"), in_group(sh("c"), "g")});
+  spec.groups = {{.name = "g"}};
+  tree t(io, std::move(spec), {});
+  auto ok = t.check();
+  ASSERT_FALSE(ok);
+  EXPECT_NE(ok.error().message.find("must be declared one after another"), std::string::npos);
+}
+
 TEST(Tree, CheckNamesAMissingCommand) {
   child_spec c;
   c.name = "ghost";

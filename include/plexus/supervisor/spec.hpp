@@ -46,6 +46,20 @@ struct child_spec {
   readiness ready = readiness::notify;
   std::chrono::milliseconds stop_timeout{5000};    // SIGTERM → SIGKILL
   std::chrono::milliseconds ready_timeout{10000};  // started → ready, else failed
+  // The group it belongs to (group_spec::name); empty: directly under the tree.
+  std::string group;
+};
+
+// A supervisor inside the tree (OTP's child supervisor): its processes are restarted
+// by its own strategy and intensity; beyond its intensity the group itself has
+// failed, and the tree restarts it as one child, by the tree's strategy and intensity.
+// A group's processes are declared one after another; the group sits in the tree
+// where its first process is declared.
+struct group_spec {
+  std::string name;
+  restart_strategy strategy = restart_strategy::one_for_one;
+  std::size_t intensity = 5;
+  std::chrono::milliseconds period{10000};
 };
 
 struct log_options {
@@ -67,6 +81,7 @@ struct tree_spec {
   // A child exiting with this code stops the whole tree at once (0: disabled).
   int emergency_exit_code = 99;
   std::vector<child_spec> processes;  // started in this order, stopped in reverse
+  std::vector<group_spec> groups;     // [group.NAME] tables
   log_options log;
 };
 

@@ -54,6 +54,7 @@ enum class outcome {
 // What `plexus ps` shows of one child.
 struct child_status {
   std::string name;
+  std::string group;  // "" directly under the tree
   std::size_t replica = 0;
   pid_t pid = 0;  // 0 when not running
   child_state state = child_state::stopped;
