@@ -102,7 +102,10 @@ int exec_child(void* arg) {
         cur.sa_handler != SIG_IGN)
       ::sigaction(sig, &dfl, nullptr);
   }
-  ::signal(SIGPIPE, SIG_DFL);  // plexus run ignores it; its children get the default
+  // Also the ones the supervisor ignores (SIGPIPE always; SIGINT when started in the
+  // background by a script): a child starts with the defaults.
+  for (int sig : {SIGPIPE, SIGINT, SIGTERM, SIGHUP, SIGCHLD})
+    ::sigaction(sig, &dfl, nullptr);
   ::setpgid(0, 0);
   ::prctl(PR_SET_PDEATHSIG, SIGKILL);
   if (::getppid() != p->parent) ::_exit(127);  // the parent died before prctl

@@ -118,7 +118,7 @@ int run(run_options o) {
           .config_dir = o.config_dir});
   if (auto ok = t.check(); !ok) {
     std::fprintf(stderr, "plexus run: %s\n", ok.error().message.c_str());
-    return exit_failure;
+    return exit_bad_config;
   }
 
   router.add_method("ps", [&](const value&) -> result<value> {

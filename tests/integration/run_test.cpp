@@ -243,6 +243,18 @@ replicas = "two"
   EXPECT_NE(out.find("process[0].replicas"), std::string::npos) << out;
 }
 
+TEST_F(Run, AMissingCommandIsABadConfig) {
+  const auto path = config(R"(
+[[process]]
+name = "ghost"
+command = "no-such-program-plexus"
+)");
+  auto [rc, out] = plexus::test::run({bin("plexus"), "run", path});
+  EXPECT_EQ(rc, 2) << out;
+  EXPECT_NE(out.find("process ghost: command no-such-program-plexus not found"), std::string::npos)
+      << out;
+}
+
 TEST_F(Run, ThePsOfAPlainRouterSaysItSupervisesNothing) {
   run_ = std::make_unique<child>(
       std::vector<std::string>{bin("plexus"), "router", "--listen", address_});

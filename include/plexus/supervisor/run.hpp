@@ -17,10 +17,11 @@
 
 namespace plexus::supervisor {
 
-inline constexpr int exit_stopped = 0;    // stopped on request
-inline constexpr int exit_failure = 4;    // cannot listen, cannot create the log directory
-inline constexpr int exit_intensity = 5;  // too many restarts: the tree gave up
-inline constexpr int exit_emergency = 6;  // a child exited with the emergency exit code
+inline constexpr int exit_stopped = 0;     // stopped on request
+inline constexpr int exit_bad_config = 2;  // a command not found, a group misdeclared
+inline constexpr int exit_failure = 4;     // cannot listen, cannot create the log directory
+inline constexpr int exit_intensity = 5;   // too many restarts: the tree gave up
+inline constexpr int exit_emergency = 6;   // a child exited with the emergency exit code
 
 struct run_options {
   config::app_config app;
