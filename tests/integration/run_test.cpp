@@ -9,7 +9,6 @@
 #include <boost/asio/io_context.hpp>
 #include <chrono>
 #include <fstream>
-#include <thread>
 
 #include "integration/process.hpp"
 #include "plexus/rpc/client.hpp"
@@ -49,18 +48,31 @@ class Run : public ::testing::Test {
     return c.call_value(service, method, std::move(params), 5s);
   }
 
-  // Polls plexus.ps until `pred(ps)` holds (deadline `limit`); returns the last answer.
+  // Asks plexus.ps until `pred(ps)` holds (deadline `limit`), asking again after each
+  // supervisor event on the log stream (start, ready, exit, restart …) or at least every
+  // second (RSS and health are sampled without an event). Returns the last answer.
   template <class Pred>
   plexus::value wait_ps(Pred pred, std::chrono::milliseconds limit = 10000ms) {
-    const auto end = std::chrono::steady_clock::now() + limit;
+    boost::asio::io_context io(1);
+    plexus::rpc::client c(io, {.router = address_, .name = "test-ps"});
     plexus::value last;
+    if (auto ok = c.connect(); !ok) {
+      ADD_FAILURE() << ok.error().message;
+      return last;
+    }
+    std::size_t events = 0;
+    EXPECT_TRUE(c.subscribe("log.", [&](std::string_view, const plexus::value&) { ++events; }));
+    const auto end = std::chrono::steady_clock::now() + limit;
     while (std::chrono::steady_clock::now() < end) {
-      auto r = call("plexus", "ps");
-      if (r) {
+      const auto seen = events;
+      if (auto r = c.call_value("plexus", "ps", plexus::value::array(), 5s); r) {
         last = *r;
         if (pred(last)) return last;
       }
-      std::this_thread::sleep_for(20ms);  // a poll interval, not a wait for an event
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          end - std::chrono::steady_clock::now());
+      plexus::test::run_until(
+          io, [&] { return events != seen; }, std::min(left, 1000ms));
     }
     ADD_FAILURE() << "ps never matched; last: " << last.dump();
     return last;
