@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <optional>
 #include <unordered_set>
 
 namespace {
@@ -85,14 +86,20 @@ struct client_args {
   bool json = false;
 };
 
+// Connects `c` to the router; on failure prints why (the exit code is then 3).
+bool connect_or_report(plexus::rpc::client& c, const client_args& a) {
+  if (auto ok = c.connect(); !ok) {
+    print_error(ok.error(), a.json);
+    return false;
+  }
+  return true;
+}
+
 int with_client(const client_args& a, const std::string& service, const std::string& method,
                 plexus::value params, bool raw_json_output) {
   asio::io_context io(1);
   plexus::rpc::client c(io, {.router = a.router, .name = "plexus-cli"});
-  if (auto ok = c.connect(); !ok) {
-    print_error(ok.error(), a.json);
-    return exit_unavailable;
-  }
+  if (!connect_or_report(c, a)) return exit_unavailable;
   const auto deadline =
       std::chrono::duration_cast<plexus::rpc::duration>(std::chrono::duration<double>(a.timeout_s));
   auto r = c.call_value(service, method, std::move(params), deadline);
@@ -144,10 +151,7 @@ class connection_watch {
 int publish(const client_args& a, const std::string& topic, plexus::value params) {
   asio::io_context io(1);
   plexus::rpc::client c(io, {.router = a.router, .name = "plexus-cli"});
-  if (auto ok = c.connect(); !ok) {
-    print_error(ok.error(), a.json);
-    return exit_unavailable;
-  }
+  if (!connect_or_report(c, a)) return exit_unavailable;
   if (auto ok = c.publish(topic, std::move(params)); !ok) {
     print_error(ok.error(), a.json);
     return exit_code_for(ok.error());
@@ -166,10 +170,7 @@ int subscribe(const client_args& a, std::vector<std::string> prefixes, std::size
               double for_s) {
   asio::io_context io(1);
   plexus::rpc::client c(io, {.router = a.router, .name = "plexus-subscribe"});
-  if (auto ok = c.connect(); !ok) {
-    print_error(ok.error(), a.json);
-    return exit_unavailable;
-  }
+  if (!connect_or_report(c, a)) return exit_unavailable;
   if (prefixes.empty()) prefixes.push_back("");
   std::size_t seen = 0;
   auto print = [&](std::string_view topic, const plexus::value& params) {
@@ -216,20 +217,42 @@ int subscribe(const client_args& a, std::vector<std::string> prefixes, std::size
   return rc;
 }
 
-int print_services(const client_args& a) {
+// A call to the router's own service, with the error of a router that is not a
+// `plexus run` made plain.
+plexus::result<plexus::value> supervisor_call(const client_args& a, plexus::rpc::client& c,
+                                              const std::string& method, plexus::value params) {
+  auto r = c.call_value("plexus", method, std::move(params), seconds(a.timeout_s));
+  if (!r && r.error().code == plexus::errc::not_found &&
+      r.error().message.starts_with("the router has no method"))
+    return plexus::error(plexus::errc::unavailable,
+                         "the router at " + a.router +
+                             " supervises nothing (it is a `plexus router`, not a `plexus run`)");
+  return r;
+}
+
+// One call to the router's own service on a connection of its own; a failure is
+// printed and its exit code left in `rc`.
+std::optional<plexus::value> ask_router(const client_args& a, const std::string& method,
+                                        plexus::value params, int& rc) {
   asio::io_context io(1);
   plexus::rpc::client c(io, {.router = a.router, .name = "plexus-cli"});
-  if (auto ok = c.connect(); !ok) {
-    print_error(ok.error(), a.json);
-    return exit_unavailable;
+  if (!connect_or_report(c, a)) {
+    rc = exit_unavailable;
+    return std::nullopt;
   }
-  auto r = c.call_value("plexus", "services", plexus::value::array(),
-                        std::chrono::duration_cast<plexus::rpc::duration>(
-                            std::chrono::duration<double>(a.timeout_s)));
+  auto r = supervisor_call(a, c, method, std::move(params));
   if (!r) {
     print_error(r.error(), a.json);
-    return exit_code_for(r.error());
+    rc = exit_code_for(r.error());
+    return std::nullopt;
   }
+  return std::move(*r);
+}
+
+int print_services(const client_args& a) {
+  int rc = exit_ok;
+  auto r = ask_router(a, "services", plexus::value::array(), rc);
+  if (!r) return rc;
   if (a.json) {
     std::cout << r->dump() << "\n";
     return exit_ok;
@@ -280,19 +303,6 @@ int run_tree(const std::string& config_path, bool print_demo, const std::string&
   return plexus::supervisor::run(std::move(o));
 }
 
-// A call to the router's own service, with the error of a router that is not a
-// `plexus run` made plain.
-plexus::result<plexus::value> supervisor_call(const client_args& a, plexus::rpc::client& c,
-                                              const std::string& method, plexus::value params) {
-  auto r = c.call_value("plexus", method, std::move(params), seconds(a.timeout_s));
-  if (!r && r.error().code == plexus::errc::not_found &&
-      r.error().message.starts_with("the router has no method"))
-    return plexus::error(plexus::errc::unavailable,
-                         "the router at " + a.router +
-                             " supervises nothing (it is a `plexus router`, not a `plexus run`)");
-  return r;
-}
-
 std::string human_duration(double s) {
   char buf[32];
   const auto t = static_cast<long>(s);
@@ -306,17 +316,9 @@ std::string human_duration(double s) {
 }
 
 int print_ps(const client_args& a) {
-  asio::io_context io(1);
-  plexus::rpc::client c(io, {.router = a.router, .name = "plexus-cli"});
-  if (auto ok = c.connect(); !ok) {
-    print_error(ok.error(), a.json);
-    return exit_unavailable;
-  }
-  auto r = supervisor_call(a, c, "ps", plexus::value::array());
-  if (!r) {
-    print_error(r.error(), a.json);
-    return exit_code_for(r.error());
-  }
+  int rc = exit_ok;
+  auto r = ask_router(a, "ps", plexus::value::array(), rc);
+  if (!r) return rc;
   if (a.json) {
     std::cout << r->dump() << "\n";
     return exit_ok;
@@ -344,17 +346,9 @@ int print_ps(const client_args& a) {
 }
 
 int supervisor_command(const client_args& a, const std::string& method, plexus::value params) {
-  asio::io_context io(1);
-  plexus::rpc::client c(io, {.router = a.router, .name = "plexus-cli"});
-  if (auto ok = c.connect(); !ok) {
-    print_error(ok.error(), a.json);
-    return exit_unavailable;
-  }
-  auto r = supervisor_call(a, c, method, std::move(params));
-  if (!r) {
-    print_error(r.error(), a.json);
-    return exit_code_for(r.error());
-  }
+  int rc = exit_ok;
+  auto r = ask_router(a, method, std::move(params), rc);
+  if (!r) return rc;
   std::cout << (r->is_string() ? r->get<std::string>() : r->dump()) << "\n";
   return exit_ok;
 }
@@ -377,10 +371,7 @@ int print_logs(const client_args& a, const logs_args& l) {
   }
   asio::io_context io(1);
   plexus::rpc::client c(io, {.router = a.router, .name = "plexus-logs"});
-  if (auto ok = c.connect(); !ok) {
-    print_error(ok.error(), a.json);
-    return exit_unavailable;
-  }
+  if (!connect_or_report(c, a)) return exit_unavailable;
   auto print = [&](const plexus::value& record) {
     if (a.json)
       std::cout << record.dump() << "\n";
