@@ -398,27 +398,17 @@ result<void> read_groups(const std::string& source, const toml::node& node,
 // Every process's group exists, and a group's processes are declared one after another.
 result<void> check_groups(const std::string& source, const toml::table& doc,
                           const supervisor::tree_spec& spec) {
+  const auto problem = supervisor::find_group_problem(spec);
+  if (!problem) return {};
+  const auto i = problem->process;
+  const auto& group = spec.processes[i].group;
   const auto* procs = doc["process"].as_array();
-  std::string previous;
-  std::vector<std::string> closed;
-  for (std::size_t i = 0; i < spec.processes.size(); ++i) {
-    const auto& p = spec.processes[i];
-    const auto key = "process[" + std::to_string(i) + "].group";
-    const toml::node* where = procs ? (*procs)[i].as_table()->get("group") : nullptr;
-    const auto region = where ? where->source() : toml::source_region{};
-    if (!p.group.empty() &&
-        std::none_of(spec.groups.begin(), spec.groups.end(),
-                     [&](const supervisor::group_spec& g) { return g.name == p.group; }))
-      return fail(source, region, key, "no [group." + p.group + "] table");
-    if (p.group != previous) {
-      if (!previous.empty()) closed.push_back(previous);
-      if (std::find(closed.begin(), closed.end(), p.group) != closed.end())
-        return fail(source, region, key,
-                    "the processes of group " + p.group + " must be declared one after another");
-      previous = p.group;
-    }
-  }
-  return {};
+  const toml::node* where = procs ? (*procs)[i].as_table()->get("group") : nullptr;
+  return fail(source, where ? where->source() : toml::source_region{},
+              "process[" + std::to_string(i) + "].group",
+              problem->what == supervisor::group_problem::unknown
+                  ? "no [group." + group + "] table"
+                  : "the processes of group " + group + " must be declared one after another");
 }
 
 }  // namespace

@@ -1,5 +1,8 @@
 #include "plexus/supervisor/spec.hpp"
 
+#include <algorithm>
+#include <vector>
+
 namespace plexus::supervisor {
 
 std::string_view to_string(restart_policy p) noexcept {
@@ -34,6 +37,23 @@ std::string_view to_string(readiness r) noexcept {
       return "spawn";
   }
   return "unknown";
+}
+
+std::optional<group_problem> find_group_problem(const tree_spec& spec) {
+  std::string previous;
+  std::vector<std::string> closed;  // groups whose run of processes has ended
+  for (std::size_t i = 0; i < spec.processes.size(); ++i) {
+    const auto& group = spec.processes[i].group;
+    if (!group.empty() && std::none_of(spec.groups.begin(), spec.groups.end(),
+                                       [&](const group_spec& g) { return g.name == group; }))
+      return group_problem{group_problem::unknown, i};
+    if (group == previous) continue;
+    if (!previous.empty()) closed.push_back(previous);
+    if (std::find(closed.begin(), closed.end(), group) != closed.end())
+      return group_problem{group_problem::scattered, i};
+    previous = group;
+  }
+  return std::nullopt;
 }
 
 }  // namespace plexus::supervisor

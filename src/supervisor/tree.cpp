@@ -146,22 +146,14 @@ class tree::impl : public std::enable_shared_from_this<tree::impl> {
   result<void> check() const {
     for (const auto& p : spec_.processes)
       if (auto r = resolve(p); !r) return std::move(r).error();
-    // Groups: known, and each one's processes declared one after another.
-    std::string previous;
-    std::vector<std::string> closed;
-    for (const auto& p : spec_.processes) {
-      if (!p.group.empty() && std::none_of(spec_.groups.begin(), spec_.groups.end(),
-                                           [&](const group_spec& g) { return g.name == p.group; }))
-        return plexus::error(errc::invalid_argument,
-                             "process " + p.name + ": no group named " + p.group);
-      if (p.group != previous) {
-        if (!previous.empty()) closed.push_back(previous);
-        if (std::find(closed.begin(), closed.end(), p.group) != closed.end())
-          return plexus::error(errc::invalid_argument, "process " + p.name +
-                                                           ": the processes of group " + p.group +
-                                                           " must be declared one after another");
-        previous = p.group;
-      }
+    if (auto problem = find_group_problem(spec_)) {
+      const auto& p = spec_.processes[problem->process];
+      return plexus::error(
+          errc::invalid_argument,
+          "process " + p.name + ": " +
+              (problem->what == group_problem::unknown
+                   ? "no group named " + p.group
+                   : "the processes of group " + p.group + " must be declared one after another"));
     }
     return {};
   }

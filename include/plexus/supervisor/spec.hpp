@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -84,5 +85,13 @@ struct tree_spec {
   std::vector<group_spec> groups;     // [group.NAME] tables
   log_options log;
 };
+
+// The first process whose `group` names no group_spec, or whose group's processes are
+// not declared one after another (nullopt: the groups are well declared).
+struct group_problem {
+  enum kind { unknown, scattered } what;
+  std::size_t process;  // index in tree_spec::processes
+};
+std::optional<group_problem> find_group_problem(const tree_spec& spec);
 
 }  // namespace plexus::supervisor
