@@ -258,7 +258,7 @@ class router::impl {
       return;
     }
     ++stats_.published;
-    deliver_all(from, *topic, payload);
+    deliver_all(from, *topic, [payload] { return payload; });
     // In-process taps: decoded once, only when one of them wants the topic.
     const auto wanted = [&](const tap_entry& t) { return topic->starts_with(t.prefix); };
     if (std::none_of(taps_.begin(), taps_.end(), wanted)) return;
@@ -269,36 +269,36 @@ class router::impl {
       if (n.method.starts_with(t.prefix)) t.handler(n.method, n.params);
   }
 
-  // To the subscribers and outlets (not the taps).
-  void deliver_all(std::string_view from, std::string_view topic,
-                   std::span<const std::uint8_t> payload) {
+  // To the subscribers and outlets (not the taps). `payload()` gives the encoded
+  // publication; it is asked for only when someone takes it.
+  template <class Payload>
+  void deliver_all(std::string_view from, std::string_view topic, Payload&& payload) {
     for (peer* p : subscribers_) {
       for (const auto& prefix : p->prefixes) {
         if (!topic.starts_with(prefix)) continue;
-        deliver(*p, from, payload);
+        deliver(*p, from, payload());
         break;  // once per subscriber, however many of its prefixes match
       }
     }
     for (auto& out : outlets_)
-      out->publish(topic, payload);
+      out->publish(topic, payload());
   }
 
  public:
   void add_method(std::string name, method_handler h) { methods_[std::move(name)] = std::move(h); }
 
-  // Encoded only when a subscriber or an outlet will carry it; taps get the value.
+  // Encoded only when a subscriber or an outlet takes it; taps get the value.
   void publish_local(std::string_view topic, value params) {
     ++stats_.published;
-    const bool subscribed =
-        !outlets_.empty() || std::any_of(subscribers_.begin(), subscribers_.end(), [&](peer* p) {
-          return std::any_of(p->prefixes.begin(), p->prefixes.end(),
-                             [&](const std::string& prefix) { return topic.starts_with(prefix); });
-        });
-    if (subscribed) {
-      local_scratch_.clear();
-      wire::encode(local_scratch_, wire::notification{std::string(topic), params});
-      deliver_all("", topic, local_scratch_);
-    }
+    bool encoded = false;
+    deliver_all("", topic, [&]() -> std::span<const std::uint8_t> {
+      if (!encoded) {
+        local_scratch_.clear();
+        wire::encode(local_scratch_, wire::notification{std::string(topic), params});
+        encoded = true;
+      }
+      return local_scratch_;
+    });
     for (auto& t : taps_)
       if (topic.starts_with(t.prefix)) t.handler(topic, params);
   }
