@@ -114,19 +114,6 @@ result<void> read_seconds(const std::string& source, const toml::node& node, con
   return {};
 }
 
-// "5", "0.1", "2.25": milliseconds as seconds, for messages.
-std::string seconds_text(std::chrono::milliseconds d) {
-  std::string s = std::to_string(d.count() / 1000);
-  if (auto frac = d.count() % 1000) {
-    std::string f = std::to_string(frac);
-    f.insert(0, 3 - f.size(), '0');
-    while (f.back() == '0')
-      f.pop_back();
-    s += "." + f;
-  }
-  return s;
-}
-
 // One of the names `to_string` gives the enumerators in `all`.
 template <typename E, std::size_t N>
 result<void> read_enum(const std::string& source, const toml::node& node, const std::string& key,
@@ -218,12 +205,12 @@ result<void> read_supervisor(const std::string& source, const toml::table& t,
   }
   if (spec.backoff_max < spec.backoff_initial) {
     if (max)
-      return fail(
-          source, max->source(), "supervisor.backoff_max",
-          "must be at least backoff_initial (" + seconds_text(spec.backoff_initial) + " s)");
-    return fail(
-        source, initial->source(), "supervisor.backoff_initial",
-        "must be at most backoff_max (" + seconds_text(spec.backoff_max) + " s by default)");
+      return fail(source, max->source(), "supervisor.backoff_max",
+                  "must be at least backoff_initial (" +
+                      supervisor::seconds_text(spec.backoff_initial) + " s)");
+    return fail(source, initial->source(), "supervisor.backoff_initial",
+                "must be at most backoff_max (" + supervisor::seconds_text(spec.backoff_max) +
+                    " s by default)");
   }
   return {};
 }

@@ -39,6 +39,18 @@ std::string_view to_string(readiness r) noexcept {
   return "unknown";
 }
 
+std::string seconds_text(std::chrono::milliseconds d) {
+  std::string s = std::to_string(d.count() / 1000);
+  if (auto frac = d.count() % 1000) {
+    std::string f = std::to_string(frac);
+    f.insert(0, 3 - f.size(), '0');
+    while (f.back() == '0')
+      f.pop_back();
+    s += "." + f;
+  }
+  return s;
+}
+
 std::optional<group_problem> find_group_problem(const tree_spec& spec) {
   std::string previous;
   std::vector<std::string> closed;  // groups whose run of processes has ended

@@ -46,10 +46,9 @@ std::string_view to_string(child_state s) noexcept {
 
 namespace {
 
-std::string seconds_text(std::chrono::milliseconds d) {
-  std::ostringstream s;
-  s << static_cast<double>(d.count()) / 1000.0 << " s";
-  return s.str();
+// "0.1 s": for messages.
+std::string in_seconds(std::chrono::milliseconds d) {
+  return seconds_text(d) + " s";
 }
 
 bool executable(const fs::path& p) {
@@ -427,7 +426,7 @@ class tree::impl : public std::enable_shared_from_this<tree::impl> {
                               &c](const boost::system::error_code& ec) {
       if (ec || weak.expired() || c.state != child_state::starting) return;
       c.timed_out = true;
-      emit(c, "error", "not ready within " + seconds_text(c.spec->ready_timeout), "ready_timeout");
+      emit(c, "error", "not ready within " + in_seconds(c.spec->ready_timeout), "ready_timeout");
       c.proc->stop(c.spec->stop_timeout);
     });
   }
@@ -494,8 +493,8 @@ class tree::impl : public std::enable_shared_from_this<tree::impl> {
   void on_exit(child& c, exit_status st) {
     c.ready_timer.cancel();
     c.notify.reset();
-    std::string why = c.timed_out ? "not ready within " + seconds_text(c.spec->ready_timeout) +
-                                        " (" + st.describe() + ")"
+    std::string why = c.timed_out ? "not ready within " + in_seconds(c.spec->ready_timeout) + " (" +
+                                        st.describe() + ")"
                                   : st.describe();
     c.last_exit = why;
     c.proc.reset();
@@ -580,7 +579,7 @@ class tree::impl : public std::enable_shared_from_this<tree::impl> {
       if (s != &c) others += (others.empty() ? "" : ", ") + s->label;
     emit(c, "warn",
          std::string("restarting") + (others.empty() ? "" : " with " + others) + " in " +
-             seconds_text(delay) + " (" + strategy_name + ")",
+             in_seconds(delay) + " (" + strategy_name + ")",
          "restart");
     restart_set(std::move(set), delay);
   }
@@ -594,9 +593,8 @@ class tree::impl : public std::enable_shared_from_this<tree::impl> {
   }
 
   static std::string too_many(const group& g) {
-    return "more than " + std::to_string(g.intensity) + " restarts within " +
-           seconds_text(g.period) + " (intensity " + std::to_string(g.intensity) + ", period " +
-           seconds_text(g.period) + ")";
+    return "more than " + std::to_string(g.intensity) + " restarts within " + in_seconds(g.period) +
+           " (intensity " + std::to_string(g.intensity) + ", period " + in_seconds(g.period) + ")";
   }
 
   // What `g`'s strategy restarts when its child at `index` fails: that child, every

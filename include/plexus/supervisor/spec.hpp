@@ -35,6 +35,8 @@ enum class readiness {
 std::string_view to_string(restart_policy p) noexcept;
 std::string_view to_string(restart_strategy s) noexcept;
 std::string_view to_string(readiness r) noexcept;
+// "5", "0.1", "2.25": a duration as seconds, for messages (exact to the millisecond).
+std::string seconds_text(std::chrono::milliseconds d);
 
 struct child_spec {
   std::string name;  // unique; tags logs, names the child in `plexus ps`
