@@ -279,15 +279,7 @@ class Client:
         chan = self._chan
         if chan is None:
             raise Unavailable("the client is not connected (use `async with Client(...)`)")
-        if not isinstance(topic, str):
-            raise InvalidArgument("a topic is a str", context={"topic": repr(topic)})
-        try:
-            payload = _dumps([2, topic, args])
-        except Exception as exc:
-            raise InvalidArgument(
-                f"cannot encode the arguments of publication {topic}: {exc}",
-                context={"topic": topic},
-            ) from exc
+        payload = wire.encode_publication(topic, args)
         chan.send((_PUBLISH, payload))
 
     async def log(self, level: str, message: str, /, **fields: Any) -> None:

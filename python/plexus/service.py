@@ -36,7 +36,7 @@ import zmq
 
 from . import supervision, wire
 from ._channel import Channel
-from .errors import InvalidArgument, RemoteError, Unavailable
+from .errors import RemoteError, Unavailable
 
 __all__ = ["Service"]
 
@@ -381,15 +381,7 @@ class Service:
         """
         if self._chan is None:
             raise Unavailable(f"the service {self.name} is not started")
-        if not isinstance(topic, str):
-            raise InvalidArgument("a topic is a str", context={"topic": repr(topic)})
-        try:
-            payload = _dumps([2, topic, args])
-        except Exception as exc:
-            raise InvalidArgument(
-                f"cannot encode the arguments of publication {topic}: {exc}",
-                context={"topic": topic},
-            ) from exc
+        payload = wire.encode_publication(topic, args)
         if threading.get_ident() == self._loop_thread:
             self._send_publication(payload)
         else:

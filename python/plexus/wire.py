@@ -18,6 +18,8 @@ from typing import Any, Optional, Sequence
 
 import cbor2
 
+from .errors import InvalidArgument
+
 __all__ = [
     "REQUEST",
     "RESPONSE",
@@ -28,6 +30,7 @@ __all__ = [
     "encode_request",
     "encode_response",
     "encode_notification",
+    "encode_publication",
     "peek_request_id",
 ]
 
@@ -52,6 +55,20 @@ def encode_response(msgid: int, error: Optional[list], result: Any) -> bytes:
 
 def encode_notification(method: str, params: Sequence[Any]) -> bytes:
     return encode([NOTIFICATION, method, params])
+
+
+def encode_publication(topic: str, args: Sequence[Any]) -> bytes:
+    """The notification ``[2, topic, args]`` a publication is, checked: raises
+    plexus.InvalidArgument when ``topic`` is not a str or ``args`` cannot be encoded."""
+    if not isinstance(topic, str):
+        raise InvalidArgument("a topic is a str", context={"topic": repr(topic)})
+    try:
+        return encode([NOTIFICATION, topic, args])
+    except Exception as exc:
+        raise InvalidArgument(
+            f"cannot encode the arguments of publication {topic}: {exc}",
+            context={"topic": topic},
+        ) from exc
 
 
 def peek_request_id(payload: bytes) -> Optional[int]:
