@@ -16,7 +16,7 @@
 #include <list>
 #include <sstream>
 
-#include "plexus/rpc/supervision.hpp"
+#include "plexus/log/record.hpp"
 #include "plexus/supervisor/logs.hpp"
 #include "plexus/supervisor/process.hpp"
 
@@ -760,9 +760,9 @@ class tree::impl : public std::enable_shared_from_this<tree::impl> {
   void publish_record(const std::string& name, std::size_t replica, pid_t pid,
                       std::string_view level, std::string_view message, value fields) {
     if (!opts_.on_log) return;
-    auto record = rpc::log_record(level, message, std::move(fields), name, pid);
-    record["replica"] = replica;
-    opts_.on_log(rpc::log_topic(name), std::move(record));
+    opts_.on_log(log::topic(name),
+                 log::make_record(level, message, std::move(fields), name,
+                                  static_cast<std::int64_t>(replica), pid));
   }
 
   // A supervisor event about a child: tagged with the child's name, so
@@ -775,8 +775,8 @@ class tree::impl : public std::enable_shared_from_this<tree::impl> {
 
   void emit_tree(std::string_view level, const std::string& message) {
     if (!opts_.on_log) return;
-    auto record = rpc::log_record(level, message, {{"stream", "supervisor"}}, "plexus");
-    opts_.on_log(rpc::log_topic("plexus"), std::move(record));
+    opts_.on_log(log::topic("plexus"),
+                 log::make_record(level, message, {{"stream", "supervisor"}}, "plexus"));
   }
 
   void sample() {

@@ -1,6 +1,11 @@
-// Encodes a request with the installed library and checks that it decodes back.
+// Uses the installed library through find_package(plexus): the codec (wire), a client
+// that finds nothing listening (transport, rpc) and an app.toml parse (config, which
+// brings broker and supervisor), so every library layer must link.
+#include <plexus/config/app_config.hpp>
+#include <plexus/rpc/client.hpp>
 #include <plexus/wire/message.hpp>
 
+#include <boost/asio/io_context.hpp>
 #include <cstdio>
 
 int main() {
@@ -8,6 +13,14 @@ int main() {
   plexus::wire::encode(buf, plexus::wire::request{7, "add", {1, 2}});
   auto m = plexus::wire::decode(buf);
   if (!m || std::get<plexus::wire::request>(*m).method != "add") return 1;
+
+  boost::asio::io_context io;
+  plexus::rpc::client c(io, {.router = "ipc:///nonexistent/plexus-consumer.sock"});
+  auto ok = c.connect();
+  if (ok || ok.error().code != plexus::errc::unavailable) return 2;
+
+  auto cfg = plexus::config::parse("[[process]]\nname = \"a\"\ncommand = \"true\"\n", "inline");
+  if (!cfg || cfg->supervisor.processes.size() != 1) return 3;
   std::puts("consumer ok");
   return 0;
 }

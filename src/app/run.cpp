@@ -1,4 +1,4 @@
-#include "plexus/supervisor/run.hpp"
+#include "app/run.hpp"
 
 #include <signal.h>
 #include <sys/stat.h>
@@ -9,41 +9,17 @@
 #include <boost/asio/signal_set.hpp>
 #include <filesystem>
 
+#include "app/exit_codes.hpp"
+#include "app/log_book.hpp"
 #include "plexus/broker/router.hpp"
 #include "plexus/supervisor/process.hpp"
 #include "plexus/supervisor/tree.hpp"
 #include "plexus/transport/address.hpp"
-#include "supervisor/log_book.hpp"
 
-namespace plexus::supervisor {
+namespace plexus::app {
 
 namespace asio = boost::asio;
 namespace fs = std::filesystem;
-
-std::string_view demo_config() {
-  return R"(# The built-in demo of `plexus run` (print it with `plexus run --print-demo`).
-[supervisor]
-strategy = "one_for_one"
-intensity = 10          # more than 10 restarts within 30 s stop the tree
-period = 30
-backoff_initial = 0.5
-backoff_max = 5
-
-[[process]]
-name = "calc"           # add, div, echo, pid, sleep, nap
-command = "calc"
-replicas = 2            # calls are spread over both
-
-[[process]]
-name = "ticker"         # publishes tick <count> every second
-command = "ticker"
-
-[[process]]
-name = "flaky"          # answers ping, and crashes now and then
-command = "flaky"
-args = ["--crash-after", "4", "--crash-jitter", "6"]
-)";
-}
 
 namespace {
 
@@ -53,7 +29,7 @@ std::string default_log_dir() {
   return "/tmp/plexus-" + std::to_string(::getuid()) + "/logs";
 }
 
-value status_json(const child_status& s) {
+value status_json(const supervisor::child_status& s) {
   return {{"name", s.name},
           {"group", s.group},
           {"replica", s.replica},
@@ -86,7 +62,7 @@ int run(run_options o) {
     if (ec) {
       std::fprintf(stderr, "plexus run: cannot create the log directory %s: %s\n", log_dir.c_str(),
                    ec.message().c_str());
-      return exit_failure;
+      return exit_local_failure;
     }
   }
 
@@ -95,30 +71,31 @@ int run(run_options o) {
   ::signal(SIGPIPE, SIG_IGN);
   // Before anything else opens: the keeper sweeps the children's groups if this
   // process dies without doing it (kill -9).
-  if (auto ok = process::start_keeper(); !ok) {
+  if (auto ok = supervisor::process::start_keeper(); !ok) {
     std::fprintf(stderr, "plexus run: cannot start the keeper: %s\n", ok.error().message.c_str());
-    return exit_failure;
+    return exit_local_failure;
   }
   asio::io_context io(1);
   broker::router router(io, app.router);
   if (auto ok = router.start(); !ok) {
     std::fprintf(stderr, "plexus run: %s\n", ok.error().message.c_str());
-    return exit_failure;
+    return exit_local_failure;
   }
   const auto address = transport::connectable(router.addresses().front());
 
   log_book book(io, app.supervisor.log, log_dir, app.supervisor.log.echo ? o.out : nullptr);
   router.tap("log.", [&](std::string_view topic, const value& params) { book.add(topic, params); });
 
-  tree t(io, app.supervisor,
-         {.router_address = address,
-          .on_log = [&](std::string_view topic,
-                        value record) { router.publish(topic, value::array({std::move(record)})); },
-          .program_dir = o.program_dir,
-          .config_dir = o.config_dir});
+  supervisor::tree t(
+      io, app.supervisor,
+      {.router_address = address,
+       .on_log = [&](std::string_view topic,
+                     value record) { router.publish(topic, value::array({std::move(record)})); },
+       .program_dir = o.program_dir,
+       .config_dir = o.config_dir});
   if (auto ok = t.check(); !ok) {
     std::fprintf(stderr, "plexus run: %s\n", ok.error().message.c_str());
-    return exit_bad_config;
+    return exit_usage;
   }
 
   router.add_method("ps", [&](const value&) -> result<value> {
@@ -143,17 +120,17 @@ int run(run_options o) {
   });
   router.add_method("logs", [&](const value& params) { return book.query(params); });
 
-  int rc = exit_stopped;
-  t.start([&](outcome how, const std::string& message) {
+  int rc = exit_ok;
+  t.start([&](supervisor::outcome how, const std::string& message) {
     switch (how) {
-      case outcome::stopped:
-        rc = exit_stopped;
+      case supervisor::outcome::stopped:
+        rc = exit_ok;
         break;
-      case outcome::intensity_exceeded:
+      case supervisor::outcome::intensity_exceeded:
         rc = exit_intensity;
         std::fprintf(stderr, "plexus run: %s\n", message.c_str());
         break;
-      case outcome::emergency:
+      case supervisor::outcome::emergency:
         rc = exit_emergency;
         std::fprintf(stderr, "plexus run: %s\n", message.c_str());
         break;
@@ -191,7 +168,7 @@ int run(run_options o) {
         t.stop();
         wait_signal();
       } else {
-        rc = exit_stopped;
+        rc = exit_ok;
         router.stop();
         io.stop();  // ~tree kills and reaps the children
       }
@@ -202,4 +179,4 @@ int run(run_options o) {
   return rc;
 }
 
-}  // namespace plexus::supervisor
+}  // namespace plexus::app

@@ -16,27 +16,23 @@
 #include "plexus/supervisor/spec.hpp"
 #include "plexus/wire/error.hpp"
 
-namespace plexus::supervisor {
+namespace plexus::app {
 
 class log_book {
  public:
   // `dir` must be set (the resolved log directory); `echo` null: no echo. Files and
   // the echo are flushed once per turn of `io` (after a batch of lines), not per line.
-  log_book(boost::asio::io_context& io, log_options opts, std::string dir, std::FILE* echo);
+  log_book(boost::asio::io_context& io, supervisor::log_options opts, std::string dir,
+           std::FILE* echo);
   ~log_book();
   log_book(const log_book&) = delete;
   log_book& operator=(const log_book&) = delete;
 
-  // A publication under "log.<process>": params [record] (rpc/supervision.hpp).
+  // A publication under "log.<process>": params [record] (plexus/log/record.hpp).
   void add(std::string_view topic, const value& params);
   // `plexus.logs` params [{process?, level?, limit?}]: the newest matching records,
   // oldest first.
   result<value> query(const value& params) const;
-
-  // "2026-12-02T12:00:00.123Z info  calc[0] message {fields}"
-  static std::string format(const value& record);
-  // Whether `record` passes the filters (empty: any).
-  static bool matches(const value& record, std::string_view process, int min_rank);
 
   const std::string& dir() const noexcept { return dir_; }
   std::size_t file_errors() const noexcept { return file_errors_; }
@@ -47,12 +43,12 @@ class log_book {
 
   boost::asio::io_context& io_;
   bool flush_posted_ = false;
-  log_options opts_;
+  supervisor::log_options opts_;
   std::string dir_;
   std::FILE* echo_;
   std::deque<value> history_;
-  std::map<std::string, std::unique_ptr<rotating_file>> files_;
+  std::map<std::string, std::unique_ptr<supervisor::rotating_file>> files_;
   std::size_t file_errors_ = 0;
 };
 
-}  // namespace plexus::supervisor
+}  // namespace plexus::app

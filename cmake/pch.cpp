@@ -1,0 +1,1 @@
+// The precompiled header of every plexus target is built with this empty unit.
