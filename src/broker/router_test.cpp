@@ -1,6 +1,5 @@
 #include "plexus/broker/router.hpp"
 
-#include <stdlib.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -11,7 +10,6 @@
 #include <optional>
 #include <random>
 #include <string>
-#include <system_error>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -19,8 +17,6 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
 #include <boost/asio/read.hpp>
-#include <boost/asio/redirect_error.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 
@@ -29,6 +25,10 @@
 #include "plexus/transport/connection.hpp"
 #include "plexus/wire/control.hpp"
 #include "plexus/wire/message.hpp"
+#include "support/bytes.hpp"
+#include "support/fabric.hpp"
+#include "support/loop.hpp"
+#include "support/temp_dir.hpp"
 
 // The router with real clients and services in one process, on one io_context the
 // test drives itself.
@@ -38,109 +38,8 @@ namespace {
 
 namespace asio = boost::asio;
 using namespace std::chrono_literals;
-using bytes = std::vector<std::uint8_t>;
-
-template <class Pred>
-bool run_until(asio::io_context& io, Pred done, std::chrono::milliseconds limit = 3000ms) {
-  const auto end = std::chrono::steady_clock::now() + limit;
-  while (!done()) {
-    const auto now = std::chrono::steady_clock::now();
-    if (now >= end) return false;
-    if (io.stopped()) io.restart();
-    io.run_one_for(std::min<std::chrono::steady_clock::duration>(end - now, 50ms));
-  }
-  return true;
-}
-
-void settle(asio::io_context& io) {
-  for (int i = 0; i < 4; ++i) {
-    io.restart();
-    io.poll();
-  }
-}
-
-std::string next_inproc() {
-  static int counter = 0;
-  return "inproc://router-test-" + std::to_string(::getpid()) + "-" + std::to_string(++counter);
-}
-
-// Lets coroutine handlers wait until the test says go. Held by shared_ptr from the
-// handler's own frame, so it outlives a waiting handler whatever happens to the service.
-class gate {
- public:
-  explicit gate(asio::io_context& io) : timer_(io, std::chrono::steady_clock::time_point::max()) {}
-  asio::awaitable<void> wait() {
-    if (open_) co_return;
-    boost::system::error_code ignored;
-    co_await timer_.async_wait(asio::redirect_error(asio::use_awaitable, ignored));
-  }
-  void open() {
-    open_ = true;
-    timer_.cancel();
-  }
-
- private:
-  asio::steady_timer timer_;
-  bool open_ = false;
-};
-
-// The eventual outcome of one async_call; safe to drop before the call completes.
-struct pending {
-  std::shared_ptr<std::optional<result<value>>> out =
-      std::make_shared<std::optional<result<value>>>();
-  bool done() const { return out->has_value(); }
-  result<value>& get() { return **out; }
-};
-
-pending start_call(rpc::client& c, std::string_view service, std::string_view method, value params,
-                   rpc::duration deadline = {}) {
-  pending p;
-  c.async_call(
-      service, method, std::move(params),
-      [out = p.out](result<value> r) { out->emplace(std::move(r)); }, deadline);
-  return p;
-}
-
-// Starts a call, checks it is not answered before the loop runs, and runs the loop
-// until it is.
-result<value> call_and_wait(asio::io_context& io, rpc::client& c, std::string_view service,
-                            std::string_view method, value params, rpc::duration deadline = {}) {
-  auto p = start_call(c, service, method, std::move(params), deadline);
-  EXPECT_FALSE(p.done()) << "answered before the loop ran";
-  if (!run_until(io, [&] { return p.done(); }))
-    return plexus::error(errc::internal, "test: no answer in time");
-  return std::move(p.get());
-}
-
-// A router on one loop. Declare it first: what runs on its loop must die before it.
-struct fabric {
-  explicit fabric(std::string addr = next_inproc())
-      : address(std::move(addr)), router(io, {.listen = {address}}) {}
-  fabric(std::string addr, router_options opts)
-      : address(std::move(addr)), router(io, with_listen(std::move(opts), address)) {}
-  static router_options with_listen(router_options o, const std::string& a) {
-    o.listen = {a};
-    return o;
-  }
-
-  rpc::service_options service(std::string name) const {
-    return {.router = address, .name = std::move(name)};
-  }
-  rpc::client_options client() const { return {.router = address, .name = "test-client"}; }
-
-  asio::io_context io;
-  std::string address;
-  broker::router router;
-};
-
-testing::AssertionResult start_ready(asio::io_context& io, rpc::service& s) {
-  auto ready = std::make_shared<bool>(false);
-  if (auto ok = s.start([ready] { *ready = true; }); !ok)
-    return testing::AssertionFailure() << "start: " << ok.error().message;
-  if (!run_until(io, [&] { return *ready; }))
-    return testing::AssertionFailure() << "service " << s.name() << " was never registered";
-  return testing::AssertionSuccess();
-}
+using test::bytes, test::call_and_wait, test::fabric, test::gate, test::next_inproc, test::pending,
+    test::run_until, test::settle, test::start_call, test::start_ready;
 
 struct received {
   wire::frame_kind kind;
@@ -218,16 +117,8 @@ TEST(Router, CallReachesARegisteredServiceAndReturnsItsValue) {
 }
 
 TEST(Router, CallOverIpcReachesTheService) {
-  char pattern[] = "/tmp/plexus-router-XXXXXX";
-  ASSERT_NE(::mkdtemp(pattern), nullptr);
-  const std::string dir = pattern;
-  struct cleanup {
-    std::string dir;
-    ~cleanup() {
-      std::error_code ignored;
-      std::filesystem::remove_all(dir, ignored);
-    }
-  } remove_dir{dir};
+  test::temp_dir tmp;
+  const std::string& dir = tmp.path();
   {
     fabric f("ipc://" + dir + "/router.sock");
     ASSERT_TRUE(f.router.start());
@@ -820,10 +711,8 @@ class stalled_subscriber {
 };
 
 TEST(RouterPubSub, SlowSubscriberLosesPublicationsCountedAndToldWithoutSlowingOthers) {
-  char tmpl[] = "/tmp/plexus-pubsub-XXXXXX";
-  ASSERT_NE(::mkdtemp(tmpl), nullptr);
-  const std::string dir = tmpl;
-  const std::string path = dir + "/router.sock";
+  test::temp_dir tmp;
+  const std::string path = tmp.path() + "/router.sock";
   {
     fabric f("ipc://" + path, {.subscriber_queue_bytes = 64 * 1024});
     ASSERT_TRUE(f.router.start());
@@ -881,16 +770,13 @@ TEST(RouterPubSub, SlowSubscriberLosesPublicationsCountedAndToldWithoutSlowingOt
       dropped += s["dropped"].get<std::uint64_t>();
     EXPECT_EQ(dropped, st.dropped);
   }
-  std::filesystem::remove_all(dir);
 }
 
 TEST(RouterPubSub, ClientCountsTheDropsTheRouterReports) {
   // With no allowance at all, a publication arriving while the previous one is still
   // queued to the subscriber is dropped; the client learns of it with the next one.
-  char tmpl[] = "/tmp/plexus-pubsub-XXXXXX";
-  ASSERT_NE(::mkdtemp(tmpl), nullptr);
-  const std::string dir = tmpl;
-  std::shared_ptr<void> cleanup(nullptr, [&](void*) { std::filesystem::remove_all(dir); });
+  test::temp_dir tmp;
+  const std::string& dir = tmp.path();
   // Over a stream socket, so that sends queue until the loop writes them.
   fabric f("ipc://" + dir + "/router.sock", {.subscriber_queue_bytes = 0});
   ASSERT_TRUE(f.router.start());

@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <tuple>
 
 namespace plexus::config {
 namespace {
@@ -69,6 +70,13 @@ TEST(AppConfig, ErrorsNameFileLineAndKey) {
 using namespace std::chrono_literals;
 namespace sv = plexus::supervisor;
 
+// The tree-wide settings of a [supervisor] section, compared in one expectation: strategy,
+// intensity, period, backoff_initial, backoff_max, emergency_exit_code.
+auto tree_settings(const sv::tree_spec& s) {
+  return std::tuple(s.strategy, s.intensity, s.period, s.backoff_initial, s.backoff_max,
+                    s.emergency_exit_code);
+}
+
 TEST(AppConfig, ReadsTheSupervisorLogAndProcessSections) {
   auto cfg = parse(R"(
 [supervisor]
@@ -112,12 +120,8 @@ A = "1"
                    "app.toml");
   ASSERT_TRUE(cfg) << cfg.error().message;
   const auto& s = cfg->supervisor;
-  EXPECT_EQ(s.strategy, sv::restart_strategy::rest_for_one);
-  EXPECT_EQ(s.intensity, 7u);
-  EXPECT_EQ(s.period, 2500ms);
-  EXPECT_EQ(s.backoff_initial, 250ms);
-  EXPECT_EQ(s.backoff_max, 3000ms);
-  EXPECT_EQ(s.emergency_exit_code, 42);
+  EXPECT_EQ(tree_settings(s),
+            std::tuple(sv::restart_strategy::rest_for_one, 7u, 2500ms, 250ms, 3000ms, 42));
 
   EXPECT_EQ(s.log.dir, "/var/log/myapp");
   EXPECT_EQ(s.log.max_bytes, 2048u);
@@ -157,12 +161,8 @@ TEST(AppConfig, AbsentSupervisorSectionsKeepTheDefaults) {
   ASSERT_TRUE(cfg) << cfg.error().message;
   const sv::tree_spec d;
   const auto& s = cfg->supervisor;
-  EXPECT_EQ(s.strategy, sv::restart_strategy::one_for_one);
-  EXPECT_EQ(s.intensity, 5u);
-  EXPECT_EQ(s.period, 10000ms);
-  EXPECT_EQ(s.backoff_initial, 100ms);
-  EXPECT_EQ(s.backoff_max, 5000ms);
-  EXPECT_EQ(s.emergency_exit_code, 99);
+  EXPECT_EQ(tree_settings(s),
+            std::tuple(sv::restart_strategy::one_for_one, 5u, 10000ms, 100ms, 5000ms, 99));
   EXPECT_TRUE(s.processes.empty());
   EXPECT_EQ(s.log.dir, "");
   EXPECT_EQ(s.log.max_bytes, d.log.max_bytes);
@@ -351,15 +351,16 @@ group = "pipeline"
 )",
                    "app.toml");
   ASSERT_TRUE(cfg) << cfg.error().message;
-  const auto& s = cfg->supervisor;
-  ASSERT_EQ(s.groups.size(), 1u);
-  EXPECT_EQ(s.groups[0].name, "pipeline");
-  EXPECT_EQ(s.groups[0].strategy, supervisor::restart_strategy::rest_for_one);
-  EXPECT_EQ(s.groups[0].intensity, 3u);
-  EXPECT_EQ(s.groups[0].period, std::chrono::milliseconds(2500));
-  EXPECT_EQ(s.processes[0].group, "");
-  EXPECT_EQ(s.processes[1].group, "pipeline");
-  EXPECT_EQ(s.processes[2].group, "pipeline");
+  const auto& groups = cfg->supervisor.groups;
+  ASSERT_EQ(groups.size(), 1u);
+  EXPECT_EQ(groups[0].name, "pipeline");
+  EXPECT_EQ(groups[0].strategy, supervisor::restart_strategy::rest_for_one);
+  EXPECT_EQ(groups[0].intensity, 3u);
+  EXPECT_EQ(groups[0].period, std::chrono::milliseconds(2500));
+  std::vector<std::string> group_of;
+  for (const auto& p : cfg->supervisor.processes)
+    group_of.push_back(p.group);
+  EXPECT_EQ(group_of, (std::vector<std::string>{"", "pipeline", "pipeline"}));
 }
 
 TEST(AppConfig, GroupErrors) {

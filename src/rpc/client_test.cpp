@@ -1,17 +1,11 @@
 #include "plexus/rpc/client.hpp"
 
-#include <stdlib.h>
-#include <unistd.h>
-
-#include <algorithm>
 #include <chrono>
 #include <cstdint>
-#include <filesystem>
 #include <future>
 #include <memory>
 #include <optional>
 #include <string>
-#include <system_error>
 #include <thread>
 #include <unordered_set>
 #include <vector>
@@ -20,16 +14,17 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
-#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
-#include <boost/asio/redirect_error.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
 #include "plexus/broker/router.hpp"
 #include "plexus/rpc/service.hpp"
 #include "plexus/transport/connection.hpp"
 #include "plexus/wire/message.hpp"
+#include "support/bytes.hpp"
+#include "support/fabric.hpp"
+#include "support/loop.hpp"
+#include "support/temp_dir.hpp"
 
 // The client against a router and a service in one process, on one io_context the
 // test drives itself (or, for call_future, runs on a thread of its own).
@@ -39,91 +34,8 @@ namespace {
 
 namespace asio = boost::asio;
 using namespace std::chrono_literals;
-using bytes = std::vector<std::uint8_t>;
-
-template <class Pred>
-bool run_until(asio::io_context& io, Pred done, std::chrono::milliseconds limit = 3000ms) {
-  const auto end = std::chrono::steady_clock::now() + limit;
-  while (!done()) {
-    const auto now = std::chrono::steady_clock::now();
-    if (now >= end) return false;
-    if (io.stopped()) io.restart();
-    io.run_one_for(std::min<std::chrono::steady_clock::duration>(end - now, 50ms));
-  }
-  return true;
-}
-
-void settle(asio::io_context& io) {
-  for (int i = 0; i < 4; ++i) {
-    io.restart();
-    io.poll();
-  }
-}
-
-std::string next_inproc() {
-  static int counter = 0;
-  return "inproc://client-test-" + std::to_string(::getpid()) + "-" + std::to_string(++counter);
-}
-
-// Lets coroutine handlers wait until the test says go.
-class gate {
- public:
-  explicit gate(asio::io_context& io) : timer_(io, std::chrono::steady_clock::time_point::max()) {}
-  asio::awaitable<void> wait() {
-    if (open_) co_return;
-    boost::system::error_code ignored;
-    co_await timer_.async_wait(asio::redirect_error(asio::use_awaitable, ignored));
-  }
-  void open() {
-    open_ = true;
-    timer_.cancel();
-  }
-
- private:
-  asio::steady_timer timer_;
-  bool open_ = false;
-};
-
-struct pending {
-  std::shared_ptr<std::optional<result<value>>> out =
-      std::make_shared<std::optional<result<value>>>();
-  bool done() const { return out->has_value(); }
-  result<value>& get() { return **out; }
-};
-
-pending start_call(client& c, std::string_view service, std::string_view method, value params,
-                   duration deadline = {}) {
-  pending p;
-  c.async_call(
-      service, method, std::move(params),
-      [out = p.out](result<value> r) { out->emplace(std::move(r)); }, deadline);
-  return p;
-}
-
-bool contains(const std::string& haystack, std::string_view needle) {
-  return haystack.find(needle) != std::string::npos;
-}
-
-// Runs an io_context on a thread of its own until destroyed.
-class loop_thread {
- public:
-  explicit loop_thread(asio::io_context& io) : io_(io), guard_(asio::make_work_guard(io)) {
-    io_.restart();
-    thread_ = std::thread([this] { io_.run(); });
-  }
-  ~loop_thread() {
-    guard_.reset();
-    io_.stop();
-    thread_.join();
-    io_.restart();
-  }
-  std::thread::id id() const { return thread_.get_id(); }
-
- private:
-  asio::io_context& io_;
-  asio::executor_work_guard<asio::io_context::executor_type> guard_;
-  std::thread thread_;
-};
+using test::bytes, test::contains, test::loop_thread, test::run_until, test::settle,
+    test::start_call;
 
 class Client : public ::testing::Test {
  protected:
@@ -137,9 +49,7 @@ class Client : public ::testing::Test {
       co_return 1;
     });
     svc_.route("note", [this](int x) { notes_.push_back(x); });
-    auto ready = std::make_shared<bool>(false);
-    ASSERT_TRUE(svc_.start([ready] { *ready = true; }));
-    ASSERT_TRUE(run_until(io_, [&] { return *ready; }));
+    ASSERT_TRUE(test::start_ready(io_, svc_));
     ASSERT_TRUE(client_.connect());
   }
 
@@ -148,13 +58,14 @@ class Client : public ::testing::Test {
     settle(io_);
   }
 
-  asio::io_context io_;
-  std::string address_ = next_inproc();
-  broker::router router_{io_, {.listen = {address_}}};
-  std::shared_ptr<gate> gate_ = std::make_shared<gate>(io_);
+  test::fabric f_;
+  asio::io_context& io_ = f_.io;
+  const std::string& address_ = f_.address;
+  broker::router& router_ = f_.router;
+  std::shared_ptr<test::gate> gate_ = std::make_shared<test::gate>(io_);
   std::vector<int> notes_;
-  service svc_{io_, {.router = address_, .name = "svc"}};
-  client client_{io_, {.router = address_, .name = "test-client"}};
+  service svc_{io_, f_.service("svc")};
+  client client_{io_, f_.client()};
 };
 
 TEST_F(Client, CallPastItsDeadlineIsDeadlineExceeded) {
@@ -328,9 +239,8 @@ TEST_F(Client, CallingWhenNotConnectedIsUnavailable) {
 }
 
 TEST_F(Client, ConnectingToAMissingIpcPathIsUnavailable) {
-  char pattern[] = "/tmp/plexus-client-XXXXXX";
-  ASSERT_NE(::mkdtemp(pattern), nullptr);
-  const std::string dir = pattern;
+  test::temp_dir tmp;
+  const std::string& dir = tmp.path();
   {
     client lost(io_, {.router = "ipc://" + dir + "/missing.sock"});
     auto r = lost.connect();
@@ -339,8 +249,6 @@ TEST_F(Client, ConnectingToAMissingIpcPathIsUnavailable) {
     EXPECT_TRUE(contains(r.error().message, "missing.sock")) << r.error().message;
     EXPECT_FALSE(lost.connected());
   }
-  std::error_code ignored;
-  std::filesystem::remove_all(dir, ignored);
 }
 
 TEST_F(Client, NotifyReturnsOkAndReachesTheService) {

@@ -2,7 +2,6 @@
 
 #include <unistd.h>
 
-#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -19,8 +18,6 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
-#include <boost/asio/redirect_error.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
@@ -28,6 +25,9 @@
 #include "plexus/rpc/client.hpp"
 #include "plexus/transport/connection.hpp"
 #include "plexus/wire/message.hpp"
+#include "support/bytes.hpp"
+#include "support/fabric.hpp"
+#include "support/loop.hpp"
 
 // Services with a router and a client in one process, on one io_context the test
 // drives itself.
@@ -37,7 +37,7 @@ namespace {
 
 namespace asio = boost::asio;
 using namespace std::chrono_literals;
-using bytes = std::vector<std::uint8_t>;
+using test::bytes, test::contains, test::gate, test::run_until, test::settle, test::start_call;
 
 // A user type converted by its own to_json/from_json.
 struct point {
@@ -47,69 +47,6 @@ struct point {
 };
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(point, x, y)
 
-template <class Pred>
-bool run_until(asio::io_context& io, Pred done, std::chrono::milliseconds limit = 3000ms) {
-  const auto end = std::chrono::steady_clock::now() + limit;
-  while (!done()) {
-    const auto now = std::chrono::steady_clock::now();
-    if (now >= end) return false;
-    if (io.stopped()) io.restart();
-    io.run_one_for(std::min<std::chrono::steady_clock::duration>(end - now, 50ms));
-  }
-  return true;
-}
-
-void settle(asio::io_context& io) {
-  for (int i = 0; i < 4; ++i) {
-    io.restart();
-    io.poll();
-  }
-}
-
-std::string next_inproc() {
-  static int counter = 0;
-  return "inproc://service-test-" + std::to_string(::getpid()) + "-" + std::to_string(++counter);
-}
-
-// Lets coroutine handlers wait until the test says go.
-class gate {
- public:
-  explicit gate(asio::io_context& io) : timer_(io, std::chrono::steady_clock::time_point::max()) {}
-  asio::awaitable<void> wait() {
-    if (open_) co_return;
-    boost::system::error_code ignored;
-    co_await timer_.async_wait(asio::redirect_error(asio::use_awaitable, ignored));
-  }
-  void open() {
-    open_ = true;
-    timer_.cancel();
-  }
-
- private:
-  asio::steady_timer timer_;
-  bool open_ = false;
-};
-
-struct pending {
-  std::shared_ptr<std::optional<result<value>>> out =
-      std::make_shared<std::optional<result<value>>>();
-  bool done() const { return out->has_value(); }
-  result<value>& get() { return **out; }
-};
-
-pending start_call(client& c, std::string_view service, std::string_view method, value params,
-                   duration deadline = {}) {
-  pending p;
-  c.async_call(
-      service, method, std::move(params),
-      [out = p.out](result<value> r) { out->emplace(std::move(r)); }, deadline);
-  return p;
-}
-
-bool contains(const std::string& haystack, std::string_view needle) {
-  return haystack.find(needle) != std::string::npos;
-}
-
 class Service : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -117,33 +54,32 @@ class Service : public ::testing::Test {
     ASSERT_TRUE(client_.connect());
   }
 
-  service_options options(std::string name = "svc") const {
-    return {.router = address_, .name = std::move(name)};
-  }
+  service_options options(std::string name = "svc") const { return f_.service(std::move(name)); }
 
-  testing::AssertionResult start_ready(service& s) {
-    auto ready = std::make_shared<bool>(false);
-    if (auto ok = s.start([ready] { *ready = true; }); !ok)
-      return testing::AssertionFailure() << "start: " << ok.error().message;
-    if (!run_until(io_, [&] { return *ready; }))
-      return testing::AssertionFailure() << "service " << s.name() << " was never registered";
+  testing::AssertionResult start_ready(service& s) { return test::start_ready(io_, s); }
+
+  // Whether `r` is an error with `code` and exactly `message`, naming `method` in its context.
+  static testing::AssertionResult is_error(const result<value>& r, errc code,
+                                           std::string_view message, std::string_view method) {
+    if (r) return testing::AssertionFailure() << "answered " << r->dump();
+    const auto& e = r.error();
+    if (e.code != code || e.message != message || e.context.value("method", "") != method)
+      return testing::AssertionFailure()
+             << to_string(e.code) << " \"" << e.message << "\" " << e.context.dump();
     return testing::AssertionSuccess();
   }
 
   // Calls svc.method, checks it is not answered before the loop runs, runs the loop
   // until it is.
   result<value> call(std::string_view method, value params, duration deadline = {}) {
-    auto p = start_call(client_, "svc", method, std::move(params), deadline);
-    EXPECT_FALSE(p.done()) << "answered before the loop ran";
-    if (!run_until(io_, [&] { return p.done(); }))
-      return plexus::error(errc::internal, "test: no answer in time");
-    return std::move(p.get());
+    return test::call_and_wait(io_, client_, "svc", method, std::move(params), deadline);
   }
 
-  asio::io_context io_;
-  std::string address_ = next_inproc();
-  broker::router router_{io_, {.listen = {address_}}};
-  client client_{io_, {.router = address_, .name = "test-client"}};
+  test::fabric f_;
+  asio::io_context& io_ = f_.io;
+  const std::string& address_ = f_.address;
+  broker::router& router_ = f_.router;
+  client client_{io_, f_.client()};
 };
 
 TEST_F(Service, ArityErrorNamesTheSignature) {
@@ -224,11 +160,7 @@ TEST_F(Service, ThrownStdExceptionBecomesAnInternalErrorWithItsMessage) {
   s.route("boom", []() -> int { throw std::runtime_error("disk on fire"); });
   ASSERT_TRUE(start_ready(s));
 
-  auto r = call("boom", value::array());
-  ASSERT_FALSE(r);
-  EXPECT_EQ(r.error().code, errc::internal);
-  EXPECT_EQ(r.error().message, "disk on fire");
-  EXPECT_EQ(r.error().context.value("method", ""), "boom");
+  EXPECT_TRUE(is_error(call("boom", value::array()), errc::internal, "disk on fire", "boom"));
 }
 
 TEST_F(Service, ThrownRemoteErrorKeepsItsCodeAndContext) {
@@ -294,11 +226,8 @@ TEST_F(Service, CoroutineHandlerThatThrowsBecomesAnErrorResponse) {
     throw remote_error(errc::resource_exhausted, "quota gone");
   });
   ASSERT_TRUE(start_ready(s));
-  auto r = call("fail", value::array());
-  ASSERT_FALSE(r);
-  EXPECT_EQ(r.error().code, errc::resource_exhausted);
-  EXPECT_EQ(r.error().message, "quota gone");
-  EXPECT_EQ(r.error().context.value("method", ""), "fail");
+  EXPECT_TRUE(
+      is_error(call("fail", value::array()), errc::resource_exhausted, "quota gone", "fail"));
   EXPECT_EQ(s.in_flight(), 0u);
 }
 

@@ -5,6 +5,7 @@
 
 #include <stdlib.h>
 #include <unistd.h>
+#include "support/temp_dir.hpp"
 #include "support/wait.hpp"
 
 #include <boost/asio/io_context.hpp>
@@ -260,16 +261,6 @@ TEST(LineReader, AnEofHandlerMayDestroyTheReader) {
 
 class RotatingFile : public ::testing::Test {
  protected:
-  void SetUp() override {
-    char tmpl[] = "/tmp/plexus-logs-test-XXXXXX";
-    ASSERT_NE(::mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
-  }
-  void TearDown() override {
-    std::error_code ec;
-    if (!dir_.empty()) fs::remove_all(dir_, ec);
-  }
-
   static std::string read(const fs::path& p) {
     std::ifstream in(p, std::ios::binary);
     std::ostringstream out;
@@ -277,7 +268,15 @@ class RotatingFile : public ::testing::Test {
     return out.str();
   }
 
-  fs::path dir_;
+  // Writes "line1" … "line<n>" and flushes.
+  static void write_lines(rotating_file& f, int n) {
+    for (int i = 1; i <= n; ++i)
+      f.write_line("line" + std::to_string(i));
+    f.flush();
+  }
+
+  test::temp_dir tmp_;
+  fs::path dir_ = tmp_.path();
 };
 
 TEST_F(RotatingFile, CreatesItsDirectoryAndAppendsLines) {
@@ -311,10 +310,7 @@ TEST_F(RotatingFile, RotatesKeepingTheConfiguredNumberOfFiles) {
   const auto path = (dir_ / "app.log").string();
   auto f = rotating_file::open(path, {.max_bytes = 12, .files = 2});
   ASSERT_TRUE(f) << f.error().message;
-  // Each line is 6 bytes: two fit exactly, the third rotates.
-  for (int i = 1; i <= 7; ++i)
-    (*f)->write_line("line" + std::to_string(i));
-  (*f)->flush();
+  write_lines(**f, 7);  // each line is 6 bytes: two fit exactly, the third rotates
   EXPECT_EQ(read(path), "line7\n");
   EXPECT_EQ(read(path + ".1"), "line5\nline6\n");
   EXPECT_EQ(read(path + ".2"), "line3\nline4\n");
@@ -354,9 +350,7 @@ TEST_F(RotatingFile, TruncatesWhenNoFilesAreKept) {
   const auto path = (dir_ / "app.log").string();
   auto f = rotating_file::open(path, {.max_bytes = 12, .files = 0});
   ASSERT_TRUE(f) << f.error().message;
-  for (int i = 1; i <= 5; ++i)
-    (*f)->write_line("line" + std::to_string(i));
-  (*f)->flush();
+  write_lines(**f, 5);
   EXPECT_EQ(read(path), "line5\n");
   EXPECT_FALSE(fs::exists(path + ".1"));
   EXPECT_EQ((*f)->size(), 6u);

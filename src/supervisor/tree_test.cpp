@@ -8,7 +8,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
-#include "integration/process.hpp"
+#include "support/temp_dir.hpp"
 #include "support/wait.hpp"
 
 #include <boost/asio/io_context.hpp>
@@ -26,12 +26,8 @@ namespace {
 namespace asio = boost::asio;
 using namespace std::chrono_literals;
 
-template <class Pred>
-bool run_until(asio::io_context& io, Pred done, std::chrono::milliseconds limit = 10000ms) {
-  return test::run_until(io, std::move(done), limit);
-}
-
 using test::gone;
+using test::run_until;
 
 // A shell child that reports ready, then runs `then` (default: waits forever).
 child_spec sh(std::string name, std::string then = "exec sleep 1000") {
@@ -67,6 +63,18 @@ struct fixture {
       how = o;
       message = m;
     });
+  }
+  // Starts the tree and runs the loop until every child is ready.
+  bool start_all_ready() {
+    start();
+    return run_until(io, [&] { return all_ready(); });
+  }
+  // Starts the tree and runs the loop until the tree ends: how it ended, or nullopt if
+  // it was still running at the deadline.
+  std::optional<outcome> run_to_end() {
+    start();
+    run_until(io, [&] { return how.has_value(); });
+    return how;
   }
   const child_status* find(const std::string& name, std::size_t replica = 0) {
     snapshot = t.status();
@@ -140,8 +148,7 @@ TEST(Tree, StartsInDeclaredOrderAndStopsInReverse) {
 
 TEST(Tree, SigkilledWorkerIsRestarted) {
   fixture f(spec_of({sh("w"), sh("other")}));
-  f.start();
-  ASSERT_TRUE(run_until(f.io, [&] { return f.all_ready(); }));
+  ASSERT_TRUE(f.start_all_ready());
   const auto old = f.pid("w");
   const auto other = f.pid("other");
   ASSERT_EQ(::kill(old, SIGKILL), 0);
@@ -154,8 +161,7 @@ TEST(Tree, SigkilledWorkerIsRestarted) {
 
 TEST(Tree, OneForAllRestartsEverySibling) {
   fixture f(spec_of({sh("a"), sh("b"), sh("c")}, restart_strategy::one_for_all));
-  f.start();
-  ASSERT_TRUE(run_until(f.io, [&] { return f.all_ready(); }));
+  ASSERT_TRUE(f.start_all_ready());
   const pid_t a = f.pid("a"), b = f.pid("b"), c = f.pid("c");
   ASSERT_EQ(::kill(b, SIGKILL), 0);
   ASSERT_TRUE(run_until(
@@ -171,8 +177,7 @@ TEST(Tree, OneForAllRestartsEverySibling) {
 
 TEST(Tree, RestForOneRestartsTheFailedChildAndThoseAfterIt) {
   fixture f(spec_of({sh("a"), sh("b"), sh("c")}, restart_strategy::rest_for_one));
-  f.start();
-  ASSERT_TRUE(run_until(f.io, [&] { return f.all_ready(); }));
+  ASSERT_TRUE(f.start_all_ready());
   const pid_t a = f.pid("a"), b = f.pid("b"), c = f.pid("c");
   ASSERT_EQ(::kill(b, SIGKILL), 0);
   ASSERT_TRUE(run_until(f.io, [&] { return f.replaced("b", b) && f.replaced("c", c); }));
@@ -186,9 +191,7 @@ TEST(Tree, IntensityExceededStopsTheTreeWithAMessage) {
   auto spec = spec_of({sh("bystander"), sh("crasher", "exit 1")});
   spec.intensity = 3;
   fixture f(std::move(spec));
-  f.start();
-  ASSERT_TRUE(run_until(f.io, [&] { return f.how.has_value(); }));
-  EXPECT_EQ(*f.how, outcome::intensity_exceeded);
+  ASSERT_EQ(f.run_to_end(), outcome::intensity_exceeded);
   EXPECT_NE(f.message.find("crasher[0] failed (exited with 1): more than 3 restarts within 10 s"),
             std::string::npos)
       << f.message;
@@ -223,9 +226,7 @@ TEST(Tree, EmergencyExitCodeStopsEverythingAtOnce) {
   auto spec = spec_of({sh("steady"), sh("bomb", "exit 99")});
   spec.emergency_exit_code = 99;
   fixture f(std::move(spec));
-  f.start();
-  ASSERT_TRUE(run_until(f.io, [&] { return f.how.has_value(); }));
-  EXPECT_EQ(*f.how, outcome::emergency);
+  ASSERT_EQ(f.run_to_end(), outcome::emergency);
   EXPECT_NE(f.message.find("bomb[0] exited with the emergency exit code 99"), std::string::npos)
       << f.message;
   pid_t steady = 0;
@@ -248,9 +249,7 @@ TEST(Tree, ChildNotReadyInTimeHasFailed) {
   auto spec = spec_of({mute});
   spec.intensity = 0;  // the first failure ends the tree
   fixture f(std::move(spec));
-  f.start();
-  ASSERT_TRUE(run_until(f.io, [&] { return f.how.has_value(); }));
-  EXPECT_EQ(*f.how, outcome::intensity_exceeded);
+  ASSERT_EQ(f.run_to_end(), outcome::intensity_exceeded);
   EXPECT_NE(f.find("mute")->last_exit.find("not ready within 0.2 s"), std::string::npos)
       << f.find("mute")->last_exit;
 }
@@ -280,8 +279,7 @@ TEST(Tree, ChildIgnoringSigtermIsKilledAfterItsStopTimeout) {
   stubborn.args = {"-c", "trap '' TERM; echo READY=1 >&3; exec sleep 1000"};
   stubborn.stop_timeout = 300ms;
   fixture f(spec_of({stubborn}));
-  f.start();
-  ASSERT_TRUE(run_until(f.io, [&] { return f.all_ready(); }));
+  ASSERT_TRUE(f.start_all_ready());
   const auto pid = f.pid("stubborn");
   const auto t0 = std::chrono::steady_clock::now();
   f.t.stop();
@@ -293,8 +291,7 @@ TEST(Tree, ChildIgnoringSigtermIsKilledAfterItsStopTimeout) {
 
 TEST(Tree, StopAndRestartByName) {
   fixture f(spec_of({sh("a"), sh("b")}));
-  f.start();
-  ASSERT_TRUE(run_until(f.io, [&] { return f.all_ready(); }));
+  ASSERT_TRUE(f.start_all_ready());
   const auto a = f.pid("a");
   ASSERT_TRUE(f.t.stop("a"));
   ASSERT_TRUE(run_until(f.io, [&] { return f.find("a")->state == child_state::stopped; }));
@@ -310,8 +307,7 @@ TEST(Tree, ReplicasAreSeparateChildren) {
   auto w = sh("w");
   w.replicas = 3;
   fixture f(spec_of({w}));
-  f.start();
-  ASSERT_TRUE(run_until(f.io, [&] { return f.all_ready(); }));
+  ASSERT_TRUE(f.start_all_ready());
   const auto status = f.t.status();
   ASSERT_EQ(status.size(), 3u);
   for (std::size_t i = 0; i < 3; ++i) {
@@ -389,8 +385,7 @@ TEST(Tree, AGroupRestartsItsOwnProcessesByItsOwnStrategy) {
   spec.groups = {{.name = "pair", .strategy = restart_strategy::one_for_all}};
   fixture f(std::move(spec));
   ASSERT_TRUE(f.t.check());
-  f.start();
-  ASSERT_TRUE(run_until(f.io, [&] { return f.all_ready(); }));
+  ASSERT_TRUE(f.start_all_ready());
   const pid_t a = f.pid("a"), b = f.pid("b"), c = f.pid("c"), d = f.pid("d");
   ASSERT_EQ(::kill(c, SIGKILL), 0);
   ASSERT_TRUE(run_until(f.io, [&] { return f.replaced("b", b) && f.replaced("c", c); }));
@@ -408,8 +403,7 @@ TEST(Tree, AGroupBeyondItsIntensityIsRestartedWholeByTheTree) {
   spec.groups = {{.name = "g", .strategy = restart_strategy::one_for_one, .intensity = 1}};
   spec.intensity = 100;
   fixture f(std::move(spec));
-  f.start();
-  ASSERT_TRUE(run_until(f.io, [&] { return f.all_ready(); }));
+  ASSERT_TRUE(f.start_all_ready());
   const pid_t a = f.pid("a"), steady = f.pid("steady"), z = f.pid("z");
   // The first kill is within the group's intensity: only the crasher comes back.
   const pid_t first = f.pid("crasher");

@@ -17,6 +17,7 @@
 #include <optional>
 #include <string>
 #include <system_error>
+#include <utility>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -24,6 +25,9 @@
 
 #include "plexus/transport/address.hpp"
 #include "plexus/wire/frame.hpp"
+#include "support/bytes.hpp"
+#include "support/temp_dir.hpp"
+#include "support/wait.hpp"
 
 // One conformance suite for every transport (nng style): the same cases run over
 // ipc, tcp and inproc. Cases that need a raw byte stream run over ipc and tcp only.
@@ -33,55 +37,21 @@ namespace {
 
 namespace asio = boost::asio;
 using namespace std::chrono_literals;
-using bytes = std::vector<std::uint8_t>;
-
-// Runs the loop until `done()` holds or `limit` passes; true when it holds.
-template <class Pred>
-bool run_until(asio::io_context& io, Pred done, std::chrono::milliseconds limit = 3000ms) {
-  const auto end = std::chrono::steady_clock::now() + limit;
-  while (!done()) {
-    const auto now = std::chrono::steady_clock::now();
-    if (now >= end) return false;
-    if (io.stopped()) io.restart();
-    io.run_one_for(std::min<std::chrono::steady_clock::duration>(end - now, 50ms));
-  }
-  return true;
-}
-
-// Runs whatever is ready now, and what that makes ready, without waiting.
-void settle(asio::io_context& io) {
-  for (int i = 0; i < 4; ++i) {
-    io.restart();
-    io.poll();
-  }
-}
-
-// A mkdtemp directory, removed with everything in it.
-class temp_dir {
- public:
-  temp_dir() {
-    char pattern[] = "/tmp/plexus-conn-XXXXXX";
-    if (const char* p = ::mkdtemp(pattern)) path_ = p;
-  }
-  ~temp_dir() {
-    std::error_code ignored;
-    if (!path_.empty()) std::filesystem::remove_all(path_, ignored);
-  }
-  temp_dir(const temp_dir&) = delete;
-  temp_dir& operator=(const temp_dir&) = delete;
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
+using test::bytes, test::run_until, test::settle, test::temp_dir;
 
 // A plain POSIX socket, closed on destruction.
 class raw_socket {
  public:
   raw_socket() = default;
   explicit raw_socket(int fd) : fd_(fd) {}
-  raw_socket(const raw_socket&) = delete;
-  raw_socket& operator=(const raw_socket&) = delete;
+  raw_socket(raw_socket&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
+  raw_socket& operator=(raw_socket&& o) noexcept {
+    if (this != &o) {
+      if (fd_ >= 0) ::close(fd_);
+      fd_ = std::exchange(o.fd_, -1);
+    }
+    return *this;
+  }
   ~raw_socket() {
     if (fd_ >= 0) ::close(fd_);
   }
@@ -198,9 +168,33 @@ class Connection : public ::testing::TestWithParam<std::string> {
     return out;
   }
 
+  // Starts both ends of `link`, each recording into its log.
+  static void start_both(linked& link, endpoint_log& server, endpoint_log& client) {
+    link.server.start(server.on_frame(), server.on_close());
+    link.client.start(client.on_frame(), client.on_close());
+  }
+
+  // Listens on a fresh address (ipc or tcp), connects peer_, a raw POSIX stream socket,
+  // to it and starts the accepted end, accepted_[0], with server_ recording what it sees.
+  testing::AssertionResult link_raw(const options& opts = {}) {
+    auto l = listen(io_, next_address(), opts);
+    if (!l) return testing::AssertionFailure() << l.error().message;
+    raw_listener_ = std::move(*l);
+    raw_listener_.start([this](connection c) { accepted_.push_back(std::move(c)); });
+    peer_ = raw_socket(raw_connect(raw_listener_.address()));
+    if (peer_.fd() < 0) return testing::AssertionFailure() << std::strerror(errno);
+    if (!run_until(io_, [&] { return !accepted_.empty(); }))
+      return testing::AssertionFailure() << "the listener accepted nothing";
+    accepted_[0].start(server_.on_frame(), server_.on_close());
+    return testing::AssertionSuccess();
+  }
+
   asio::io_context io_;
   temp_dir dir_;
+  endpoint_log server_;  // (link_raw) outlives the connections
   std::vector<connection> accepted_;
+  listener raw_listener_;
+  raw_socket peer_;
 };
 
 // Cases that write raw bytes to the stream; ipc and tcp only.
@@ -210,8 +204,7 @@ TEST_P(Connection, FramesArriveWholeAndInOrder) {
   auto link = make_linked();
   ASSERT_TRUE(link.server);
   endpoint_log server, client;
-  link.server.start(server.on_frame(), server.on_close());
-  link.client.start(client.on_frame(), client.on_close());
+  start_both(link, server, client);
 
   std::vector<received> sent;
   for (std::size_t i = 0; i < 1000; ++i) {
@@ -286,8 +279,7 @@ TEST_P(Connection, ClosingOneEndRunsThePeersCloseHandlerExactlyOnce) {
   auto link = make_linked();
   ASSERT_TRUE(link.server);
   endpoint_log server, client;
-  link.server.start(server.on_frame(), server.on_close());
-  link.client.start(client.on_frame(), client.on_close());
+  start_both(link, server, client);
 
   link.client.close();
   link.client.close();  // idempotent
@@ -429,58 +421,37 @@ TEST_P(Connection, ListenerClosedBeforeAcceptingClosesTheConnectingEnd) {
 TEST_P(StreamConnection, RawPeerAnnouncingAnOversizedFrameIsDisconnectedWithResourceExhausted) {
   options opts;
   opts.max_frame_bytes = 1024;
-  auto l = listen(io_, next_address(), opts);
-  ASSERT_TRUE(l) << l.error().message;
-  l->start([this](connection c) { accepted_.push_back(std::move(c)); });
-  raw_socket peer(raw_connect(l->address()));
-  ASSERT_GE(peer.fd(), 0) << std::strerror(errno);
-  ASSERT_TRUE(run_until(io_, [&] { return !accepted_.empty(); }));
-  endpoint_log server;
-  accepted_[0].start(server.on_frame(), server.on_close());
+  ASSERT_TRUE(link_raw(opts));
 
   bytes header(wire::frame_fixed_bytes);
   wire::write_frame_header(header.data(), wire::frame_kind::data, 0, 4096);
-  ASSERT_TRUE(write_all(peer.fd(), header));
+  ASSERT_TRUE(write_all(peer_.fd(), header));
 
-  ASSERT_TRUE(run_until(io_, [&] { return !server.closes.empty(); }));
-  EXPECT_EQ(server.closes[0].code, errc::resource_exhausted) << server.closes[0].message;
-  EXPECT_NE(server.closes[0].message.find("max_frame_bytes"), std::string::npos)
-      << server.closes[0].message;
-  EXPECT_TRUE(server.frames.empty());
+  ASSERT_TRUE(run_until(io_, [&] { return !server_.closes.empty(); }));
+  EXPECT_EQ(server_.closes[0].code, errc::resource_exhausted) << server_.closes[0].message;
+  EXPECT_NE(server_.closes[0].message.find("max_frame_bytes"), std::string::npos)
+      << server_.closes[0].message;
+  EXPECT_TRUE(server_.frames.empty());
   EXPECT_FALSE(accepted_[0].is_open());
-  EXPECT_TRUE(peer_hung_up(peer.fd(), 2000ms));
+  EXPECT_TRUE(peer_hung_up(peer_.fd(), 2000ms));
 }
 
 TEST_P(StreamConnection, RawPeerSendingAnUnknownFrameKindIsDisconnectedWithInvalidArgument) {
-  auto l = listen(io_, next_address());
-  ASSERT_TRUE(l) << l.error().message;
-  l->start([this](connection c) { accepted_.push_back(std::move(c)); });
-  raw_socket peer(raw_connect(l->address()));
-  ASSERT_GE(peer.fd(), 0) << std::strerror(errno);
-  ASSERT_TRUE(run_until(io_, [&] { return !accepted_.empty(); }));
-  endpoint_log server;
-  accepted_[0].start(server.on_frame(), server.on_close());
+  ASSERT_TRUE(link_raw());
 
   bytes frame(wire::frame_fixed_bytes);
   wire::write_frame_header(frame.data(), wire::frame_kind::data, 0, 0);
   frame[4] = 7;  // no such kind
-  ASSERT_TRUE(write_all(peer.fd(), frame));
+  ASSERT_TRUE(write_all(peer_.fd(), frame));
 
-  ASSERT_TRUE(run_until(io_, [&] { return !server.closes.empty(); }));
-  EXPECT_EQ(server.closes[0].code, errc::invalid_argument) << server.closes[0].message;
-  EXPECT_TRUE(server.frames.empty());
-  EXPECT_TRUE(peer_hung_up(peer.fd(), 2000ms));
+  ASSERT_TRUE(run_until(io_, [&] { return !server_.closes.empty(); }));
+  EXPECT_EQ(server_.closes[0].code, errc::invalid_argument) << server_.closes[0].message;
+  EXPECT_TRUE(server_.frames.empty());
+  EXPECT_TRUE(peer_hung_up(peer_.fd(), 2000ms));
 }
 
 TEST_P(StreamConnection, ManySmallFramesInOneWriteAreAllDelivered) {
-  auto l = listen(io_, next_address());
-  ASSERT_TRUE(l) << l.error().message;
-  l->start([this](connection c) { accepted_.push_back(std::move(c)); });
-  raw_socket peer(raw_connect(l->address()));
-  ASSERT_GE(peer.fd(), 0) << std::strerror(errno);
-  ASSERT_TRUE(run_until(io_, [&] { return !accepted_.empty(); }));
-  endpoint_log server;
-  accepted_[0].start(server.on_frame(), server.on_close());
+  ASSERT_TRUE(link_raw());
 
   std::vector<received> sent;
   bytes stream;
@@ -494,16 +465,16 @@ TEST_P(StreamConnection, ManySmallFramesInOneWriteAreAllDelivered) {
     stream.insert(stream.end(), f.payload.begin(), f.payload.end());
     sent.push_back(std::move(f));
   }
-  ASSERT_TRUE(write_all(peer.fd(), stream));  // one write() for all of them
+  ASSERT_TRUE(write_all(peer_.fd(), stream));  // one write() for all of them
 
-  ASSERT_TRUE(run_until(io_, [&] { return server.frames.size() >= sent.size(); }));
-  ASSERT_EQ(server.frames.size(), sent.size());
+  ASSERT_TRUE(run_until(io_, [&] { return server_.frames.size() >= sent.size(); }));
+  ASSERT_EQ(server_.frames.size(), sent.size());
   for (std::size_t i = 0; i < sent.size(); ++i) {
-    EXPECT_EQ(server.frames[i].kind, sent[i].kind) << i;
-    EXPECT_EQ(server.frames[i].name, sent[i].name) << i;
-    EXPECT_EQ(server.frames[i].payload, sent[i].payload) << i;
+    EXPECT_EQ(server_.frames[i].kind, sent[i].kind) << i;
+    EXPECT_EQ(server_.frames[i].name, sent[i].name) << i;
+    EXPECT_EQ(server_.frames[i].payload, sent[i].payload) << i;
   }
-  EXPECT_TRUE(server.closes.empty());
+  EXPECT_TRUE(server_.closes.empty());
 }
 
 INSTANTIATE_TEST_SUITE_P(AllTransports, Connection, ::testing::Values("ipc", "tcp", "inproc"),
@@ -640,9 +611,8 @@ TEST(Addresses, IpcIsPreferredOverTcp) {
 }
 
 TEST(Addresses, ConnectToSeveralTakesTheIpcOneAndFallsBackWhenItIsGone) {
-  char tmpl[] = "/tmp/plexus-addr-XXXXXX";
-  ASSERT_NE(::mkdtemp(tmpl), nullptr);
-  const std::string dir = tmpl;
+  temp_dir tmp;
+  const std::string& dir = tmp.path();
   boost::asio::io_context io;
   auto ipc = listen(io, "ipc://" + dir + "/r.sock");
   auto tcp = listen(io, "tcp://*:0");
@@ -663,18 +633,14 @@ TEST(Addresses, ConnectToSeveralTakesTheIpcOneAndFallsBackWhenItIsGone) {
   const auto both = tcp_wild + "," + ipc->address();
   auto first = connect(io, both);
   ASSERT_TRUE(first) << first.error().message;
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(3);
-  while (via_ipc + via_tcp < 1 && std::chrono::steady_clock::now() < deadline)
-    io.run_one_for(std::chrono::milliseconds(50));
+  run_until(io, [&] { return via_ipc + via_tcp >= 1; });
   EXPECT_EQ(via_ipc, 1);
   EXPECT_EQ(via_tcp, 0);
 
   ipc->close();
   auto second = connect(io, both);  // the ipc socket is gone: tcp on loopback
   ASSERT_TRUE(second) << second.error().message;
-  deadline = std::chrono::steady_clock::now() + std::chrono::seconds(3);
-  while (via_tcp < 1 && std::chrono::steady_clock::now() < deadline)
-    io.run_one_for(std::chrono::milliseconds(50));
+  run_until(io, [&] { return via_tcp >= 1; });
   EXPECT_EQ(via_tcp, 1);
 
   tcp->close();
@@ -682,7 +648,6 @@ TEST(Addresses, ConnectToSeveralTakesTheIpcOneAndFallsBackWhenItIsGone) {
   ASSERT_FALSE(none);
   EXPECT_EQ(none.error().code, errc::unavailable);
   EXPECT_NE(none.error().message.find("cannot connect to any of"), std::string::npos);
-  std::filesystem::remove_all(dir);
 }
 
 }  // namespace

@@ -10,6 +10,8 @@
 #include "plexus/broker/router.hpp"
 #include "plexus/rpc/client.hpp"
 #include "plexus/wire/message.hpp"
+#include "support/temp_dir.hpp"
+#include "support/wait.hpp"
 
 // The UDP datagram node on its own and through the router, on loopback only.
 
@@ -18,17 +20,7 @@ namespace {
 
 namespace asio = boost::asio;
 using namespace std::chrono_literals;
-
-template <class Pred>
-bool run_until(asio::io_context& io, Pred done, std::chrono::milliseconds limit = 3000ms) {
-  const auto end = std::chrono::steady_clock::now() + limit;
-  while (!done()) {
-    if (std::chrono::steady_clock::now() >= end) return false;
-    io.restart();
-    io.run_for(2ms);
-  }
-  return true;
-}
+using test::run_until;
 
 TEST(UdpAddress, ParsesHostPortAndOptions) {
   auto a = parse_udp_address("udp://239.1.2.3:9000?interface=127.0.0.1&ttl=0");
@@ -85,10 +77,6 @@ TEST(UdpSender, OversizeMessageIsRefusedNotTruncated) {
 class UdpThroughRouter : public ::testing::Test {
  protected:
   void start(const std::string& udp) {
-    char tmpl[] = "/tmp/plexus-udp-test-XXXXXX";
-    ASSERT_NE(::mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
-    native_ = "ipc://" + dir_ + "/native.sock";
     router_.emplace(io_, broker::router_options{.listen = {native_}, .udp = {udp}});
     auto ok = router_->start();
     ASSERT_TRUE(ok) << ok.error().message;
@@ -103,11 +91,12 @@ class UdpThroughRouter : public ::testing::Test {
   void TearDown() override {
     client_.reset();
     router_.reset();
-    if (!dir_.empty()) std::filesystem::remove_all(dir_);
   }
 
   asio::io_context io_;
-  std::string dir_, native_, udp_address_;
+  test::temp_dir dir_;
+  std::string native_ = "ipc://" + dir_.path() + "/native.sock";
+  std::string udp_address_;
   std::optional<broker::router> router_;
   std::optional<rpc::client> client_;
   std::vector<std::pair<std::string, value>> got_;

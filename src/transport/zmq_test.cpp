@@ -13,6 +13,9 @@
 #include "plexus/rpc/client.hpp"
 #include "plexus/rpc/service.hpp"
 #include "plexus/wire/message.hpp"
+#include "support/bytes.hpp"
+#include "support/temp_dir.hpp"
+#include "support/wait.hpp"
 
 // The router's ZeroMQ endpoints against seed-style DEALER peers driven by the test on
 // the loop's thread: the test alternates between running the io_context and polling
@@ -23,7 +26,7 @@ namespace {
 
 namespace asio = boost::asio;
 using namespace std::chrono_literals;
-using bytes = std::vector<std::uint8_t>;
+using test::bytes;
 
 zmq::context_t& ctx() {
   static zmq::context_t c(1);
@@ -38,21 +41,13 @@ bytes encode(const wire::message& m) {
 
 class ZmqEndpoint : public ::testing::Test {
  protected:
-  void SetUp() override {
-    char tmpl[] = "/tmp/plexus-zmq-test-XXXXXX";
-    ASSERT_NE(::mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
-    native_ = "ipc://" + dir_ + "/native.sock";
-    front_ = "ipc://" + dir_ + "/front.sock";
-    back_ = "ipc://" + dir_ + "/back.sock";
-    router_.emplace(io_,
-                    broker::router_options{
-                        .listen = {native_}, .zmq_frontend = {front_}, .zmq_backend = {back_}});
+  void SetUp() override { start({.zmq_frontend = {front_}, .zmq_backend = {back_}}); }
+
+  // Starts the router on native_ and the ZeroMQ endpoints of `opts`.
+  void start(broker::router_options opts) {
+    opts.listen = {native_};
+    router_.emplace(io_, std::move(opts));
     ASSERT_TRUE(router_->start());
-  }
-  void TearDown() override {
-    router_.reset();
-    std::filesystem::remove_all(dir_);
   }
 
   zmq::socket_t dealer(const std::string& address, const std::string& identity = "") {
@@ -67,40 +62,36 @@ class ZmqEndpoint : public ::testing::Test {
   // Runs the loop until the DEALER has a whole message, or the deadline passes.
   std::optional<std::vector<zmq::message_t>> receive(zmq::socket_t& s,
                                                      std::chrono::milliseconds limit = 3000ms) {
-    const auto end = std::chrono::steady_clock::now() + limit;
-    while (std::chrono::steady_clock::now() < end) {
-      std::vector<zmq::message_t> parts;
-      zmq::message_t m;
-      if (s.recv(m, zmq::recv_flags::dontwait)) {
-        bool more = m.more();
-        parts.push_back(std::move(m));
-        while (more) {
-          zmq::message_t p;
-          (void)s.recv(p);
-          more = p.more();
-          parts.push_back(std::move(p));
-        }
-        return parts;
-      }
-      io_.restart();
-      io_.run_for(2ms);
-    }
-    return std::nullopt;
+    std::vector<zmq::message_t> parts;
+    const bool whole = run_until(
+        [&] {
+          zmq::message_t m;
+          if (!s.recv(m, zmq::recv_flags::dontwait)) return false;
+          bool more = m.more();
+          parts.push_back(std::move(m));
+          while (more) {
+            zmq::message_t p;
+            (void)s.recv(p);
+            more = p.more();
+            parts.push_back(std::move(p));
+          }
+          return true;
+        },
+        limit);
+    if (!whole) return std::nullopt;
+    return parts;
   }
 
+  // The loop, with the DEALERs' sockets looked at every 2 ms: they are not on the loop.
   template <class Pred>
-  bool run_until(Pred done, std::chrono::milliseconds limit = 3000ms) {
-    const auto end = std::chrono::steady_clock::now() + limit;
-    while (!done()) {
-      if (std::chrono::steady_clock::now() >= end) return false;
-      io_.restart();
-      io_.run_for(2ms);
-    }
-    return true;
+  bool run_until(Pred done, std::chrono::milliseconds limit = test::wait_limit) {
+    return test::run_until(io_, std::move(done), limit, 2ms);
   }
 
-  // Waits until the router lists `name` (a backend DEALER registers by connecting).
+  // Connects `c` unless it is connected, then waits until the router lists `name` (a
+  // backend DEALER registers by connecting).
   bool registered(rpc::client& c, const std::string& name) {
+    if (!c.connected() && !c.connect()) return false;
     return run_until([&] {
       auto r = c.call_value("plexus", "services", value::array(), 1s);
       if (!r) return false;
@@ -111,7 +102,10 @@ class ZmqEndpoint : public ::testing::Test {
   }
 
   asio::io_context io_;
-  std::string dir_, native_, front_, back_;
+  test::temp_dir dir_;
+  std::string native_ = "ipc://" + dir_.path() + "/native.sock";
+  std::string front_ = "ipc://" + dir_.path() + "/front.sock";
+  std::string back_ = "ipc://" + dir_.path() + "/back.sock";
   std::optional<broker::router> router_;
 };
 
@@ -168,7 +162,6 @@ void serve_one(zmq::socket_t& s, std::vector<zmq::message_t>& in) {
 TEST_F(ZmqEndpoint, NativeClientCallsASeedServiceRegisteredByItsIdentity) {
   auto svc = dealer(back_, "zsvc");
   rpc::client c(io_, {.router = native_});
-  ASSERT_TRUE(c.connect());
   ASSERT_TRUE(registered(c, "zsvc"));
 
   std::optional<result<value>> out;
@@ -185,7 +178,6 @@ TEST_F(ZmqEndpoint, NativeClientCallsASeedServiceRegisteredByItsIdentity) {
 TEST_F(ZmqEndpoint, ClosedSeedServiceFailsItsCallersAtOnce) {
   auto svc = dealer(back_, "zsvc");
   rpc::client c(io_, {.router = native_});
-  ASSERT_TRUE(c.connect());
   ASSERT_TRUE(registered(c, "zsvc"));
 
   std::optional<result<value>> out;
@@ -250,19 +242,9 @@ TEST(ZmqListen, BadEndpointIsInvalidArgumentAndBusyAddressIsUnavailable) {
 // Publish/subscribe with seed-style PUB and SUB nodes.
 class ZmqPubSub : public ZmqEndpoint {
  protected:
-  void SetUp() override {
-    char tmpl[] = "/tmp/plexus-zmq-pubsub-XXXXXX";
-    ASSERT_NE(::mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
-    native_ = "ipc://" + dir_ + "/native.sock";
-    pubs_ = "ipc://" + dir_ + "/publishers.sock";
-    subs_ = "ipc://" + dir_ + "/subscribers.sock";
-    router_.emplace(
-        io_, broker::router_options{
-                 .listen = {native_}, .zmq_publishers = {pubs_}, .zmq_subscribers = {subs_}});
-    ASSERT_TRUE(router_->start());
-  }
-  std::string pubs_, subs_;
+  void SetUp() override { start({.zmq_publishers = {pubs_}, .zmq_subscribers = {subs_}}); }
+  std::string pubs_ = "ipc://" + dir_.path() + "/publishers.sock";
+  std::string subs_ = "ipc://" + dir_.path() + "/subscribers.sock";
 };
 
 TEST_F(ZmqPubSub, SeedPublisherReachesNativeAndSeedSubscribers) {

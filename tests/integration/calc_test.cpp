@@ -10,20 +10,21 @@
 #include <random>
 #include <set>
 
-#include "integration/process.hpp"
 #include "plexus/rpc/client.hpp"
+#include "support/process.hpp"
+#include "support/wait.hpp"
 
 namespace {
 
 using namespace std::chrono_literals;
 using plexus::test::bin;
 using plexus::test::child;
+using plexus::test::run_until;
 using clock_type = std::chrono::steady_clock;
 
 class Fabric : public ::testing::Test {
  protected:
   void SetUp() override {
-    address_ = "ipc://" + dir_.path() + "/router.sock";
     router_ = std::make_unique<child>(
         std::vector<std::string>{bin("plexus"), "router", "--listen", address_});
     ASSERT_TRUE(router_->wait_for_output("listening", 5s)) << router_->output();
@@ -44,21 +45,12 @@ class Fabric : public ::testing::Test {
   }
 
   plexus::test::temp_dir dir_;
-  std::string address_;
+  std::string address_ = "ipc://" + dir_.path() + "/router.sock";
   std::unique_ptr<child> router_;
+  // A client of the router, in this process; connected by the tests that use it.
+  boost::asio::io_context io_;
+  plexus::rpc::client client_{io_, {.router = address_}};
 };
-
-// Runs io until `done` holds or the deadline passes.
-template <class Pred>
-bool run_until(boost::asio::io_context& io, Pred done, std::chrono::milliseconds timeout) {
-  const auto until = clock_type::now() + timeout;
-  while (!done()) {
-    if (clock_type::now() >= until) return false;
-    io.restart();
-    io.run_for(5ms);
-  }
-  return true;
-}
 
 TEST_F(Fabric, CliAddsTwoNumbers) {
   auto calc = start_calc();
@@ -114,8 +106,7 @@ TEST_F(Fabric, CliListsServicesWithTheirWorkers) {
 }
 
 TEST_F(Fabric, UnknownServiceFailsLongBeforeTheDeadline) {
-  boost::asio::io_context io;
-  plexus::rpc::client c(io, {.router = address_});
+  auto& c = client_;
   ASSERT_TRUE(c.connect());
   const auto start = clock_type::now();
   auto r = c.call_value("nosuch", "x", plexus::value::array(), 5s);
@@ -127,8 +118,7 @@ TEST_F(Fabric, UnknownServiceFailsLongBeforeTheDeadline) {
 
 TEST_F(Fabric, KilledServiceFailsItsCallersLongBeforeTheDeadline) {
   auto calc = start_calc();
-  boost::asio::io_context io;
-  plexus::rpc::client c(io, {.router = address_});
+  auto& c = client_;
   ASSERT_TRUE(c.connect());
   constexpr int n = 20;
   std::vector<std::optional<plexus::result<plexus::value>>> naps(n);
@@ -141,7 +131,7 @@ TEST_F(Fabric, KilledServiceFailsItsCallersLongBeforeTheDeadline) {
   c.async_call("calc", "echo", plexus::value::array({1}),
                [&](plexus::result<plexus::value> r) { echo.emplace(std::move(r)); });
   ASSERT_TRUE(run_until(
-      io, [&] { return echo.has_value(); }, 5s));
+      io_, [&] { return echo.has_value(); }, 5s));
   ASSERT_TRUE(*echo);
   for (const auto& r : naps)
     EXPECT_FALSE(r.has_value());
@@ -149,7 +139,7 @@ TEST_F(Fabric, KilledServiceFailsItsCallersLongBeforeTheDeadline) {
   const auto killed = clock_type::now();
   calc->kill(SIGKILL);
   ASSERT_TRUE(run_until(
-      io,
+      io_,
       [&] { return std::all_of(naps.begin(), naps.end(), [](auto& r) { return r.has_value(); }); },
       5s));
   EXPECT_LT(clock_type::now() - killed, 1s);
@@ -165,8 +155,7 @@ TEST_F(Fabric, KilledServiceFailsItsCallersLongBeforeTheDeadline) {
 
 TEST_F(Fabric, TenThousandConcurrentCallsAreAllAnswered) {
   auto calc = start_calc();
-  boost::asio::io_context io;
-  plexus::rpc::client c(io, {.router = address_});
+  auto& c = client_;
   ASSERT_TRUE(c.connect());
   constexpr int n = 10000;
   int answered = 0, correct = 0;
@@ -180,15 +169,14 @@ TEST_F(Fabric, TenThousandConcurrentCallsAreAllAnswered) {
         30s);
   EXPECT_EQ(c.in_flight(), static_cast<std::size_t>(n));
   ASSERT_TRUE(run_until(
-      io, [&] { return answered == n; }, 30s));
+      io_, [&] { return answered == n; }, 30s));
   EXPECT_EQ(correct, n);
 }
 
 TEST_F(Fabric, CallsAreSpreadOverReplicas) {
   auto a = start_calc();
   auto b = start_calc();
-  boost::asio::io_context io;
-  plexus::rpc::client c(io, {.router = address_});
+  auto& c = client_;
   ASSERT_TRUE(c.connect());
   std::set<int> pids;
   for (int i = 0; i < 10; ++i) {
@@ -240,8 +228,7 @@ TEST_F(Fabric, GarbageAndOversizedFramesLeaveTheRouterServingOthers) {
   EXPECT_EQ(::read(oversized, buf, sizeof buf), 0);
   ::close(oversized);
 
-  boost::asio::io_context io;
-  plexus::rpc::client c(io, {.router = address_});
+  auto& c = client_;
   ASSERT_TRUE(c.connect());
   for (int i = 0; i < 50; ++i) {
     auto r = c.call<int>("calc", "add", i, 1);

@@ -10,8 +10,8 @@
 #include <chrono>
 #include <fstream>
 
-#include "integration/process.hpp"
 #include "plexus/rpc/client.hpp"
+#include "support/process.hpp"
 #include "support/wait.hpp"
 
 namespace {

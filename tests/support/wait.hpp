@@ -1,6 +1,7 @@
 // Waiting in tests: on events, each with a deadline — never a fixed sleep.
 //
 //   ASSERT_TRUE(plexus::test::run_until(io, [&] { return done; }));   // drives the loop
+//   plexus::test::settle(io);                                         // runs what is ready
 //   EXPECT_TRUE(plexus::test::gone(pid));                             // the process ended
 #pragma once
 
@@ -9,24 +10,40 @@
 #include <sys/types.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <boost/asio/io_context.hpp>
 #include <cerrno>
 #include <chrono>
 
 namespace plexus::test {
 
+// How long a wait lasts at most unless the test says otherwise. It costs nothing when
+// the event comes; it is long because it bounds only a failing (or very slow) run.
+inline constexpr std::chrono::milliseconds wait_limit{10000};
+
 // Runs `io` one handler at a time until `done()` holds; false if `limit` passed first.
+// `done()` is checked after every handler and at least every `slice`, so it may also
+// look at what happens outside the loop (a ZeroMQ socket, another thread's flag).
 template <class Pred>
-bool run_until(boost::asio::io_context& io, Pred done,
-               std::chrono::milliseconds limit = std::chrono::seconds(5),
-               std::chrono::milliseconds slice = std::chrono::milliseconds(20)) {
+bool run_until(boost::asio::io_context& io, Pred done, std::chrono::milliseconds limit = wait_limit,
+               std::chrono::milliseconds slice = std::chrono::milliseconds(5)) {
   const auto end = std::chrono::steady_clock::now() + limit;
   while (!done()) {
-    if (std::chrono::steady_clock::now() >= end) return false;
+    const auto now = std::chrono::steady_clock::now();
+    if (now >= end) return false;
     io.restart();
-    io.run_one_for(slice);
+    io.run_one_for(std::min<std::chrono::steady_clock::duration>(end - now, slice));
   }
   return true;
+}
+
+// Runs the handlers that are ready now, and those they make ready, without waiting:
+// after an awaited event, to check that nothing more comes of it.
+inline void settle(boost::asio::io_context& io) {
+  for (int i = 0; i < 4; ++i) {
+    io.restart();
+    io.poll();
+  }
 }
 
 // Waits until `pid` has terminated: a pidfd becomes readable when its process exits (a

@@ -2,9 +2,8 @@
 //   request      [0, msgid, method, params]
 //   response     [1, msgid, error, result]     error: null or [message, context]
 //   notification [2, method, params]
-// Encoding writes exactly what Python's cbor2 writes for the same values (floats as
-// 64-bit doubles, NaN/inf as half floats, shortest integer heads). Decoding validates
-// strictly and returns typed errors; it never throws and never recurses unboundedly.
+// Built on the general CBOR codec (cbor.hpp): the same cbor2-identical encoding and
+// strict decoding, plus the checks of each message's shape.
 //
 //   std::vector<std::uint8_t> buf;
 //   plexus::wire::encode(buf, plexus::wire::request{7, "add", {1, 2}});
@@ -19,6 +18,7 @@
 #include <variant>
 #include <vector>
 
+#include "plexus/wire/cbor.hpp"
 #include "plexus/wire/error.hpp"
 
 namespace plexus::wire {
@@ -44,30 +44,17 @@ struct notification {
 
 using message = std::variant<request, response, notification>;
 
-// Named limits; every violation names the limit in its error message.
-struct limits {
-  std::size_t max_message_bytes = 64u << 20;  // "max_message_bytes"
-  std::size_t max_nesting_depth = 64;         // "max_nesting_depth" (arrays/maps)
-};
-
 // Appends the encoding to `out` (which is not cleared).
 void encode(std::vector<std::uint8_t>& out, const request& m);
 void encode(std::vector<std::uint8_t>& out, const response& m);
 void encode(std::vector<std::uint8_t>& out, const notification& m);
 void encode(std::vector<std::uint8_t>& out, const message& m);
-// Appends one CBOR data item for `v`, as cbor2 would write it.
-void encode_value(std::vector<std::uint8_t>& out, const value& v);
 
-// Decodes one whole message. Errors (all errc::invalid_argument, except
-// errc::resource_exhausted for size/depth limits):
-//   malformed or truncated CBOR, trailing bytes, not an array, wrong array length,
-//   unknown message kind, msgid not an unsigned integer or above 2^32-1, method not
-//   text, params not an array, error neither null nor [text, map], CBOR tags or
-//   map keys that are not text, nesting deeper than max_nesting_depth,
-//   input larger than max_message_bytes.
+// Decodes one whole message: decode_value's errors (the limits are checked first),
+// then the message's shape, all errc::invalid_argument: not an array, wrong array
+// length, unknown message kind, msgid not an unsigned integer or above 2^32-1, method
+// not text, params not an array, error neither null nor [text, map].
 result<message> decode(std::span<const std::uint8_t> bytes, const limits& lim = {});
-// Decodes one CBOR data item with the same strictness (no trailing bytes).
-result<value> decode_value(std::span<const std::uint8_t> bytes, const limits& lim = {});
 
 // What the router needs to know of a payload without decoding it: its kind and,
 // for requests and responses, its msgid. Reads only the first few bytes; nullopt

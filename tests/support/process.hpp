@@ -1,4 +1,4 @@
-// Test helper: child processes owned by the test. A `child` is started with its
+// Child processes owned by the test. A `child` is started with its
 // stdout and stderr on one pipe, can wait for a line to appear (with a deadline,
 // never a fixed sleep), and is killed and reaped by its destructor.
 //
@@ -20,6 +20,8 @@
 #include <stdexcept>
 #include <string>
 #include <vector>
+
+#include "support/temp_dir.hpp"
 
 extern char** environ;
 
@@ -105,24 +107,6 @@ class child {
   int status_ = -1;
   std::string output_;
   bool eof_ = false;
-};
-
-// A unique directory for ipc paths, removed with everything in it.
-class temp_dir {
- public:
-  temp_dir() {
-    char tmpl[] = "/tmp/plexus-test-XXXXXX";
-    if (!::mkdtemp(tmpl)) throw std::runtime_error("mkdtemp failed");
-    path_ = tmpl;
-  }
-  ~temp_dir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
 };
 
 // Runs a command to completion, capturing stdout+stderr. Returns {exit status, output}.
