@@ -1,7 +1,5 @@
 #include "plexus/rpc/client.hpp"
 
-#include <unistd.h>
-
 #include <boost/asio/post.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -10,48 +8,43 @@
 #include <queue>
 #include <unordered_map>
 
-#include "plexus/rpc/supervision.hpp"
 #include "plexus/wire/control.hpp"
 #include "plexus/wire/message.hpp"
+#include "rpc/router_link.hpp"
 
 namespace plexus::rpc {
 
 namespace asio = boost::asio;
+using detail::router_link;
 using clock = std::chrono::steady_clock;
 
-// Owned by the client handle and by the callbacks of its connection and timer, so
-// that a late callback never touches freed memory.
+// Owned by the client handle; the callbacks of its router link and timer hold weak
+// pointers, so that a late callback never touches freed memory.
 class client::impl : public std::enable_shared_from_this<client::impl> {
  public:
-  impl(asio::io_context& io, client_options opts) : io_(io), opts_(std::move(opts)), timer_(io) {}
-
-  result<void> connect() {
-    if (conn_.is_open()) return {};
-    auto c = transport::connect(io_, opts_.router, opts_.transport);
-    if (!c) return std::move(c).error();
-    conn_ = std::move(*c);
-    std::weak_ptr<impl> weak = shared_from_this();
-    conn_.start(
-        [weak](const wire::frame_view& f) {
-          if (auto self = weak.lock()) self->on_frame(f);
-        },
-        [weak](const plexus::error& e) {
-          if (auto self = weak.lock())
-            self->fail_all({errc::unavailable, "connection to the router lost: " + e.message});
-        });
-    value hello = {{"op", control::hello},
-                   {"name", opts_.name.empty() ? std::string("client") : opts_.name},
-                   {"pid", static_cast<std::int64_t>(::getpid())}};
-    std::vector<std::uint8_t> bytes;
-    wire::encode_value(bytes, hello);
-    (void)conn_.send(wire::frame_kind::control, "", bytes);
-    return {};
+  impl(asio::io_context& io, client_options opts)
+      : io_(io),
+        opts_(std::move(opts)),
+        link_(io, opts_.router, opts_.transport, opts_.name),
+        timer_(io) {
+    link_.on_control(control::dropped, [this](const value& v) {
+      dropped_ +=
+          static_cast<std::uint64_t>(std::max<std::int64_t>(0, control::int_field(v, "count")));
+    });
+    link_.on_lost([this](const plexus::error& e) {
+      fail_all({errc::unavailable, "connection to the router lost: " + e.message});
+    });
   }
 
-  bool connected() const noexcept { return conn_.is_open(); }
+  result<void> connect() {
+    if (link_.is_open()) return {};
+    return link_.open(weak_from_this(), [this](const wire::frame_view& f) { on_data(f); });
+  }
+
+  bool connected() const noexcept { return link_.is_open(); }
 
   void close() {
-    conn_.close();
+    link_.close();
     fail_all({errc::unavailable, "client closed"});
   }
 
@@ -62,10 +55,8 @@ class client::impl : public std::enable_shared_from_this<client::impl> {
                      plexus::error(errc::invalid_argument, "params must be an array"));
       return;
     }
-    if (!conn_.is_open()) {
-      complete_later(
-          std::move(done),
-          plexus::error(errc::unavailable, "not connected to the router at " + opts_.router));
+    if (!link_.is_open()) {
+      complete_later(std::move(done), link_.not_connected());
       return;
     }
     if (pending_.size() >= max_in_flight) {
@@ -77,7 +68,7 @@ class client::impl : public std::enable_shared_from_this<client::impl> {
     const auto msgid = next_msgid();
     scratch_.clear();
     wire::encode(scratch_, wire::request{msgid, std::string(method), std::move(params)});
-    if (auto ok = conn_.send(wire::frame_kind::data, service, scratch_); !ok) {
+    if (auto ok = link_.send_data(service, scratch_); !ok) {
       complete_later(std::move(done), std::move(ok).error());
       return;
     }
@@ -92,22 +83,11 @@ class client::impl : public std::enable_shared_from_this<client::impl> {
 
   result<void> notify(std::string_view service, std::string_view method, value params) {
     if (!params.is_array()) return plexus::error(errc::invalid_argument, "params must be an array");
-    if (!conn_.is_open())
-      return plexus::error(errc::unavailable, "not connected to the router at " + opts_.router);
-    scratch_.clear();
-    wire::encode(scratch_, wire::notification{std::string(method), std::move(params)});
-    return conn_.send(wire::frame_kind::data, service, scratch_);
+    return link_.notify(service, method, std::move(params));
   }
-
-  result<void> publish(std::string_view topic, value params) {
-    return notify(wire::publish_name, topic, std::move(params));
-  }
-
-  const std::string& name() const noexcept { return opts_.name; }
 
   result<void> subscribe(std::string prefix, publication_handler handler) {
-    if (!conn_.is_open())
-      return plexus::error(errc::unavailable, "not connected to the router at " + opts_.router);
+    if (auto ok = link_.check_open(); !ok) return ok;
     if (auto ok = send_subscription(control::subscribe, prefix); !ok) return ok;
     subscriptions_[std::move(prefix)] = std::move(handler);
     return {};
@@ -117,13 +97,14 @@ class client::impl : public std::enable_shared_from_this<client::impl> {
     auto it = subscriptions_.find(std::string(prefix));
     if (it == subscriptions_.end()) return {};
     subscriptions_.erase(it);
-    if (!conn_.is_open()) return {};
+    if (!link_.is_open()) return {};
     return send_subscription(control::unsubscribe, prefix);
   }
 
   std::uint64_t dropped_publications() const noexcept { return dropped_; }
   std::size_t in_flight() const noexcept { return pending_.size(); }
   asio::io_context& io() { return io_; }
+  router_link& link() { return link_; }
 
  private:
   struct pending_call {
@@ -151,21 +132,12 @@ class client::impl : public std::enable_shared_from_this<client::impl> {
   }
 
   result<void> send_subscription(const char* op, std::string_view prefix) {
-    std::vector<std::uint8_t> bytes;
-    wire::encode_value(bytes, value{{"op", op}, {"prefix", std::string(prefix)}});
-    return conn_.send(wire::frame_kind::control, "", bytes);
-  }
-
-  void on_control(std::span<const std::uint8_t> payload) {
-    auto v = wire::decode_value(payload);
-    if (!v || control::text_field(*v, "op") != control::dropped) return;
-    dropped_ +=
-        static_cast<std::uint64_t>(std::max<std::int64_t>(0, control::int_field(*v, "count")));
+    return link_.send_control({{"op", op}, {"prefix", std::string(prefix)}});
   }
 
   void on_publication(std::span<const std::uint8_t> payload) {
     if (subscriptions_.empty()) return;
-    auto m = wire::decode(payload, {opts_.transport.max_frame_bytes, 64});
+    auto m = wire::decode(payload, link_.decode_limits());
     if (!m) return;
     const auto& note = std::get<wire::notification>(*m);
     // Handlers may subscribe or unsubscribe: collect first, then call.
@@ -176,11 +148,8 @@ class client::impl : public std::enable_shared_from_this<client::impl> {
       h(note.method, note.params);
   }
 
-  void on_frame(const wire::frame_view& f) {
-    if (f.kind == wire::frame_kind::control) {
-      on_control(f.payload);
-      return;
-    }
+  // A data frame: a response to a call in flight or a publication.
+  void on_data(const wire::frame_view& f) {
     const auto h = wire::peek(f.payload);
     if (!h) return;
     if (h->kind == wire::message_kind::notification) {
@@ -192,7 +161,7 @@ class client::impl : public std::enable_shared_from_this<client::impl> {
     if (it == pending_.end()) return;  // answered after its deadline: dropped
     auto call = std::move(it->second);
     pending_.erase(it);
-    auto m = wire::decode(f.payload, {opts_.transport.max_frame_bytes, 64});
+    auto m = wire::decode(f.payload, link_.decode_limits());
     if (!m) {
       call.done(plexus::error(errc::internal, "malformed response: " + m.error().message));
       return;
@@ -260,7 +229,7 @@ class client::impl : public std::enable_shared_from_this<client::impl> {
 
   asio::io_context& io_;
   client_options opts_;
-  transport::connection conn_;
+  router_link link_;
   std::unordered_map<std::uint32_t, pending_call> pending_;
   // A min-heap on `when` whose storage can be filtered in place.
   struct deadline_heap
@@ -352,13 +321,10 @@ result<void> client::notify(std::string_view service, std::string_view method, v
 }
 
 result<void> client::publish(std::string_view topic, value params) {
-  return impl_->publish(topic, std::move(params));
+  return impl_->notify(wire::publish_name, topic, std::move(params));
 }
 result<void> client::log(std::string_view level, std::string_view message, value fields) {
-  if (auto ok = check_level(level); !ok) return ok;
-  const auto process = process_name(impl_->name());
-  return impl_->publish(log_topic(process),
-                        value::array({log_record(level, message, std::move(fields), process)}));
+  return impl_->link().log(level, message, std::move(fields));
 }
 result<void> client::subscribe(std::string prefix, publication_handler on_publication) {
   return impl_->subscribe(std::move(prefix), std::move(on_publication));

@@ -1,7 +1,5 @@
 #include "plexus/rpc/service.hpp"
 
-#include <unistd.h>
-
 #include <algorithm>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/post.hpp>
@@ -13,10 +11,12 @@
 #include "plexus/rpc/supervision.hpp"
 #include "plexus/wire/control.hpp"
 #include "plexus/wire/message.hpp"
+#include "rpc/router_link.hpp"
 
 namespace plexus::rpc {
 
 namespace asio = boost::asio;
+using detail::router_link;
 
 namespace {
 
@@ -38,7 +38,17 @@ plexus::error from_exception(std::exception_ptr ep, const std::string& method) {
 
 class service::impl : public std::enable_shared_from_this<service::impl> {
  public:
-  impl(asio::io_context& io, service_options opts) : io_(io), opts_(std::move(opts)) {}
+  impl(asio::io_context& io, service_options opts)
+      : io_(io), opts_(std::move(opts)), link_(io, opts_.router, opts_.transport, opts_.name) {
+    link_.on_control(control::registered, [this](const value&) { on_registered(); });
+    link_.on_control(control::error_op, [this](const value& v) {
+      std::cerr << "plexus service " << opts_.name << ": router refused "
+                << control::text_field(v, "about", "a request") << ": "
+                << control::text_field(v, "message") << "\n";
+    });
+    link_.on_registration([this] { send_registration(); });
+    link_.on_lost([this](const plexus::error& e) { on_lost(e); });
+  }
 
   ~impl() {
     if (pool_) pool_->join();
@@ -58,33 +68,9 @@ class service::impl : public std::enable_shared_from_this<service::impl> {
   result<void> start(std::function<void()> on_ready) {
     if (opts_.name.empty() || opts_.name.size() > wire::max_name_bytes)
       return plexus::error(errc::invalid_argument, "a service needs a name of 1 to 255 bytes");
-    auto c = transport::connect(io_, opts_.router, opts_.transport);
-    if (!c) return std::move(c).error();
-    conn_ = std::move(*c);
-    on_ready_ = std::move(on_ready);
-    std::weak_ptr<impl> weak = shared_from_this();
-    conn_.start(
-        [weak](const wire::frame_view& f) {
-          if (auto self = weak.lock()) self->on_frame(f);
-        },
-        [weak](const plexus::error& e) {
-          if (auto self = weak.lock()) self->on_closed(e);
-        });
-    send_control({{"op", control::hello},
-                  {"name", opts_.name},
-                  {"pid", static_cast<std::int64_t>(::getpid())}});
-    std::vector<const std::pair<const std::string, std::shared_ptr<handler>>*> sorted;
-    for (const auto& entry : handlers_)
-      sorted.push_back(&entry);
-    std::sort(sorted.begin(), sorted.end(), [](auto* a, auto* b) { return a->first < b->first; });
-    value methods = value::array();
-    for (const auto* entry : sorted)
-      methods.push_back({{"name", entry->first},
-                         {"signature", entry->second->signature},
-                         {"blocking", entry->second->opts.blocking}});
-    send_control(
-        {{"op", control::register_service}, {"service", opts_.name}, {"methods", methods}});
-    return {};
+    auto ok = link_.open(weak_from_this(), [this](const wire::frame_view& f) { on_data(f); });
+    if (ok) on_ready_ = std::move(on_ready);
+    return ok;
   }
 
   void stop(std::function<void()> done) {
@@ -95,8 +81,8 @@ class service::impl : public std::enable_shared_from_this<service::impl> {
     if (done) drain_waiters_.push_back(std::move(done));
     if (draining_) return;
     draining_ = true;
-    if (conn_.is_open())
-      send_control({{"op", control::unregister_service}, {"service", opts_.name}});
+    if (link_.is_open())
+      (void)link_.send_control({{"op", control::unregister_service}, {"service", opts_.name}});
     drain_timer_ = std::make_unique<asio::steady_timer>(io_, opts_.drain_timeout);
     drain_timer_->async_wait([weak = weak_from_this()](const boost::system::error_code& ec) {
       if (ec) return;
@@ -108,6 +94,7 @@ class service::impl : public std::enable_shared_from_this<service::impl> {
   void on_disconnect(std::function<void(const plexus::error&)> f) { on_disconnect_ = std::move(f); }
   std::size_t in_flight() const noexcept { return in_flight_; }
   const std::string& name() const noexcept { return opts_.name; }
+  router_link& link() { return link_; }
 
  private:
   // One call being answered by a coroutine or blocking handler.
@@ -119,18 +106,24 @@ class service::impl : public std::enable_shared_from_this<service::impl> {
     std::unique_ptr<asio::steady_timer> timer;
   };
 
-  void send_control(const value& v) {
-    std::vector<std::uint8_t> bytes;
-    wire::encode_value(bytes, v);
-    (void)conn_.send(wire::frame_kind::control, "", bytes);
+  // The registration hook: the service name and its methods, sorted by name.
+  void send_registration() {
+    std::vector<const std::pair<const std::string, std::shared_ptr<handler>>*> sorted;
+    for (const auto& entry : handlers_)
+      sorted.push_back(&entry);
+    std::sort(sorted.begin(), sorted.end(), [](auto* a, auto* b) { return a->first < b->first; });
+    value methods = value::array();
+    for (const auto* entry : sorted)
+      methods.push_back({{"name", entry->first},
+                         {"signature", entry->second->signature},
+                         {"blocking", entry->second->opts.blocking}});
+    (void)link_.send_control(
+        {{"op", control::register_service}, {"service", opts_.name}, {"methods", methods}});
   }
 
-  void on_frame(const wire::frame_view& f) {
-    if (f.kind == wire::frame_kind::control) {
-      on_control(f.payload);
-      return;
-    }
-    auto m = wire::decode(f.payload, {opts_.transport.max_frame_bytes, 64});
+  // A data frame: a request or a notification.
+  void on_data(const wire::frame_view& f) {
+    auto m = wire::decode(f.payload, link_.decode_limits());
     if (!m) {
       // Answer what can be answered: a request whose msgid is still readable.
       const auto h = wire::peek(f.payload);
@@ -146,23 +139,15 @@ class service::impl : public std::enable_shared_from_this<service::impl> {
     // Responses are not for a service; ignored.
   }
 
-  void on_control(std::span<const std::uint8_t> payload) {
-    auto v = wire::decode_value(payload);
-    if (!v || !v->is_object()) return;
-    const auto op = control::text_field(*v, "op");
-    if (op == control::registered && !registered_) {
-      registered_ = true;
-      notify_ready();  // to plexus run, if it started this process
-      report_health();
-      if (on_ready_) {
-        auto ready = std::move(on_ready_);
-        on_ready_ = nullptr;
-        ready();
-      }
-    } else if (op == control::error_op) {
-      std::cerr << "plexus service " << opts_.name << ": router refused "
-                << control::text_field(*v, "about", "a request") << ": "
-                << control::text_field(*v, "message") << "\n";
+  void on_registered() {
+    if (registered_) return;
+    registered_ = true;
+    notify_ready();  // to plexus run, if it started this process
+    report_health();
+    if (on_ready_) {
+      auto ready = std::move(on_ready_);
+      on_ready_ = nullptr;
+      ready();
     }
   }
 
@@ -171,7 +156,7 @@ class service::impl : public std::enable_shared_from_this<service::impl> {
   void report_health() {
     if (!supervised() || drained_) return;
     notify_health({{"in_flight", in_flight_},
-                   {"queued_bytes", conn_.queued_bytes()},
+                   {"queued_bytes", link_.queued_bytes()},
                    {"worker_threads", opts_.worker_threads}});
     if (!health_timer_) {
       health_timer_ = std::make_unique<asio::steady_timer>(io_);
@@ -185,24 +170,7 @@ class service::impl : public std::enable_shared_from_this<service::impl> {
     });
   }
 
- public:
-  result<void> publish(std::string_view topic, value params) {
-    if (!conn_.is_open())
-      return plexus::error(errc::unavailable, "not connected to the router at " + opts_.router);
-    std::vector<std::uint8_t> bytes;
-    wire::encode(bytes, wire::notification{std::string(topic), std::move(params)});
-    return conn_.send(wire::frame_kind::data, wire::publish_name, bytes);
-  }
-
-  result<void> log(std::string_view level, std::string_view message, value fields) {
-    if (auto ok = check_level(level); !ok) return ok;
-    const auto process = process_name(opts_.name);
-    return publish(log_topic(process),
-                   value::array({log_record(level, message, std::move(fields), process)}));
-  }
-
- private:
-  void on_closed(const plexus::error& e) {
+  void on_lost(const plexus::error& e) {
     if (draining_) {
       finish_drain();
       return;
@@ -308,11 +276,11 @@ class service::impl : public std::enable_shared_from_this<service::impl> {
     else
       resp.error = std::move(r).error();
     wire::encode(scratch_, resp);
-    if (auto ok = conn_.send(wire::frame_kind::data, caller, scratch_); !ok) {
+    if (auto ok = link_.send_data(caller, scratch_); !ok) {
       // The result itself may be what is too large: tell the caller that instead.
-      if (ok.error().code == errc::resource_exhausted && conn_.is_open()) {
+      if (ok.error().code == errc::resource_exhausted && link_.is_open()) {
         auto bytes = wire::encode_error_response(msgid, ok.error());
-        (void)conn_.send(wire::frame_kind::data, caller, bytes);
+        (void)link_.send_data(caller, bytes);
       }
     }
   }
@@ -326,7 +294,7 @@ class service::impl : public std::enable_shared_from_this<service::impl> {
     drained_ = true;
     if (drain_timer_) drain_timer_->cancel();
     if (health_timer_) health_timer_->cancel();
-    conn_.close();
+    link_.close();
     auto waiters = std::move(drain_waiters_);
     for (auto& w : waiters)
       w();
@@ -334,7 +302,7 @@ class service::impl : public std::enable_shared_from_this<service::impl> {
 
   asio::io_context& io_;
   service_options opts_;
-  transport::connection conn_;
+  router_link link_;
   // shared_ptr: calls on the pool or suspended in a coroutine keep their handler alive.
   std::unordered_map<std::string, std::shared_ptr<handler>> handlers_;
   std::unique_ptr<asio::thread_pool> pool_;
@@ -373,10 +341,10 @@ void service::on_disconnect(std::function<void(const plexus::error&)> f) {
   impl_->on_disconnect(std::move(f));
 }
 result<void> service::publish(std::string_view topic, value params) {
-  return impl_->publish(topic, std::move(params));
+  return impl_->link().publish(topic, std::move(params));
 }
 result<void> service::log(std::string_view level, std::string_view message, value fields) {
-  return impl_->log(level, message, std::move(fields));
+  return impl_->link().log(level, message, std::move(fields));
 }
 std::size_t service::in_flight() const noexcept {
   return impl_->in_flight();

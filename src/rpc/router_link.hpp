@@ -1,0 +1,136 @@
+// The link of one client or service to the router (internal to rpc). client::impl and
+// service::impl each hold one as a member; it is their only door to the router.
+//
+// It owns the transport::connection, connects (a blocking connect(2) on the calling
+// thread), says hello {name, pid}, runs its owner's registration hook, sends control
+// frames, hands each incoming control frame to the handler registered for its op and
+// each data frame to the owner, and reports once that the connection was lost. It
+// also sends data frames, notifications, publications and log records.
+//
+//   router_link link(io, "ipc:///tmp/plexus.sock", {}, "calc");
+//   link.on_control(control::registered, [this](const value&) { ready(); });
+//   if (auto ok = link.open(weak_from_this(), [this](const wire::frame_view& f) { on_data(f); })) ...
+//
+// Threading: every member runs on the io_context's thread, and every callback runs
+// there, from the event loop, never inside a member call other than open() (which
+// runs the registration hook). No callback runs once the owner passed to open() is
+// gone, so callbacks may capture the owner's `this`.
+//
+// Reconnection (issue 10) belongs here: on a loss the link would wait for the router
+// with capped backoff, connect and say hello again, run the registration hook again
+// (on_registration), and tell the program through a callback; the owners' code would
+// not change beyond that hook. Today a loss is final and reported through on_lost.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include <boost/asio/io_context.hpp>
+
+#include "plexus/transport/connection.hpp"
+#include "plexus/wire/error.hpp"
+#include "plexus/wire/frame.hpp"
+#include "plexus/wire/message.hpp"
+
+namespace plexus::rpc::detail {
+
+class router_link {
+ public:
+  using control_handler = std::function<void(const value& map)>;
+  using loss_handler = std::function<void(const plexus::error&)>;
+
+  // `router`: the address to connect to, named by not_connected(). `name`: the owner's
+  // name, said in hello ("client" when empty) and the fallback process name of log().
+  router_link(boost::asio::io_context& io, std::string router, transport::options opts,
+              std::string name);
+  router_link(const router_link&) = delete;
+  router_link& operator=(const router_link&) = delete;
+
+  // ---- set up before open() -------------------------------------------------------
+  // A control frame whose "op" is `op` goes to `h` with the decoded map; control
+  // frames of other ops, and those that are not CBOR maps, are ignored. One handler
+  // per op (a second replaces the first).
+  void on_control(std::string op, control_handler h);
+  // The registration hook: runs right after hello on every new connection, before any
+  // frame of it is read. The owner sends there what the router must know about it.
+  void on_registration(std::function<void()> h);
+  // Runs once per connection when it ends other than through close(): the router went
+  // away (unavailable) or broke the protocol. Runs from the event loop, never inside a
+  // member call.
+  void on_lost(loss_handler h);
+
+  // Connects, starts reading, says hello and runs the registration hook. `owner` (the
+  // object holding this link) guards every callback. `on_data(const wire::frame_view&)`
+  // receives every data frame; the view is valid only during the call. It is inlined
+  // into the connection's frame handler, so a data frame costs one indirect call.
+  // Errors: those of transport::connect (unavailable, invalid_argument).
+  template <class OnData>
+  result<void> open(std::weak_ptr<const void> owner, OnData on_data) {
+    return open_with(owner, [owner, this, on_data = std::move(on_data)](
+                                const wire::frame_view& f) mutable {
+      const auto alive = owner.lock();
+      if (!alive) return;
+      if (f.kind == wire::frame_kind::control)
+        dispatch_control(f.payload);
+      else
+        on_data(f);
+    });
+  }
+
+  // Ends the connection; on_lost does not run for it. Idempotent.
+  void close();
+  bool is_open() const noexcept { return conn_.is_open(); }
+  // unavailable, "not connected to the router at <router>": the one error for a send
+  // attempted without a connection.
+  plexus::error not_connected() const;
+  // {} when open, else not_connected().
+  result<void> check_open() const;
+
+  // Queues one data frame named `name` (a service, a caller id, wire::publish_name).
+  // Errors: those of connection::send.
+  result<void> send_data(std::string_view name, std::span<const std::uint8_t> payload) {
+    return conn_.send(wire::frame_kind::data, name, payload);
+  }
+  // Encodes `map` and queues it as a control frame. Errors: those of connection::send.
+  result<void> send_control(const value& map);
+  // A notification `method(params)` to `service`. Errors: not_connected(), send's.
+  result<void> notify(std::string_view service, std::string_view method, value params);
+  // A publication under `topic`: a notification to wire::publish_name.
+  result<void> publish(std::string_view topic, value params);
+  // A log record (rpc/supervision.hpp) published under "log.<process>", the process
+  // being $PLEXUS_PROCESS, else the name. Errors: invalid_argument (unknown level),
+  // publish's. Never blocks: a full queue refuses the record.
+  result<void> log(std::string_view level, std::string_view message, value fields);
+
+  // The limits for decoding a received payload.
+  wire::limits decode_limits() const noexcept { return {opts_.max_frame_bytes, 64}; }
+  // Bytes accepted by send and not yet written.
+  std::size_t queued_bytes() const noexcept { return conn_.queued_bytes(); }
+
+ private:
+  result<void> open_with(std::weak_ptr<const void> owner,
+                         transport::connection::frame_handler on_frame);
+  void dispatch_control(std::span<const std::uint8_t> payload);
+  void lost(const plexus::error& e);
+
+  boost::asio::io_context& io_;
+  std::string router_;
+  transport::options opts_;
+  std::string name_;
+  transport::connection conn_;
+  // true from close() until the next open(): the loss was asked for, not reported.
+  bool closed_ = false;
+  std::vector<std::pair<std::string, control_handler>> control_handlers_;
+  std::function<void()> on_registration_;
+  loss_handler on_lost_;
+  std::vector<std::uint8_t> scratch_;  // notifications and control frames
+};
+
+}  // namespace plexus::rpc::detail
