@@ -108,7 +108,7 @@ pid_t find_keeper(pid_t supervisor) {
   return 0;
 }
 
-// Children the bench starts without spawn_role (so no child_guard can own them). stop_all():
+// Children the bench starts with spawn_quiet (a child_guard spawns roles only). stop_all():
 // SIGTERM to every one, one shared grace period, then SIGKILL and reap whatever is left.
 class pid_guard {
  public:
