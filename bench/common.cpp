@@ -1,5 +1,6 @@
 #include "common.hpp"
 
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/prctl.h>
@@ -166,23 +167,48 @@ void print_json_line(std::string_view bench, std::string_view system, std::strin
   std::fflush(stdout);
 }
 
+void round_figures::add(std::string_view metric, double value, int decimals, bool whole) {
+  auto it = std::find_if(series_.begin(), series_.end(),
+                         [&](const series& s) { return s.metric == metric; });
+  if (it == series_.end()) it = series_.insert(series_.end(), {std::string(metric), decimals, whole, {}});
+  it->values.push_back(value);
+}
+
+double round_figures::median(std::string_view metric) const {
+  for (const auto& s : series_) {
+    if (s.metric == metric) return bench::median(s.values);
+  }
+  return 0;
+}
+
+void round_figures::print(std::string_view bench, std::string_view system) const {
+  for (const auto& s : series_) {
+    const double m = bench::median(s.values);
+    print_json_line(bench, system, s.metric, s.whole ? static_cast<double>(static_cast<long>(m)) : m,
+                    s.decimals);
+  }
+}
+
 // ---- child processes -------------------------------------------------------------------------
 
-pid_t spawn_role(const std::string& self_exe, const std::string& role,
-                 const std::vector<std::string>& args) {
+pid_t spawn_process(const std::string& exe, const spawn_options& opts) {
   // Everything the child needs is built before fork: after fork only async-signal-safe calls.
   std::vector<std::string> storage;
-  storage.reserve(args.size() + 3);
-  storage.push_back(self_exe);
-  storage.emplace_back("_role");
-  storage.push_back(role);
-  storage.insert(storage.end(), args.begin(), args.end());
+  storage.reserve(opts.args.size() + 1);
+  storage.push_back(exe);
+  storage.insert(storage.end(), opts.args.begin(), opts.args.end());
   std::vector<char*> argv;
   argv.reserve(storage.size() + 1);
   for (auto& s : storage)
     argv.push_back(s.data());
   argv.push_back(nullptr);
-  const char* path = self_exe.c_str();
+  unique_fd devnull;
+  if (opts.out == child_stdout::to_null) {
+    devnull.reset(::open("/dev/null", O_WRONLY | O_CLOEXEC));
+    if (!devnull) throw_errno("open /dev/null");
+  }
+  const int stdout_target = devnull ? devnull.get() : STDERR_FILENO;
+  const char* path = exe.c_str();
   const pid_t parent = ::getpid();
 
   std::fflush(stdout);
@@ -192,7 +218,7 @@ pid_t spawn_role(const std::string& self_exe, const std::string& role,
   if (pid == 0) {
     if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) ::_exit(127);
     if (::getppid() != parent) ::_exit(127);  // the parent died before prctl took effect
-    if (::dup2(STDERR_FILENO, STDOUT_FILENO) < 0) ::_exit(127);
+    if (::dup2(stdout_target, STDOUT_FILENO) < 0) ::_exit(127);
     if (::syscall(SYS_close_range, 3U, ~0U, 0U) != 0) {
       for (int fd = 3; fd < 1024; ++fd)
         ::close(fd);
@@ -201,6 +227,16 @@ pid_t spawn_role(const std::string& self_exe, const std::string& role,
     ::_exit(127);
   }
   return pid;
+}
+
+pid_t spawn_role(const std::string& self_exe, const std::string& role,
+                 const std::vector<std::string>& args) {
+  spawn_options opts;
+  opts.args.reserve(args.size() + 2);
+  opts.args.emplace_back("_role");
+  opts.args.push_back(role);
+  opts.args.insert(opts.args.end(), args.begin(), args.end());
+  return spawn_process(self_exe, opts);
 }
 
 bool child_exited(pid_t pid) noexcept {
@@ -392,13 +428,14 @@ bool read_exact(int fd, void* data, std::size_t size) {
 
 // ---- memory ----------------------------------------------------------------------------------
 
-long read_vm_hwm_kib(pid_t pid) {
+long read_status_kib(pid_t pid, std::string_view field) {
   std::ifstream in("/proc/" + std::to_string(pid) + "/status");
   std::string line;
   while (std::getline(in, line)) {
-    if (line.rfind("VmHWM:", 0) == 0) {
+    if (line.size() > field.size() && line.compare(0, field.size(), field) == 0 &&
+        line[field.size()] == ':') {
       try {
-        return std::stol(line.substr(6));
+        return std::stol(line.substr(field.size() + 1));
       } catch (const std::exception&) {
         return -1;
       }

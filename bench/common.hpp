@@ -1,5 +1,6 @@
-// Helpers shared by the benchmark runners: child processes that re-execute the benchmark as a
-// hidden role, readiness of Unix socket endpoints, peak RSS, percentiles and JSON output.
+// Helpers shared by the benchmark runners: child processes (the benchmark re-executed as a hidden
+// role, or another program), readiness of Unix socket endpoints, RSS, percentiles, medians over
+// rounds and JSON output. The echo measurement loop itself is in measure.hpp.
 //
 //   bench::child_guard children;  // kills and reaps everything it spawned when it goes out of
 //   scope pid_t broker = children.spawn(cfg.self_exe, "floor_broker", {cfg.workdir});
@@ -46,14 +47,54 @@ double median(std::vector<double> values);
 void print_json_line(std::string_view bench, std::string_view system, std::string_view metric,
                      double value, int decimals = 1);
 
+// The figures of one system over the rounds of a run: every metric's values in the order its
+// first value was added, reported as their median.
+//
+//   bench::round_figures f;
+//   f.add("rtt_p50_us", 41.5, 1);  // once per round
+//   f.print("echo", "plexus");     // {"bench":"echo","system":"plexus","metric":"rtt_p50_us",...}
+class round_figures {
+ public:
+  // One round's value of `metric`, printed with `decimals`; `whole`: the median is truncated to
+  // a whole number before it is printed (a byte count).
+  void add(std::string_view metric, double value, int decimals, bool whole = false);
+
+  // Median of the values of `metric`; 0 if it has none.
+  double median(std::string_view metric) const;
+
+  // print_json_line() of every metric's median, in the order of the first add().
+  void print(std::string_view bench, std::string_view system) const;
+
+ private:
+  struct series {
+    std::string metric;
+    int decimals = 1;
+    bool whole = false;
+    std::vector<double> values;
+  };
+  std::vector<series> series_;
+};
+
 // ---- child processes -------------------------------------------------------------------------
 
-// Starts `self_exe _role <role> args...` with fork/exec. In the child: PR_SET_PDEATHSIG(SIGKILL)
-// (the child dies when the *thread* that spawned it exits, so spawn from a thread that outlives
-// the child, normally the main thread), stdout redirected to stderr so a role never writes to
-// the JSON stream, every fd above 2 closed. The caller owns the returned pid and must reap it
-// (kill_child, or use child_guard). Throws std::system_error if fork fails; an exec failure
-// shows as the child exiting with status 127.
+// Where a spawned child's stdout goes: to the bench's stderr (a role must never write to the JSON
+// stream), or to /dev/null (programs other than the bench, which print what the bench ignores).
+enum class child_stdout { to_stderr, to_null };
+
+struct spawn_options {
+  std::vector<std::string> args;                  // argv[1..]; argv[0] is the executable path
+  child_stdout out = child_stdout::to_stderr;
+};
+
+// Starts `exe args...` with fork/exec. In the child: PR_SET_PDEATHSIG(SIGKILL) (the child dies
+// when the *thread* that spawned it exits, so spawn from a thread that outlives the child,
+// normally the main thread), stdout redirected as `opts.out` says (stderr stays), every fd above
+// 2 closed. The caller owns the returned pid and must reap it (kill_child, or use child_guard).
+// Throws std::system_error if fork (or opening /dev/null) fails; an exec failure shows as the
+// child exiting with status 127.
+pid_t spawn_process(const std::string& exe, const spawn_options& opts);
+
+// spawn_process(self_exe, {"_role", role, args...}): the benchmark re-executed as a hidden role.
 pid_t spawn_role(const std::string& self_exe, const std::string& role,
                  const std::vector<std::string>& args);
 
@@ -165,8 +206,13 @@ bool read_exact(int fd, void* data, std::size_t size);
 
 // ---- memory ----------------------------------------------------------------------------------
 
-// VmHWM (peak resident set) of `pid` from /proc/<pid>/status, in KiB; -1 if unreadable.
-long read_vm_hwm_kib(pid_t pid);
+// A field ("VmRSS", "VmHWM") of /proc/<pid>/status, in KiB; -1 if unreadable.
+long read_status_kib(pid_t pid, std::string_view field);
+
+// VmHWM (peak resident set) of `pid`, in KiB; -1 if unreadable.
+inline long read_vm_hwm_kib(pid_t pid) {
+  return read_status_kib(pid, "VmHWM");
+}
 
 // ---- frames ----------------------------------------------------------------------------------
 

@@ -1,6 +1,7 @@
 // The `plexus-bench echo` benchmark: client, broker and service in three processes, echoing a
 // fixed-size payload. One runner per system; each spawns its broker and service as hidden roles
-// of self_exe (see common.hpp), measures from the calling process, and stops its children before
+// of self_exe (start_roles, measure.hpp), measures from the calling process with the loop every
+// system shares (measure_echo, through the system's echo_client), and stops its children before
 // returning.
 //
 //   echo_config cfg;
@@ -42,7 +43,9 @@ echo_result run_zmq_cbor_echo(const echo_config&);
 echo_result run_plexus_zmq_echo(const echo_config&);
 
 // Runs the hidden role `role` (what follows `_role` on the command line) with its arguments and
-// returns the process exit code. Unknown role: message on stderr, returns 2.
+// returns the process exit code. Every role takes one argument. Unknown role or another number of
+// arguments: message on stderr, returns 2; a role that throws: "<role>: <what>" on stderr,
+// returns 1. The role functions below may throw; run_role is their only caller.
 int run_role(const std::string& role, const std::vector<std::string>& args);
 
 // Roles of the baselines; args = {workdir}. They run until their peer disconnects, they are

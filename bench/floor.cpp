@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "common.hpp"
+#include "measure.hpp"
 
 namespace {
 
@@ -102,119 +103,36 @@ void check_config(const echo_config& cfg) {
   if (cfg.inflight < 1 || static_cast<std::size_t>(cfg.inflight) * (cfg.payload + 4) > 128 * 1024) {
     throw std::invalid_argument("floor: inflight * (payload + 4) must be within [1, 131072] bytes");
   }
-  if (cfg.calls < 1 || cfg.warmup < 0 || !(cfg.seconds > 0)) {
-    throw std::invalid_argument("floor: calls >= 1, warmup >= 0 and seconds > 0 required");
-  }
 }
 
-}  // namespace
-
-int floor_broker_role(const std::vector<std::string>& args) {
-  if (args.size() != 1) {
-    std::fprintf(stderr, "floor_broker: usage: _role floor_broker WORKDIR\n");
-    return 2;
+// The client: one blocking socket, a request is the frame `u32 length + body` whose body carries
+// a sequence number in its first 8 bytes. Pipelined requests go out in one write per batch; a
+// read answers as many as it brings whole.
+class floor_client final : public bench::echo_client {
+ public:
+  floor_client(const echo_config& cfg, const std::string& path)
+      : fd_(bench::connect_unix(path, client_io_timeout)),
+        frame_size_(4 + cfg.payload),
+        inflight_(static_cast<std::size_t>(cfg.inflight)),
+        rx_(buffer_bytes),
+        tx_(frame_size_),
+        batch_(inflight_ * frame_size_) {
+    write_frame(fd_.get(), "C");
+    bench::store_le32(tx_.data(), static_cast<std::uint32_t>(cfg.payload));
+    for (std::size_t i = 0; i < cfg.payload; ++i)
+      tx_[4 + i] = static_cast<std::uint8_t>('a' + i % 26);
+    for (std::size_t i = 0; i < inflight_; ++i)
+      std::memcpy(batch_.data() + i * frame_size_, tx_.data(), frame_size_);
   }
-  const std::string path = args[0] + socket_name;
-  try {
-    bench::unique_fd listener(bench::listen_unix(path, startup_timeout));
-    bench::unique_fd client, service;
-    const auto deadline = bench::mono_now() + startup_timeout;
-    while (!client || !service) {
-      if (bench::mono_now() >= deadline)
-        throw std::runtime_error("client and service not both connected in time");
-      bench::unique_fd fd(::accept4(listener.get(), nullptr, nullptr, SOCK_CLOEXEC));
-      if (!fd) {
-        if (errno == EINTR) continue;
-        throw std::system_error(errno, std::generic_category(), "accept");
-      }
-      bench::set_io_timeout(fd.get(), startup_timeout);
-      const std::string hello = read_hello(fd.get());
-      if (hello == "S" && !service) {
-        service = std::move(fd);
-      } else if (hello == "C" && !client) {
-        client = std::move(fd);
-      } else if (!hello.empty()) {
-        std::fprintf(stderr, "floor_broker: refused a connection with hello '%s'\n", hello.c_str());
-      }
-    }
-    listener.close();
-    ::unlink(path.c_str());
-    bench::set_io_timeout(client.get(), idle_timeout);
-    bench::set_io_timeout(service.get(), idle_timeout);
-
-    std::exception_ptr back_error;
-    std::thread back([&] {
-      try {
-        pump_frames(service.get(), client.get());
-        ::shutdown(client.get(), SHUT_WR);
-      } catch (...) {
-        back_error = std::current_exception();
-        ::shutdown(client.get(), SHUT_RDWR);
-        ::shutdown(service.get(), SHUT_RDWR);
-      }
-    });
-    std::exception_ptr forth_error;
-    try {
-      pump_frames(client.get(), service.get());
-      ::shutdown(service.get(), SHUT_WR);
-    } catch (...) {
-      forth_error = std::current_exception();
-      ::shutdown(client.get(), SHUT_RDWR);
-      ::shutdown(service.get(), SHUT_RDWR);
-    }
-    back.join();
-    if (forth_error) std::rethrow_exception(forth_error);
-    if (back_error) std::rethrow_exception(back_error);
-    return 0;
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "floor_broker: %s\n", e.what());
-    return 1;
-  }
-}
-
-int floor_service_role(const std::vector<std::string>& args) {
-  if (args.size() != 1) {
-    std::fprintf(stderr, "floor_service: usage: _role floor_service WORKDIR\n");
-    return 2;
-  }
-  try {
-    bench::unique_fd fd(bench::connect_unix(args[0] + socket_name, startup_timeout));
-    write_frame(fd.get(), "S");
-    bench::set_io_timeout(fd.get(), idle_timeout);
-    pump_frames(fd.get(), fd.get());
-    return 0;
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "floor_service: %s\n", e.what());
-    return 1;
-  }
-}
-
-echo_result run_floor_echo(const echo_config& cfg) {
-  check_config(cfg);
-  const std::string path = cfg.workdir + socket_name;
-  ::unlink(path.c_str());
-
-  bench::child_guard children;
-  const pid_t broker = children.spawn(cfg.self_exe, "floor_broker", {cfg.workdir});
-  bench::wait_for_unix_socket(path, startup_timeout, broker);
-  const pid_t service = children.spawn(cfg.self_exe, "floor_service", {cfg.workdir});
-  bench::unique_fd fd(bench::connect_unix(path, client_io_timeout));
-  write_frame(fd.get(), "C");
-
-  const std::size_t frame_size = 4 + cfg.payload;
-  std::vector<std::uint8_t> rx(buffer_bytes);
-  std::vector<std::uint8_t> tx(frame_size);
-  bench::store_le32(tx.data(), static_cast<std::uint32_t>(cfg.payload));
-  for (std::size_t i = 0; i < cfg.payload; ++i)
-    tx[4 + i] = static_cast<std::uint8_t>('a' + i % 26);
 
   // One request, block until its echo is back; the body carries `seq` and must come back as sent.
-  auto round_trip = [&](std::uint64_t seq) {
-    std::memcpy(tx.data() + 4, &seq, sizeof seq);
-    bench::write_all(fd.get(), tx.data(), frame_size);
+  void round_trip() override {
+    ++seq_;
+    std::memcpy(tx_.data() + 4, &seq_, sizeof seq_);
+    bench::write_all(fd_.get(), tx_.data(), frame_size_);
     std::size_t have = 0;
-    while (have < frame_size) {
-      const ssize_t n = ::read(fd.get(), rx.data() + have, rx.size() - have);
+    while (have < frame_size_) {
+      const ssize_t n = ::read(fd_.get(), rx_.data() + have, rx_.size() - have);
       if (n > 0) {
         have += static_cast<std::size_t>(n);
       } else if (n == 0) {
@@ -223,70 +141,122 @@ echo_result run_floor_echo(const echo_config& cfg) {
         throw std::system_error(errno, std::generic_category(), "floor: waiting for an echo");
       }
     }
-    if (have != frame_size || std::memcmp(rx.data(), tx.data(), frame_size) != 0) {
+    if (have != frame_size_ || std::memcmp(rx_.data(), tx_.data(), frame_size_) != 0) {
       throw std::runtime_error("floor: echo does not match the request");
     }
-  };
-
-  std::uint64_t seq = 0;
-  for (int i = 0; i < cfg.warmup; ++i)
-    round_trip(++seq);
-  std::vector<bench::mono_clock::duration> samples;
-  samples.reserve(static_cast<std::size_t>(cfg.calls));
-  for (int i = 0; i < cfg.calls; ++i) {
-    const auto t0 = bench::mono_now();
-    round_trip(++seq);
-    samples.push_back(bench::mono_now() - t0);
   }
 
-  // Pipelined: `inflight` frames out; every read answers k of them and k new ones go out at once.
-  const auto inflight = static_cast<std::size_t>(cfg.inflight);
-  std::vector<std::uint8_t> batch(inflight * frame_size);
-  for (std::size_t i = 0; i < inflight; ++i) {
-    std::memcpy(batch.data() + i * frame_size, tx.data(), frame_size);
+  void send(std::size_t n) override {
+    bench::write_all(fd_.get(), batch_.data(), n * frame_size_);
   }
-  std::uint64_t completed = 0;
-  std::size_t have = 0;
-  const auto start = bench::mono_now();
-  const auto end = start + std::chrono::duration_cast<bench::mono_clock::duration>(
-                               std::chrono::duration<double>(cfg.seconds));
-  auto stop = start;
-  bench::write_all(fd.get(), batch.data(), batch.size());
-  for (;;) {
-    const ssize_t n = ::read(fd.get(), rx.data() + have, rx.size() - have);
-    if (n == 0) throw std::runtime_error("floor: broker closed the connection");
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      throw std::system_error(errno, std::generic_category(), "floor: pipelined read");
+
+  std::size_t receive() override {
+    for (;;) {
+      const ssize_t n = ::read(fd_.get(), rx_.data() + have_, rx_.size() - have_);
+      if (n == 0) throw std::runtime_error("floor: broker closed the connection");
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        throw std::system_error(errno, std::generic_category(), "floor: pipelined read");
+      }
+      have_ += static_cast<std::size_t>(n);
+      const std::size_t answered = have_ / frame_size_;
+      if (answered > inflight_) throw std::runtime_error("floor: more echoes than requests");
+      have_ -= answered * frame_size_;
+      if (have_ != 0) std::memmove(rx_.data(), rx_.data() + answered * frame_size_, have_);
+      return answered;
     }
-    have += static_cast<std::size_t>(n);
-    const std::size_t answered = have / frame_size;
-    if (answered > inflight) throw std::runtime_error("floor: more echoes than requests");
-    have -= answered * frame_size;
-    if (have != 0) std::memmove(rx.data(), rx.data() + answered * frame_size, have);
-    completed += answered;
-    stop = bench::mono_now();
-    if (stop >= end) break;
-    if (answered != 0) bench::write_all(fd.get(), batch.data(), answered * frame_size);
   }
-  const double elapsed = std::chrono::duration<double>(stop - start).count();
-
-  echo_result result;
-  result.rtt_p50_us = bench::percentile_us(samples, 0.50);
-  result.rtt_p99_us = bench::percentile_us(samples, 0.99);
-  result.calls_per_s = static_cast<double>(completed) / elapsed;
-  result.broker_rss_kib = bench::read_vm_hwm_kib(broker);
 
   // Orderly shutdown: half-close, drain the echoes still in flight, let both roles exit by EOF.
-  ::shutdown(fd.get(), SHUT_WR);
-  bench::set_io_timeout(fd.get(), 2s);
-  const auto drain_deadline = bench::mono_now() + 5s;
-  while (bench::mono_now() < drain_deadline) {
-    const ssize_t n = ::read(fd.get(), rx.data(), rx.size());
-    if (n == 0 || (n < 0 && errno != EINTR)) break;
+  void close() {
+    ::shutdown(fd_.get(), SHUT_WR);
+    bench::set_io_timeout(fd_.get(), 2s);
+    const auto drain_deadline = bench::mono_now() + 5s;
+    while (bench::mono_now() < drain_deadline) {
+      const ssize_t n = ::read(fd_.get(), rx_.data(), rx_.size());
+      if (n == 0 || (n < 0 && errno != EINTR)) break;
+    }
+    fd_.close();
   }
-  fd.close();
-  for (const pid_t pid : {service, broker}) {
+
+ private:
+  bench::unique_fd fd_;
+  std::size_t frame_size_, inflight_;
+  std::vector<std::uint8_t> rx_, tx_, batch_;  // batch_: `inflight` copies of the request frame
+  std::size_t have_ = 0;                       // bytes of a partial echo at the front of rx_
+  std::uint64_t seq_ = 0;
+};
+
+}  // namespace
+
+int floor_broker_role(const std::vector<std::string>& args) {
+  const std::string path = args[0] + socket_name;
+  bench::unique_fd listener(bench::listen_unix(path, startup_timeout));
+  bench::unique_fd client, service;
+  const auto deadline = bench::mono_now() + startup_timeout;
+  while (!client || !service) {
+    if (bench::mono_now() >= deadline)
+      throw std::runtime_error("client and service not both connected in time");
+    bench::unique_fd fd(::accept4(listener.get(), nullptr, nullptr, SOCK_CLOEXEC));
+    if (!fd) {
+      if (errno == EINTR) continue;
+      throw std::system_error(errno, std::generic_category(), "accept");
+    }
+    bench::set_io_timeout(fd.get(), startup_timeout);
+    const std::string hello = read_hello(fd.get());
+    if (hello == "S" && !service) {
+      service = std::move(fd);
+    } else if (hello == "C" && !client) {
+      client = std::move(fd);
+    } else if (!hello.empty()) {
+      std::fprintf(stderr, "floor_broker: refused a connection with hello '%s'\n", hello.c_str());
+    }
+  }
+  listener.close();
+  ::unlink(path.c_str());
+  bench::set_io_timeout(client.get(), idle_timeout);
+  bench::set_io_timeout(service.get(), idle_timeout);
+
+  // One direction until EOF, then half-close the other side; on an error both connections close
+  // so the other direction ends too.
+  auto pump = [&](int in, int out, std::exception_ptr& error) {
+    try {
+      pump_frames(in, out);
+      ::shutdown(out, SHUT_WR);
+    } catch (...) {
+      error = std::current_exception();
+      ::shutdown(client.get(), SHUT_RDWR);
+      ::shutdown(service.get(), SHUT_RDWR);
+    }
+  };
+  std::exception_ptr back_error, forth_error;
+  std::thread back([&] { pump(service.get(), client.get(), back_error); });
+  pump(client.get(), service.get(), forth_error);
+  back.join();
+  if (forth_error) std::rethrow_exception(forth_error);
+  if (back_error) std::rethrow_exception(back_error);
+  return 0;
+}
+
+int floor_service_role(const std::vector<std::string>& args) {
+  bench::unique_fd fd(bench::connect_unix(args[0] + socket_name, startup_timeout));
+  write_frame(fd.get(), "S");
+  bench::set_io_timeout(fd.get(), idle_timeout);
+  pump_frames(fd.get(), fd.get());
+  return 0;
+}
+
+echo_result run_floor_echo(const echo_config& cfg) {
+  check_config(cfg);
+  const std::string path = cfg.workdir + socket_name;
+  bench::child_guard children;
+  const auto roles = bench::start_roles(children, cfg, {"floor_broker", {cfg.workdir}}, {path},
+                                        {"floor_service", {cfg.workdir}});
+  floor_client client(cfg, path);
+  echo_result result = bench::measure_echo(client, cfg);
+  result.broker_rss_kib = bench::read_vm_hwm_kib(roles.broker);
+  client.close();
+  for (const pid_t pid : {roles.service, roles.broker}) {
     const int status = children.wait(pid, 2s);
     if (status != 0) {
       std::fprintf(stderr, "floor: role %d did not exit cleanly (%s)\n", static_cast<int>(pid),

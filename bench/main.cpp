@@ -90,8 +90,27 @@ std::vector<std::string> split_csv(const std::string& csv) {
   return out;
 }
 
-struct echo_samples {
-  std::vector<double> p50, p99, calls_per_s, rss_kib;
+// A target of `plexus-bench echo`: `system`'s median `metric` over `baseline`'s, checked when both
+// ran; the ratio is printed as the JSON metric `name`.
+struct echo_target {
+  std::string_view transport, system, baseline, metric, name;
+  const char* text;  // PASS/FAIL line
+  double limit;
+  bool at_most;  // ratio <= limit; otherwise ratio >= limit
+  const char* limit_text;
+};
+
+constexpr echo_target echo_targets[] = {
+    {"zmq", "plexus-zmq", "zmq", "rtt_p50_us", "p50_vs_zmq", "plexus-zmq p50 <= 1.25 x zmq p50",
+     1.25, true, "<= 1.25"},
+    {"native", "plexus", "floor", "rtt_p50_us", "p50_vs_floor", "plexus p50 <= 1.5 x floor p50",
+     1.5, true, "<= 1.5"},
+    {"native", "plexus", "zmq", "calls_per_s", "calls_per_s_vs_zmq",
+     "plexus calls/s >= 2 x zmq calls/s", 2.0, false, ">= 2.0"},
+};
+
+struct system_rounds {
+  bench::round_figures figures;
   bool failed = false;
 };
 
@@ -105,19 +124,19 @@ int run_echo(echo_config cfg, std::string_view transport, const std::vector<std:
   cfg.workdir = workdir.path();
   cfg.self_exe = "/proc/self/exe";
 
-  std::map<std::string, echo_samples, std::less<>> samples;
+  std::map<std::string, system_rounds, std::less<>> rounds;
   for (int round = 1; round <= repeat; ++round) {
     for (const auto& name : systems) {
-      auto& s = samples[name];
+      auto& s = rounds[name];
       if (s.failed) continue;
       for (const auto& sys : echo_systems) {
         if (sys.transport != transport || sys.name != name) continue;
         try {
           const echo_result r = sys.run(cfg);
-          s.p50.push_back(r.rtt_p50_us);
-          s.p99.push_back(r.rtt_p99_us);
-          s.calls_per_s.push_back(r.calls_per_s);
-          s.rss_kib.push_back(static_cast<double>(r.broker_rss_kib));
+          s.figures.add("rtt_p50_us", r.rtt_p50_us, 1);
+          s.figures.add("rtt_p99_us", r.rtt_p99_us, 1);
+          s.figures.add("calls_per_s", r.calls_per_s, 0);
+          s.figures.add("rss_kib", static_cast<double>(r.broker_rss_kib), 0, true);
           std::fprintf(stderr,
                        "%s %-*s run %d/%d: p50 %.1f us, p99 %.1f us, %.0f calls/s, broker "
                        "peak RSS %ld KiB\n",
@@ -133,65 +152,35 @@ int run_echo(echo_config cfg, std::string_view transport, const std::vector<std:
   }
 
   bool error = false;
-  std::map<std::string, echo_result, std::less<>> medians;
   for (const auto& name : systems) {
-    const auto& s = samples[name];
-    if (s.failed) {
-      error = true;
-      continue;
-    }
-    echo_result m;
-    m.rtt_p50_us = bench::median(s.p50);
-    m.rtt_p99_us = bench::median(s.p99);
-    m.calls_per_s = bench::median(s.calls_per_s);
-    m.broker_rss_kib = static_cast<long>(bench::median(s.rss_kib));
-    medians[name] = m;
-    bench::print_json_line(label, name, "rtt_p50_us", m.rtt_p50_us, 1);
-    bench::print_json_line(label, name, "rtt_p99_us", m.rtt_p99_us, 1);
-    bench::print_json_line(label, name, "calls_per_s", m.calls_per_s, 0);
-    bench::print_json_line(label, name, "rss_kib", static_cast<double>(m.broker_rss_kib), 0);
+    const auto& s = rounds[name];
+    error = error || s.failed;
+    if (!s.failed) s.figures.print(label, name);
   }
 
   auto ran = [&](std::string_view name) {
-    for (const auto& s : systems) {
-      if (s == name) return true;
-    }
-    return false;
+    return std::find(systems.begin(), systems.end(), name) != systems.end();
   };
-  auto have = [&](std::string_view name) { return medians.find(name) != medians.end(); };
+  // The figures of a system that ran without failing; nullptr otherwise.
+  auto measured = [&](std::string_view name) -> const bench::round_figures* {
+    const auto it = rounds.find(name);
+    return it == rounds.end() || it->second.failed ? nullptr : &it->second.figures;
+  };
   bool missed = false;
-  auto report = [&](const char* target, bool ok, double ratio, const char* limit) {
-    if (!check) return;
-    std::fprintf(stderr, "%s: %s (%.3f, target %s)\n", ok ? "PASS" : "FAIL", target, ratio, limit);
-    missed = missed || !ok;
-  };
-  if (transport == "zmq" && ran("plexus-zmq") && ran("zmq")) {
-    if (have("plexus-zmq") && have("zmq") && medians["zmq"].rtt_p50_us > 0) {
-      const double ratio = medians["plexus-zmq"].rtt_p50_us / medians["zmq"].rtt_p50_us;
-      bench::print_json_line(label, "plexus-zmq", "p50_vs_zmq", ratio, 3);
-      report("plexus-zmq p50 <= 1.25 x zmq p50", ratio <= 1.25, ratio, "<= 1.25");
+  for (const auto& t : echo_targets) {
+    if (t.transport != transport || !ran(t.system) || !ran(t.baseline)) continue;
+    const auto* sys = measured(t.system);
+    const auto* base = measured(t.baseline);
+    if (sys != nullptr && base != nullptr && base->median(t.metric) > 0) {
+      const double ratio = sys->median(t.metric) / base->median(t.metric);
+      bench::print_json_line(label, t.system, t.name, ratio, 3);
+      if (!check) continue;
+      const bool ok = t.at_most ? ratio <= t.limit : ratio >= t.limit;
+      std::fprintf(stderr, "%s: %s (%.3f, target %s)\n", ok ? "PASS" : "FAIL", t.text, ratio,
+                   t.limit_text);
+      missed = missed || !ok;
     } else if (check) {
-      std::fprintf(stderr, "FAIL: plexus-zmq p50 <= 1.25 x zmq p50 (not measured)\n");
-      missed = true;
-    }
-  }
-  if (transport == "native" && ran("plexus") && ran("floor")) {
-    if (have("plexus") && have("floor") && medians["floor"].rtt_p50_us > 0) {
-      const double ratio = medians["plexus"].rtt_p50_us / medians["floor"].rtt_p50_us;
-      bench::print_json_line("echo", "plexus", "p50_vs_floor", ratio, 3);
-      report("plexus p50 <= 1.5 x floor p50", ratio <= 1.5, ratio, "<= 1.5");
-    } else if (check) {
-      std::fprintf(stderr, "FAIL: plexus p50 <= 1.5 x floor p50 (not measured)\n");
-      missed = true;
-    }
-  }
-  if (transport == "native" && ran("plexus") && ran("zmq")) {
-    if (have("plexus") && have("zmq") && medians["zmq"].calls_per_s > 0) {
-      const double ratio = medians["plexus"].calls_per_s / medians["zmq"].calls_per_s;
-      bench::print_json_line("echo", "plexus", "calls_per_s_vs_zmq", ratio, 3);
-      report("plexus calls/s >= 2 x zmq calls/s", ratio >= 2.0, ratio, ">= 2.0");
-    } else if (check) {
-      std::fprintf(stderr, "FAIL: plexus calls/s >= 2 x zmq calls/s (not measured)\n");
+      std::fprintf(stderr, "FAIL: %s (not measured)\n", t.text);
       missed = true;
     }
   }
@@ -199,29 +188,44 @@ int run_echo(echo_config cfg, std::string_view transport, const std::vector<std:
   return missed ? 1 : 0;
 }
 
+// An option of a subcommand whose value must lie within [lo, hi]; its default is shown in --help.
+template <class T>
+void add_ranged(CLI::App* sub, const std::string& name, T& value, const std::string& description,
+                T lo, T hi) {
+  sub->add_option(name, value, description)->check(CLI::Range(lo, hi))->capture_default_str();
+}
+
 }  // namespace
 
 int run_role(const std::string& role, const std::vector<std::string>& args) {
   using role_fn = int (*)(const std::vector<std::string>&);
-  static const std::map<std::string, role_fn, std::less<>> roles = {
-      {"floor_broker", floor_broker_role},
-      {"floor_service", floor_service_role},
-      {"zmq_broker", zmq_broker_role},
-      {"zmq_service", zmq_service_role},
-      {"plexus_router", plexus_router_role},
-      {"plexus_service", plexus_service_role},
-      {"zmq_cbor_service", zmq_cbor_service_role},
-      {"plexus_zmq_router", plexus_zmq_router_role},
+  struct role_entry {
+    role_fn run;
+    const char* arg;  // the one argument, for the usage line
+  };
+  static const std::map<std::string, role_entry, std::less<>> roles = {
+      {"floor_broker", {floor_broker_role, "WORKDIR"}},
+      {"floor_service", {floor_service_role, "WORKDIR"}},
+      {"zmq_broker", {zmq_broker_role, "WORKDIR"}},
+      {"zmq_service", {zmq_service_role, "WORKDIR"}},
+      {"plexus_router", {plexus_router_role, "WORKDIR"}},
+      {"plexus_service", {plexus_service_role, "WORKDIR"}},
+      {"zmq_cbor_service", {zmq_cbor_service_role, "BACKEND_ENDPOINT"}},
+      {"plexus_zmq_router", {plexus_zmq_router_role, "WORKDIR"}},
   };
   const auto it = roles.find(role);
   if (it == roles.end()) {
     std::fprintf(stderr, "plexus-bench: unknown role '%s'\n", role.c_str());
     return 2;
   }
+  if (args.size() != 1) {
+    std::fprintf(stderr, "%s: usage: _role %s %s\n", role.c_str(), role.c_str(), it->second.arg);
+    return 2;
+  }
   try {
-    return it->second(args);
+    return it->second.run(args);
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "plexus-bench: role %s: %s\n", role.c_str(), e.what());
+    std::fprintf(stderr, "%s: %s\n", role.c_str(), e.what());
     return 1;
   }
 }
@@ -254,21 +258,13 @@ int main(int argc, char** argv) {
       "round-trip p50/p99, pipelined calls/s, broker peak RSS. --transport zmq: seed-style "
       "ZeroMQ DEALER client and service (CBOR requests) through a raw ZeroMQ broker and "
       "through the plexus router's ZeroMQ frontend/backend");
-  echo->add_option("--calls", cfg.calls, "Sequential calls measured")
-      ->check(CLI::Range(1, 10'000'000))
-      ->capture_default_str();
-  echo->add_option("--warmup", cfg.warmup, "Sequential calls before measuring")
-      ->check(CLI::Range(0, 10'000'000))
-      ->capture_default_str();
-  echo->add_option("--seconds", cfg.seconds, "Length of the pipelined window")
-      ->check(CLI::Range(0.001, 3600.0))
-      ->capture_default_str();
-  echo->add_option("--inflight", cfg.inflight, "Requests in flight in the pipelined window")
-      ->check(CLI::Range(1, 4096))
-      ->capture_default_str();
-  echo->add_option("--payload", cfg.payload, "Echo body size in bytes")
-      ->check(CLI::Range(std::size_t{8}, std::size_t{60 * 1024}))
-      ->capture_default_str();
+  add_ranged(echo, "--calls", cfg.calls, "Sequential calls measured", 1, 10'000'000);
+  add_ranged(echo, "--warmup", cfg.warmup, "Sequential calls before measuring", 0, 10'000'000);
+  add_ranged(echo, "--seconds", cfg.seconds, "Length of the pipelined window", 0.001, 3600.0);
+  add_ranged(echo, "--inflight", cfg.inflight, "Requests in flight in the pipelined window", 1,
+             4096);
+  add_ranged(echo, "--payload", cfg.payload, "Echo body size in bytes", std::size_t{8},
+             std::size_t{60 * 1024});
   echo->add_option("--transport", transport,
                    "native: plexus client/service vs floor and zmq baselines; zmq: seed-style "
                    "ZeroMQ peers through a raw zmq broker vs the plexus router")
@@ -277,9 +273,8 @@ int main(int argc, char** argv) {
   echo->add_option("--systems", systems_csv,
                    "Comma-separated subset of floor,zmq,plexus (--transport native, the default) "
                    "or zmq,plexus-zmq (--transport zmq); default: all of them");
-  echo->add_option("--repeat", repeat, "Interleaved runs per system; the median is reported")
-      ->check(CLI::Range(1, 100))
-      ->capture_default_str();
+  add_ranged(echo, "--repeat", repeat, "Interleaved runs per system; the median is reported", 1,
+             100);
   echo->add_flag("--no-check", no_check, "Report figures without checking the plexus targets");
 
   supervisor_config sup;
@@ -290,16 +285,10 @@ int main(int argc, char** argv) {
       "plexus run with N replicas of calc: startup until every replica is ready in plexus.ps, "
       "crash-to-ready after SIGKILL (p50, max), RSS of the plexus run process; baseline: the "
       "same N calc spawned directly against a plain plexus router");
-  supervisor->add_option("--replicas", sup.replicas, "calc replicas")
-      ->check(CLI::Range(1, 1000))
-      ->capture_default_str();
-  supervisor->add_option("--crashes", sup.crashes, "Replicas SIGKILLed one after another")
-      ->check(CLI::Range(1, 1000))
-      ->capture_default_str();
-  supervisor
-      ->add_option("--repeat", sup_repeat, "Interleaved rounds (direct, plexus); medians reported")
-      ->check(CLI::Range(1, 100))
-      ->capture_default_str();
+  add_ranged(supervisor, "--replicas", sup.replicas, "calc replicas", 1, 1000);
+  add_ranged(supervisor, "--crashes", sup.crashes, "Replicas SIGKILLed one after another", 1, 1000);
+  add_ranged(supervisor, "--repeat", sup_repeat,
+             "Interleaved rounds (direct, plexus); medians reported", 1, 100);
   supervisor->add_flag("--no-check", sup_no_check, "Report figures without checking the targets");
 
   try {

@@ -9,9 +9,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
-#include <sys/prctl.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -78,23 +76,6 @@ std::string toml_string(const std::string& s) {
   return out + "\"";
 }
 
-// A field ("VmRSS", "VmHWM") of /proc/<pid>/status in KiB; -1 if unreadable.
-long read_status_kib(pid_t pid, std::string_view field) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.size() > field.size() && line.compare(0, field.size(), field) == 0 &&
-        line[field.size()] == ':') {
-      try {
-        return std::stol(line.substr(field.size() + 1));
-      } catch (const std::exception&) {
-        return -1;
-      }
-    }
-  }
-  return -1;
-}
-
 double kib_to_mib(long kib) {
   return kib < 0 ? 0 : static_cast<double>(kib) / 1024.0;
 }
@@ -127,7 +108,7 @@ pid_t find_keeper(pid_t supervisor) {
   return 0;
 }
 
-// Children the bench starts without spawn_role (so no child_guard can own them). stop_all():
+// Children the bench starts with spawn_quiet (a child_guard spawns roles only). stop_all():
 // SIGTERM to every one, one shared grace period, then SIGKILL and reap whatever is left.
 class pid_guard {
  public:
@@ -164,34 +145,35 @@ class pid_guard {
   std::vector<pid_t> pids_;
 };
 
-// fork/exec of `path args...` with PR_SET_PDEATHSIG(SIGKILL), stdout to /dev/null (stderr
-// stays), every fd above 2 closed. Like spawn_role, for an executable other than the bench.
-pid_t spawn_exe(const std::string& path, const std::vector<std::string>& args) {
-  std::vector<std::string> storage{path};
-  storage.insert(storage.end(), args.begin(), args.end());
-  std::vector<char*> argv;
-  for (auto& s : storage)
-    argv.push_back(s.data());
-  argv.push_back(nullptr);
-  unique_fd devnull(::open("/dev/null", O_WRONLY | O_CLOEXEC));
-  if (!devnull) throw_errno("open /dev/null");
-  const pid_t parent = ::getpid();
-  std::fflush(stdout);
-  std::fflush(stderr);
-  const pid_t pid = ::fork();
-  if (pid < 0) throw_errno("fork");
-  if (pid == 0) {
-    if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) ::_exit(127);
-    if (::getppid() != parent) ::_exit(127);
-    if (::dup2(devnull.get(), STDOUT_FILENO) < 0) ::_exit(127);
-    if (::syscall(SYS_close_range, 3U, ~0U, 0U) != 0) {
-      for (int fd = 3; fd < 1024; ++fd)
-        ::close(fd);
-    }
-    ::execv(path.c_str(), argv.data());
-    ::_exit(127);
+void check_alive(pid_t pid, const char* what) {
+  if (child_exited(pid)) {
+    const int status = wait_child(pid, 0ms);
+    throw std::runtime_error(std::string(what) + " (pid " + std::to_string(pid) + ") " +
+                             describe_status(status));
   }
-  return pid;
+}
+
+// `path args...` with stdout to /dev/null (stderr stays): the programs under test.
+pid_t spawn_quiet(const std::string& path, std::vector<std::string> args) {
+  return spawn_process(path, {.args = std::move(args), .out = child_stdout::to_null});
+}
+
+// Calls `count()` every poll_interval until it returns `want`. Throws std::runtime_error when
+// `watched` (named `what`) has exited, or when `deadline` has passed ("only N of WANT `things`
+// after ..."). Returns the time the wanted count was seen.
+template <class Count>
+mono_clock::time_point poll_until(Count count, long want, pid_t watched, const char* what,
+                                  mono_clock::time_point deadline, const char* things) {
+  for (;;) {
+    const long have = count();
+    if (have == want) return mono_now();
+    check_alive(watched, what);
+    if (mono_now() > deadline)
+      throw std::runtime_error("only " + std::to_string(have) + " of " + std::to_string(want) +
+                               " " + things + " after " + std::to_string(wait_limit.count()) +
+                               " s");
+    std::this_thread::sleep_for(poll_interval);
+  }
 }
 
 // A client of the router at `address`, connected by retrying until the router listens.
@@ -260,13 +242,6 @@ long calc_workers(const plexus::value& services) {
   return 0;
 }
 
-void check_alive(pid_t pid, const char* what) {
-  if (child_exited(pid)) {
-    const int status = wait_child(pid, 0ms);
-    throw std::runtime_error(std::string(what) + " (pid " + std::to_string(pid) + ") " +
-                             describe_status(status));
-  }
-}
 
 // Milliseconds since midnight (UTC) of a log line "2026-12-02T12:00:00.123Z ..."; -1 if not one.
 double log_line_ms(const std::string& line) {
@@ -329,23 +304,18 @@ supervisor_result run_supervisor_tree(const supervisor_config& cfg) {
 
   // 1. Startup: spawn -> every replica ready.
   const auto t0 = mono_now();
-  const pid_t run = spawn_exe(cfg.bin_dir + "/plexus", {"run", config});
+  const pid_t run = spawn_quiet(cfg.bin_dir + "/plexus", {"run", config});
   procs.add(run);
   const auto deadline = t0 + wait_limit;
   client.connect(address, run, deadline);
   std::vector<replica> rs;
-  for (;;) {
-    rs = calc_replicas(client.call("ps"), cfg.replicas);
-    const int ready = count_ready(rs);
-    if (ready == cfg.replicas) break;
-    check_alive(run, "plexus run");
-    if (mono_now() > deadline)
-      throw std::runtime_error("only " + std::to_string(ready) + " of " +
-                               std::to_string(cfg.replicas) + " calc replicas ready after " +
-                               std::to_string(wait_limit.count()) + " s");
-    std::this_thread::sleep_for(poll_interval);
-  }
-  out.ready_all_ms = ms_between(t0, mono_now());
+  const auto all_ready = poll_until(
+      [&] {
+        rs = calc_replicas(client.call("ps"), cfg.replicas);
+        return count_ready(rs);
+      },
+      cfg.replicas, run, "plexus run", deadline, "calc replicas ready");
+  out.ready_all_ms = ms_between(t0, all_ready);
   std::tie(out.spawn_window_ms, out.ready_window_ms) =
       spawn_and_ready_window(dir + "/logs", cfg.replicas);
   long rss_kib = read_status_kib(run, "VmRSS");
@@ -428,7 +398,7 @@ direct_result run_supervisor_direct(const supervisor_config& cfg) {
 
   pid_guard router_proc;  // destroyed last: the calcs stop first
   router_proc.reserve(1);
-  const pid_t router = spawn_exe(cfg.bin_dir + "/plexus", {"router", "--listen", address});
+  const pid_t router = spawn_quiet(cfg.bin_dir + "/plexus", {"router", "--listen", address});
   router_proc.add(router);
   wait_for_unix_socket(sock, wait_limit, router);
 
@@ -465,18 +435,10 @@ direct_result run_supervisor_direct(const supervisor_config& cfg) {
     calcs.add(pid);
   }
   out.spawn_all_ms = ms_between(t0, mono_now());
-  const auto deadline = t0 + wait_limit;
-  for (;;) {
-    const long workers = calc_workers(client.call("services"));
-    if (workers == cfg.replicas) break;
-    check_alive(router, "plexus router");
-    if (mono_now() > deadline)
-      throw std::runtime_error("only " + std::to_string(workers) + " of " +
-                               std::to_string(cfg.replicas) + " calc workers registered after " +
-                               std::to_string(wait_limit.count()) + " s");
-    std::this_thread::sleep_for(poll_interval);
-  }
-  out.ready_all_ms = ms_between(t0, mono_now());
+  const auto registered = poll_until(
+      [&] { return calc_workers(client.call("services")); }, cfg.replicas, router, "plexus router",
+      t0 + wait_limit, "calc workers registered");
+  out.ready_all_ms = ms_between(t0, registered);
   out.rss_mib = kib_to_mib(read_status_kib(router, "VmRSS"));
   client.c->close();
 
@@ -487,103 +449,80 @@ direct_result run_supervisor_direct(const supervisor_config& cfg) {
   return out;
 }
 
-namespace {
-
-struct round_samples {
-  std::vector<double> values;
-  void add(double v) { values.push_back(v); }
-  double median() const { return bench::median(values); }
-};
-
-}  // namespace
-
 int run_supervisor_bench(const supervisor_config& cfg, int repeat, bool check) {
-  round_samples d_ready, d_spawn, d_rss;
-  round_samples s_ready, s_spawn, s_window, s_p50, s_max, s_rss, s_peak, s_keeper, s_stop,
-      s_children;
+  round_figures direct, tree;
   bool direct_failed = false, tree_failed = false;
+  // One round of one system; a failure is reported and ends that system's rounds.
+  auto run_round = [&](const char* system, int round, bool& failed, const auto& run) {
+    if (failed) return;
+    try {
+      run();
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "supervisor %s run %d/%d FAILED: %s\n", system, round, repeat,
+                   e.what());
+      failed = true;
+    }
+  };
   for (int round = 1; round <= repeat; ++round) {
-    if (!direct_failed) {
-      try {
-        const auto d = run_supervisor_direct(cfg);
-        d_ready.add(d.ready_all_ms);
-        d_spawn.add(d.spawn_all_ms);
-        d_rss.add(d.rss_mib);
-        std::fprintf(stderr,
-                     "supervisor direct run %d/%d: %d calc spawned in %.1f ms, registered in %.1f "
-                     "ms, router RSS %.1f MiB\n",
-                     round, repeat, cfg.replicas, d.spawn_all_ms, d.ready_all_ms, d.rss_mib);
-      } catch (const std::exception& e) {
-        std::fprintf(stderr, "supervisor direct run %d/%d FAILED: %s\n", round, repeat, e.what());
-        direct_failed = true;
-      }
-    }
-    if (!tree_failed) {
-      try {
-        const auto s = run_supervisor_tree(cfg);
-        s_ready.add(s.ready_all_ms);
-        s_spawn.add(s.spawn_window_ms);
-        s_window.add(s.ready_window_ms);
-        s_p50.add(s.crash_p50_ms);
-        s_max.add(s.crash_max_ms);
-        s_rss.add(s.rss_mib);
-        s_peak.add(s.rss_peak_mib);
-        s_keeper.add(s.keeper_rss_mib);
-        s_stop.add(s.stop_ms);
-        s_children.add(s.children);
-        std::fprintf(
-            stderr,
-            "supervisor plexus run %d/%d: %d calc ready in %.1f ms (logs: spawned in %.0f ms, "
-            "all ready %.0f ms after the first spawn), crash-to-ready p50 %.1f ms max "
-            "%.1f ms, RSS %.1f MiB (peak %.1f, keeper %.1f), stop %.1f ms\n",
-            round, repeat, s.children, s.ready_all_ms, s.spawn_window_ms, s.ready_window_ms,
-            s.crash_p50_ms, s.crash_max_ms, s.rss_mib, s.rss_peak_mib, s.keeper_rss_mib, s.stop_ms);
-      } catch (const std::exception& e) {
-        std::fprintf(stderr, "supervisor plexus run %d/%d FAILED: %s\n", round, repeat, e.what());
-        tree_failed = true;
-      }
-    }
+    run_round("direct", round, direct_failed, [&] {
+      const auto d = run_supervisor_direct(cfg);
+      direct.add("ready_all_ms", d.ready_all_ms, 1);
+      direct.add("spawn_all_ms", d.spawn_all_ms, 1);
+      direct.add("rss_mib", d.rss_mib, 1);
+      std::fprintf(stderr,
+                   "supervisor direct run %d/%d: %d calc spawned in %.1f ms, registered in %.1f "
+                   "ms, router RSS %.1f MiB\n",
+                   round, repeat, cfg.replicas, d.spawn_all_ms, d.ready_all_ms, d.rss_mib);
+    });
+    run_round("plexus", round, tree_failed, [&] {
+      const auto s = run_supervisor_tree(cfg);
+      tree.add("ready_all_ms", s.ready_all_ms, 1);
+      tree.add("spawn_window_ms", s.spawn_window_ms, 0);
+      tree.add("ready_window_ms", s.ready_window_ms, 0);
+      tree.add("crash_to_ready_p50_ms", s.crash_p50_ms, 1);
+      tree.add("crash_to_ready_max_ms", s.crash_max_ms, 1);
+      tree.add("rss_mib", s.rss_mib, 1);
+      tree.add("rss_peak_mib", s.rss_peak_mib, 1);
+      tree.add("keeper_rss_mib", s.keeper_rss_mib, 1);
+      tree.add("stop_ms", s.stop_ms, 1);
+      tree.add("children", s.children, 0);
+      std::fprintf(
+          stderr,
+          "supervisor plexus run %d/%d: %d calc ready in %.1f ms (logs: spawned in %.0f ms, "
+          "all ready %.0f ms after the first spawn), crash-to-ready p50 %.1f ms max "
+          "%.1f ms, RSS %.1f MiB (peak %.1f, keeper %.1f), stop %.1f ms\n",
+          round, repeat, s.children, s.ready_all_ms, s.spawn_window_ms, s.ready_window_ms,
+          s.crash_p50_ms, s.crash_max_ms, s.rss_mib, s.rss_peak_mib, s.keeper_rss_mib, s.stop_ms);
+    });
   }
 
   const char* bench = "supervisor";
-  if (!direct_failed) {
-    print_json_line(bench, "direct", "ready_all_ms", d_ready.median(), 1);
-    print_json_line(bench, "direct", "spawn_all_ms", d_spawn.median(), 1);
-    print_json_line(bench, "direct", "rss_mib", d_rss.median(), 1);
-  }
+  if (!direct_failed) direct.print(bench, "direct");
   if (!tree_failed) {
-    print_json_line(bench, "plexus", "ready_all_ms", s_ready.median(), 1);
-    print_json_line(bench, "plexus", "spawn_window_ms", s_spawn.median(), 0);
-    print_json_line(bench, "plexus", "ready_window_ms", s_window.median(), 0);
-    print_json_line(bench, "plexus", "crash_to_ready_p50_ms", s_p50.median(), 1);
-    print_json_line(bench, "plexus", "crash_to_ready_max_ms", s_max.median(), 1);
-    print_json_line(bench, "plexus", "rss_mib", s_rss.median(), 1);
-    print_json_line(bench, "plexus", "rss_peak_mib", s_peak.median(), 1);
-    print_json_line(bench, "plexus", "keeper_rss_mib", s_keeper.median(), 1);
-    print_json_line(bench, "plexus", "stop_ms", s_stop.median(), 1);
-    print_json_line(bench, "plexus", "children", s_children.median(), 0);
-    if (!direct_failed && d_ready.median() > 0)
-      print_json_line(bench, "plexus", "ready_all_vs_direct", s_ready.median() / d_ready.median(),
-                      2);
+    tree.print(bench, "plexus");
+    const double direct_ready = direct.median("ready_all_ms");
+    if (!direct_failed && direct_ready > 0)
+      print_json_line(bench, "plexus", "ready_all_vs_direct",
+                      tree.median("ready_all_ms") / direct_ready, 2);
   }
 
   bool missed = false;
-  auto report = [&](const char* target, bool measured, double value, double limit,
-                    const char* unit) {
+  auto report = [&](const char* target, const char* metric, double limit, const char* unit) {
     if (!check) return;
-    if (!measured) {
+    if (tree_failed) {
       std::fprintf(stderr, "FAIL: %s (not measured)\n", target);
       missed = true;
       return;
     }
+    const double value = tree.median(metric);
     const bool ok = value < limit;
     std::fprintf(stderr, "%s: %s (%.1f %s, target < %.1f %s)\n", ok ? "PASS" : "FAIL", target,
                  value, unit, limit, unit);
     missed = missed || !ok;
   };
-  report("plexus run: all replicas ready < 1.5 s", !tree_failed, s_ready.median(), 1500, "ms");
-  report("plexus run: crash-to-ready p50 < 100 ms", !tree_failed, s_p50.median(), 100, "ms");
-  report("plexus run: RSS < 20 MiB", !tree_failed, s_rss.median(), 20, "MiB");
+  report("plexus run: all replicas ready < 1.5 s", "ready_all_ms", 1500, "ms");
+  report("plexus run: crash-to-ready p50 < 100 ms", "crash_to_ready_p50_ms", 100, "ms");
+  report("plexus run: RSS < 20 MiB", "rss_mib", 20, "MiB");
   if (direct_failed || tree_failed) return 2;
   return missed ? 1 : 0;
 }

@@ -27,17 +27,14 @@
 #include <zmq.hpp>
 
 #include "common.hpp"
+#include "dealer.hpp"
 
 namespace {
 
 using namespace std::chrono_literals;
 
-constexpr auto startup_timeout = 10s;
-constexpr auto idle_timeout = 60s;  // a role exits when nothing has arrived for this long
+constexpr auto idle_timeout = 60s;  // the broker exits when nothing has arrived for this long
 constexpr auto poll_period = 1000ms;
-constexpr int client_recv_timeout_ms = 10000;
-constexpr std::string_view service_id = "echo";
-constexpr std::string_view client_id = "bench-client";
 
 struct route_counters {
   std::uint64_t probes = 0, malformed = 0, loopback = 0, unroutable = 0;
@@ -95,11 +92,39 @@ void configure_router(zmq::socket_t& s, std::string_view identity) {
   s.set(zmq::sockopt::sndtimeo, 5000);
 }
 
-void check_config(const echo_config& cfg) {
-  if (cfg.payload < 8) throw std::invalid_argument("zmq: payload must be at least 8 bytes");
-  if (cfg.inflight < 1 || cfg.calls < 1 || cfg.warmup < 0 || !(cfg.seconds > 0)) {
-    throw std::invalid_argument("zmq: inflight >= 1, calls >= 1, warmup >= 0, seconds > 0");
+// Raw payloads of `payload` bytes whose first 8 carry the request's sequence number; the rest
+// is a fixed pattern that must come back unchanged.
+class raw_codec final : public bench::dealer_codec {
+ public:
+  explicit raw_codec(std::size_t payload) : body_(payload) {
+    if (payload < 8) throw std::invalid_argument("zmq: payload must be at least 8 bytes");
+    for (std::size_t i = 0; i < body_.size(); ++i)
+      body_[i] = static_cast<std::uint8_t>('a' + i % 26);
   }
+
+  zmq::const_buffer request(std::uint64_t id) override {
+    std::memcpy(body_.data(), &id, sizeof id);
+    return zmq::buffer(body_);
+  }
+
+  bench::dealer_reply parse(const zmq::message_t& reply) override {
+    if (reply.size() != body_.size()) throw std::runtime_error("zmq: malformed reply");
+    const auto* const p = static_cast<const std::uint8_t*>(reply.data());
+    if (std::memcmp(p + 8, body_.data() + 8, body_.size() - 8) != 0) {
+      throw std::runtime_error("zmq: echo does not match the request");
+    }
+    bench::dealer_reply r{0, true};
+    std::memcpy(&r.id, p, sizeof r.id);
+    return r;
+  }
+
+ private:
+  std::vector<std::uint8_t> body_;
+};
+
+// The raw service echoes the payload as it came.
+zmq::message_t* echo_as_is(zmq::message_t& request, zmq::message_t&) {
+  return &request;
 }
 
 }  // namespace
@@ -112,209 +137,57 @@ std::string zmq_back_path(const std::string& workdir) {
 }
 
 int zmq_broker_role(const std::vector<std::string>& args) {
-  if (args.size() != 1) {
-    std::fprintf(stderr, "zmq_broker: usage: _role zmq_broker WORKDIR\n");
-    return 2;
-  }
-  try {
-    zmq::context_t ctx(1);
-    zmq::socket_t frontend(ctx, zmq::socket_type::router);
-    zmq::socket_t backend(ctx, zmq::socket_type::router);
-    configure_router(frontend, "router-frontend");
-    configure_router(backend, "router-backend");
-    frontend.bind("ipc://" + zmq_front_path(args[0]));
-    backend.bind("ipc://" + zmq_back_path(args[0]));
+  zmq::context_t ctx(1);
+  zmq::socket_t frontend(ctx, zmq::socket_type::router);
+  zmq::socket_t backend(ctx, zmq::socket_type::router);
+  configure_router(frontend, "router-frontend");
+  configure_router(backend, "router-backend");
+  frontend.bind("ipc://" + zmq_front_path(args[0]));
+  backend.bind("ipc://" + zmq_back_path(args[0]));
 
-    zmq::message_t parts[3];
-    route_counters counters;
-    bool service_seen = false;
-    zmq::pollitem_t items[] = {{backend.handle(), 0, ZMQ_POLLIN, 0},
-                               {frontend.handle(), 0, ZMQ_POLLIN, 0}};
-    auto last_activity = bench::mono_now();
-    for (;;) {
-      const std::size_t polled = service_seen ? 2 : 1;
-      if (zmq::poll(items, polled, poll_period) == 0) {
-        if (bench::mono_now() - last_activity > idle_timeout) break;
-        continue;
-      }
-      last_activity = bench::mono_now();
-      if (items[0].revents & ZMQ_POLLIN) {
-        service_seen = route_all(backend, frontend, parts, counters) || service_seen;
-      }
-      if (polled == 2 && (items[1].revents & ZMQ_POLLIN)) {
-        route_all(frontend, backend, parts, counters);
-      }
+  zmq::message_t parts[3];
+  route_counters counters;
+  bool service_seen = false;
+  zmq::pollitem_t items[] = {{backend.handle(), 0, ZMQ_POLLIN, 0},
+                             {frontend.handle(), 0, ZMQ_POLLIN, 0}};
+  auto last_activity = bench::mono_now();
+  for (;;) {
+    const std::size_t polled = service_seen ? 2 : 1;
+    if (zmq::poll(items, polled, poll_period) == 0) {
+      if (bench::mono_now() - last_activity > idle_timeout) break;
+      continue;
     }
-    std::fprintf(stderr, "zmq_broker: idle, exiting (dropped: %llu malformed, %llu unroutable)\n",
-                 static_cast<unsigned long long>(counters.malformed),
-                 static_cast<unsigned long long>(counters.unroutable));
-    return 0;
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "zmq_broker: %s\n", e.what());
-    return 1;
+    last_activity = bench::mono_now();
+    if (items[0].revents & ZMQ_POLLIN) {
+      service_seen = route_all(backend, frontend, parts, counters) || service_seen;
+    }
+    if (polled == 2 && (items[1].revents & ZMQ_POLLIN)) {
+      route_all(frontend, backend, parts, counters);
+    }
   }
+  std::fprintf(stderr, "zmq_broker: idle, exiting (dropped: %llu malformed, %llu unroutable)\n",
+               static_cast<unsigned long long>(counters.malformed),
+               static_cast<unsigned long long>(counters.unroutable));
+  return 0;
 }
 
 int zmq_service_role(const std::vector<std::string>& args) {
-  if (args.size() != 1) {
-    std::fprintf(stderr, "zmq_service: usage: _role zmq_service WORKDIR\n");
-    return 2;
-  }
-  try {
-    zmq::context_t ctx(1);
-    zmq::socket_t dealer(ctx, zmq::socket_type::dealer);
-    dealer.set(zmq::sockopt::routing_id, zmq::buffer(service_id));
-    dealer.set(zmq::sockopt::probe_router, 1);
-    dealer.set(zmq::sockopt::linger, 0);
-    dealer.connect("ipc://" + zmq_back_path(args[0]));
-
-    // [client_id, payload] in, the same two frames back out.
-    zmq::message_t sender, payload, extra;
-    zmq::pollitem_t item{dealer.handle(), 0, ZMQ_POLLIN, 0};
-    auto last_activity = bench::mono_now();
-    for (;;) {
-      if (zmq::poll(&item, 1, poll_period) == 0) {
-        if (bench::mono_now() - last_activity > idle_timeout) return 0;
-        continue;
-      }
-      last_activity = bench::mono_now();
-      while (dealer.recv(sender, zmq::recv_flags::dontwait)) {
-        if (!sender.more()) continue;
-        (void)dealer.recv(payload);
-        if (payload.more()) {
-          do {
-            (void)dealer.recv(extra);
-          } while (extra.more());
-          continue;
-        }
-        (void)dealer.send(sender, zmq::send_flags::sndmore);
-        (void)dealer.send(payload, zmq::send_flags::none);
-      }
-    }
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "zmq_service: %s\n", e.what());
-    return 1;
-  }
+  (void)bench::run_dealer_service("ipc://" + zmq_back_path(args[0]), echo_as_is);
+  return 0;
 }
 
 echo_result run_zmq_echo(const echo_config& cfg) {
-  check_config(cfg);
+  raw_codec codec(cfg.payload);
   const std::string front = zmq_front_path(cfg.workdir);
-  const std::string back = zmq_back_path(cfg.workdir);
-  ::unlink(front.c_str());
-  ::unlink(back.c_str());
-
   bench::child_guard children;
-  const pid_t broker = children.spawn(cfg.self_exe, "zmq_broker", {cfg.workdir});
-  bench::wait_for_unix_socket(front, startup_timeout, broker);
-  bench::wait_for_unix_socket(back, startup_timeout, broker);
-  const pid_t service = children.spawn(cfg.self_exe, "zmq_service", {cfg.workdir});
-
+  const auto roles =
+      bench::start_roles(children, cfg, {"zmq_broker", {cfg.workdir}},
+                         {front, zmq_back_path(cfg.workdir)}, {"zmq_service", {cfg.workdir}});
   echo_result result;
   {
-    zmq::context_t ctx(1);
-    zmq::socket_t dealer(ctx, zmq::socket_type::dealer);
-    dealer.set(zmq::sockopt::routing_id, zmq::buffer(client_id));
-    dealer.set(zmq::sockopt::probe_router, 1);
-    dealer.set(zmq::sockopt::linger, 0);
-    dealer.set(zmq::sockopt::rcvtimeo, client_recv_timeout_ms);
-    dealer.connect("ipc://" + front);
-
-    std::vector<std::uint8_t> body(cfg.payload);
-    for (std::size_t i = 0; i < body.size(); ++i)
-      body[i] = static_cast<std::uint8_t>('a' + i % 26);
-    zmq::message_t from, reply;
-
-    auto send_request = [&](std::uint64_t seq) {
-      std::memcpy(body.data(), &seq, sizeof seq);
-      (void)dealer.send(zmq::buffer(service_id), zmq::send_flags::sndmore);
-      (void)dealer.send(zmq::buffer(body), zmq::send_flags::none);
-    };
-    // Receives one [service_id, payload] reply (waiting up to ZMQ_RCVTIMEO unless `flags` says
-    // dontwait) and returns its sequence number; nullopt if none arrived.
-    auto recv_reply = [&](zmq::recv_flags flags) -> std::optional<std::uint64_t> {
-      if (!dealer.recv(from, flags)) return std::nullopt;
-      if (!from.more() || !dealer.recv(reply) || reply.more() || reply.size() != body.size()) {
-        throw std::runtime_error("zmq: malformed reply");
-      }
-      std::uint64_t seq;
-      std::memcpy(&seq, reply.data(), sizeof seq);
-      return seq;
-    };
-
-    std::uint64_t seq = 0;
-    // The first request may wait in the broker until the service's probe has arrived; resend at
-    // most every 200 ms until an echo comes back, within startup_timeout.
-    {
-      const auto deadline = bench::mono_now() + startup_timeout;
-      bool connected = false;
-      while (!connected) {
-        if (bench::mono_now() >= deadline) throw std::runtime_error("zmq: no echo within 10 s");
-        if (bench::child_exited(broker) || bench::child_exited(service)) {
-          throw std::runtime_error("zmq: broker or service exited");
-        }
-        send_request(++seq);
-        zmq::pollitem_t item{dealer.handle(), 0, ZMQ_POLLIN, 0};
-        if (zmq::poll(&item, 1, 200ms) == 0) continue;
-        while (const auto got = recv_reply(zmq::recv_flags::dontwait))
-          connected = true;
-      }
-    }
-
-    // Sequential: echoes of earlier (resent) requests are skipped by their sequence number.
-    auto round_trip = [&]() {
-      const std::uint64_t expected = ++seq;
-      send_request(expected);
-      for (;;) {
-        const auto got = recv_reply(zmq::recv_flags::none);
-        if (!got) throw std::runtime_error("zmq: no echo within the receive timeout");
-        if (*got == expected) {
-          if (std::memcmp(reply.data(), body.data(), body.size()) != 0) {
-            throw std::runtime_error("zmq: echo does not match the request");
-          }
-          return;
-        }
-        if (*got > expected) throw std::runtime_error("zmq: echo of a request never sent");
-      }
-    };
-    for (int i = 0; i < cfg.warmup; ++i)
-      round_trip();
-    std::vector<bench::mono_clock::duration> samples;
-    samples.reserve(static_cast<std::size_t>(cfg.calls));
-    for (int i = 0; i < cfg.calls; ++i) {
-      const auto t0 = bench::mono_now();
-      round_trip();
-      samples.push_back(bench::mono_now() - t0);
-    }
-
-    // Pipelined: `inflight` requests out; per wake-up take every reply, send as many new ones.
-    std::uint64_t completed = 0;
-    const auto start = bench::mono_now();
-    const auto end = start + std::chrono::duration_cast<bench::mono_clock::duration>(
-                                 std::chrono::duration<double>(cfg.seconds));
-    auto stop = start;
-    for (int i = 0; i < cfg.inflight; ++i)
-      send_request(++seq);
-    zmq::pollitem_t item{dealer.handle(), 0, ZMQ_POLLIN, 0};
-    for (;;) {
-      if (zmq::poll(&item, 1, std::chrono::milliseconds(client_recv_timeout_ms)) == 0) {
-        throw std::runtime_error("zmq: pipelined echoes stopped arriving");
-      }
-      std::uint64_t answered = 0;
-      while (recv_reply(zmq::recv_flags::dontwait))
-        ++answered;
-      completed += answered;
-      stop = bench::mono_now();
-      if (stop >= end) break;
-      for (std::uint64_t i = 0; i < answered; ++i)
-        send_request(++seq);
-    }
-    const double elapsed = std::chrono::duration<double>(stop - start).count();
-
-    result.rtt_p50_us = bench::percentile_us(samples, 0.50);
-    result.rtt_p99_us = bench::percentile_us(samples, 0.99);
-    result.calls_per_s = static_cast<double>(completed) / elapsed;
-    result.broker_rss_kib = bench::read_vm_hwm_kib(broker);
+    bench::dealer_client client("zmq", "ipc://" + front, codec, roles.broker, roles.service);
+    result = bench::measure_echo(client, cfg);
+    result.broker_rss_kib = bench::read_vm_hwm_kib(roles.broker);
   }
   children.stop_all();
   return result;

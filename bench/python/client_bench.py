@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import os
 import random
@@ -47,12 +46,12 @@ from typing import Any, Callable, Optional
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "python"))
+sys.path.insert(0, str(REPO / "tests" / "python" / "conformance"))
 
 import cbor2  # noqa: E402
-import zmq  # noqa: E402
-import zmq.asyncio  # noqa: E402
 
 import plexus  # noqa: E402
+from seed_peer import close_node, socket_node, start_workers  # noqa: E402  (001's SocketNode)
 
 IN_FLIGHT = 64
 PAYLOAD = bytes(range(32))
@@ -114,22 +113,12 @@ class SeedStyleClient:
 
     async def __aenter__(self) -> "SeedStyleClient":
         self.queue: asyncio.Queue = asyncio.Queue(128)
-        self.sock = zmq.asyncio.Context.instance().socket(zmq.DEALER)
-        self.sock.setsockopt(zmq.PROBE_ROUTER, 1)
-        self.sock.setsockopt(zmq.LINGER, 0)
-        self.sock.connect(self.frontend)
-        self.tasks.append(asyncio.create_task(self._recv_forever()))
-        for _ in range(self.concurrency):
-            self.tasks.append(asyncio.create_task(self._process_forever()))
+        self.sock = socket_node(self.frontend)
+        self.tasks = start_workers(self._recv_forever, self._process_forever, self.concurrency)
         return self
 
     async def __aexit__(self, *exc: Any) -> None:
-        for t in self.tasks:
-            t.cancel()
-        for t in self.tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await t
-        self.sock.close()
+        await close_node(self.sock, self.tasks)
 
     async def _recv_forever(self) -> None:  # SocketNode._recv_forever
         while True:

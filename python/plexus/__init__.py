@@ -37,17 +37,9 @@ from .errors import (
 )
 from .pubsub import MAX_DATAGRAM_BYTES, DatagramSender, Subscriber
 from .service import Service
-from .supervision import (
-    LOG_LEVELS,
-    level_rank,
-    log_record,
-    log_topic,
-    notify_health,
-    notify_ready,
-    process_name,
-    process_replica,
-    supervised,
-)
+from .supervision import *  # noqa: F401,F403  (LOG_LEVELS, log_record, notify_ready, ...)
+
+del health_interval  # noqa: F821  (stays plexus.supervision.health_interval only)
 
 __all__ = [
     "CODES",
@@ -56,7 +48,6 @@ __all__ = [
     "DeadlineExceeded",
     "Internal",
     "InvalidArgument",
-    "LOG_LEVELS",
     "MAX_DATAGRAM_BYTES",
     "NotFound",
     "RemoteError",
@@ -66,16 +57,10 @@ __all__ = [
     "Unavailable",
     "Unimplemented",
     "error_from_wire",
-    "level_rank",
-    "log_record",
-    "log_topic",
-    "notify_health",
-    "notify_ready",
-    "process_name",
-    "process_replica",
-    "supervised",
     "supervision",
     "wire",
+    # the helpers for processes under `plexus run`
+    *(name for name in supervision.__all__ if name != "health_interval"),
 ]
 
 __version__ = "0.1.0"

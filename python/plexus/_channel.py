@@ -24,6 +24,41 @@ import zmq
 
 log = logging.getLogger("plexus")
 
+#: the reserved recipient of publications (a plexus router fans them out to subscribers)
+PUBLISH = b"*"
+
+
+def dealer_options(identity: Optional[bytes] = None) -> dict[int, object]:
+    """Socket options of the package's DEALERs (a Client's and a Service's): probe the
+    router on connect, drop unsent messages at close, deep queues, heartbeats that
+    notice a dead router within 3 s; ``identity`` if given."""
+    options: dict[int, object] = {
+        zmq.PROBE_ROUTER: 1,
+        zmq.LINGER: 0,
+        zmq.SNDHWM: 100_000,
+        zmq.RCVHWM: 100_000,
+        zmq.HEARTBEAT_IVL: 1000,
+        zmq.HEARTBEAT_TIMEOUT: 3000,
+    }
+    if identity:
+        options[zmq.IDENTITY] = identity
+    return options
+
+
+class AsyncOpenClose:
+    """``async with obj`` for the package's socket owners: entering awaits the
+    coroutine method named by ``_OPEN`` (and returns what it returns, the object
+    itself), leaving awaits the one named by ``_CLOSE``, whatever happened inside."""
+
+    _OPEN = "start"
+    _CLOSE = "close"
+
+    async def __aenter__(self):
+        return await getattr(self, self._OPEN)()
+
+    async def __aexit__(self, *exc_info) -> None:
+        await getattr(self, self._CLOSE)()
+
 OnMessage = Callable[[list], None]
 OnEvent = Callable[[int, int], None]
 

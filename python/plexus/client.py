@@ -25,7 +25,7 @@ from typing import Any, Callable, Optional, Union
 import zmq
 
 from . import supervision, wire
-from ._channel import Channel
+from ._channel import PUBLISH, AsyncOpenClose, Channel, dealer_options
 from .errors import DeadlineExceeded, InvalidArgument, ResourceExhausted, Unavailable, error_from_wire
 
 __all__ = ["Client"]
@@ -34,7 +34,6 @@ _MSGID_MAX = wire.MSGID_MAX
 _RESPONSE = wire.RESPONSE
 _loads = wire.decode
 _dumps = wire.encode
-_PUBLISH = b"*"  # the reserved recipient of publications
 
 #: in-flight calls one client may have (as the C++ client)
 MAX_IN_FLIGHT = 1 << 20
@@ -57,7 +56,7 @@ class _ServiceProxy:
         return functools.partial(self._client.call, self._name, method, timeout=self._timeout)
 
 
-class Client:
+class Client(AsyncOpenClose):
     """Calls services through a plexus (or seed 001) router's ZeroMQ frontend.
 
     Parameters:
@@ -72,6 +71,8 @@ class Client:
     :class:`plexus.DeadlineExceeded`. Use as ``async with Client(addr) as c`` or
     ``await c.connect()`` / ``await c.close()``.
     """
+
+    _OPEN = "connect"
 
     def __init__(
         self,
@@ -112,18 +113,8 @@ class Client:
         if self._chan is not None:
             return self
         self._loop = asyncio.get_running_loop()
-        options: dict[int, object] = {
-            zmq.PROBE_ROUTER: 1,
-            zmq.LINGER: 0,
-            zmq.SNDHWM: 100_000,
-            zmq.RCVHWM: 100_000,
-            zmq.HEARTBEAT_IVL: 1000,
-            zmq.HEARTBEAT_TIMEOUT: 3000,
-        }
-        if self._identity:
-            options[zmq.IDENTITY] = self._identity
         self._chan = Channel(
-            zmq.DEALER, self.frontend, self._on_message, options=options,
+            zmq.DEALER, self.frontend, self._on_message, options=dealer_options(self._identity),
             loop=self._loop, context=self._context,
         )
         return self
@@ -147,12 +138,6 @@ class Client:
         if chan is not None:
             chan._flush()
             chan.close(linger=200)
-
-    async def __aenter__(self) -> "Client":
-        return await self.connect()
-
-    async def __aexit__(self, *exc_info: Any) -> None:
-        await self.close()
 
     @property
     def in_flight(self) -> int:
@@ -280,7 +265,7 @@ class Client:
         if chan is None:
             raise Unavailable("the client is not connected (use `async with Client(...)`)")
         payload = wire.encode_publication(topic, args)
-        chan.send((_PUBLISH, payload))
+        chan.send((PUBLISH, payload))
 
     async def log(self, level: str, message: str, /, **fields: Any) -> None:
         """Publish a structured log record under ``log.<process>`` (see
@@ -292,9 +277,7 @@ class Client:
             plexus.Unavailable / InvalidArgument: as :meth:`publish`.
         """
         fallback = self._identity.decode(errors="replace") if self._identity else "python"
-        process = supervision.process_name(fallback)
-        record = supervision.log_record(level, message, fields, process)
-        await self.publish(supervision.log_topic(process), record)
+        await self.publish(*supervision.log_publication(level, message, fields, fallback))
 
     def service(self, name: str, *, timeout: Optional[float] = None) -> _ServiceProxy:
         """``await client.service("calc").add(1, 2)``."""

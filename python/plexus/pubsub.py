@@ -41,7 +41,7 @@ from typing import Any, Callable, Optional
 import zmq
 
 from . import wire
-from ._channel import Channel
+from ._channel import AsyncOpenClose, Channel
 from .errors import DeadlineExceeded, InvalidArgument, ResourceExhausted, Unavailable
 from .service import _is_async
 
@@ -121,7 +121,7 @@ class _Subscription:
         self.task: Optional[asyncio.Task] = None
 
 
-class Subscriber:
+class Subscriber(AsyncOpenClose):
     """Receives publications from a plexus router's ``--zmq-subscribers`` endpoint.
 
     Parameters:
@@ -267,12 +267,6 @@ class Subscriber:
             chan.close()
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
-
-    async def __aenter__(self) -> "Subscriber":
-        return await self.start()
-
-    async def __aexit__(self, *exc_info: Any) -> None:
-        await self.close()
 
     def _on_socket_event(self, event: int, value: int) -> None:
         if self._connected is None:

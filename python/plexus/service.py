@@ -35,7 +35,7 @@ from typing import Any, Callable, Optional, Union
 import zmq
 
 from . import supervision, wire
-from ._channel import Channel
+from ._channel import PUBLISH, AsyncOpenClose, Channel, dealer_options
 from .errors import RemoteError, Unavailable
 
 __all__ = ["Service"]
@@ -49,7 +49,6 @@ _dumps = wire.encode
 _loads = wire.decode
 _MSGID_MAX = wire.MSGID_MAX
 _RESPONSE = wire.RESPONSE
-_PUBLISH = b"*"  # the reserved recipient of publications
 _ROUTER = b"plexus"  # the router's own service
 
 
@@ -140,7 +139,7 @@ def error_for(exc: BaseException, method: str) -> list:
     return [str(exc) or name, {"code": "internal", "exception": name, "method": method}]
 
 
-class Service:
+class Service(AsyncOpenClose):
     """Serves handlers under one service name through a router's ZeroMQ backend.
 
     Parameters:
@@ -157,6 +156,8 @@ class Service:
     Register handlers with :meth:`route`, then ``await svc.serve()`` (runs until
     cancelled) or ``async with svc: ...``.
     """
+
+    _CLOSE = "stop"
 
     def __init__(
         self,
@@ -269,18 +270,9 @@ class Service:
                 max_workers=self._workers, thread_name_prefix=f"plexus-{self.name}"
             )
             self._own_executor = True
-        options: dict[int, object] = {
-            zmq.IDENTITY: self._ident,
-            zmq.PROBE_ROUTER: 1,
-            zmq.LINGER: 0,
-            zmq.SNDHWM: 100_000,
-            zmq.RCVHWM: 100_000,
-            zmq.HEARTBEAT_IVL: 1000,
-            zmq.HEARTBEAT_TIMEOUT: 3000,
-        }
         self._connected = asyncio.Event()
         self._chan = Channel(
-            zmq.DEALER, self.backend, self._on_message, options=options,
+            zmq.DEALER, self.backend, self._on_message, options=dealer_options(self._ident),
             loop=self._loop, context=self._context, on_event=self._on_socket_event,
             events=zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_DISCONNECTED,
         )
@@ -355,12 +347,6 @@ class Service:
         finally:
             await self.stop()
 
-    async def __aenter__(self) -> "Service":
-        return await self.start()
-
-    async def __aexit__(self, *exc_info: Any) -> None:
-        await self.stop()
-
     @property
     def active(self) -> int:
         """Async and thread handlers running now."""
@@ -393,7 +379,7 @@ class Service:
     def _send_publication(self, payload: bytes) -> None:
         chan = self._chan
         if chan is not None and not chan.closed:
-            chan.send((_PUBLISH, payload))
+            chan.send((PUBLISH, payload))
 
     def log(self, level: str, message: str, /, **fields: Any) -> None:
         """Publish a structured log record under ``log.<process>``.
@@ -404,9 +390,7 @@ class Service:
         writes it to the process's log file and ``plexus logs`` shows it. Never blocks;
         may be called from any thread. Raises like :meth:`publish` otherwise.
         """
-        process = supervision.process_name(self.name)
-        record = supervision.log_record(level, message, fields, process)
-        self.publish(supervision.log_topic(process), record)
+        self.publish(*supervision.log_publication(level, message, fields, self.name))
 
     def _on_registered(self) -> None:
         """The router answered the ping sent after the probe: the name is registered."""

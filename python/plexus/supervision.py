@@ -178,3 +178,12 @@ def log_record(
 def log_topic(process: str) -> str:
     """``"log." + process``: the topic a process's log records are published under."""
     return "log." + process
+
+
+def log_publication(
+    level: str, message: str, fields: Mapping[str, Any], fallback: str
+) -> tuple[str, dict[str, Any]]:
+    """``(topic, record)`` of a log record published by a Client or a Service: the
+    process is :func:`process_name` with ``fallback``. Raises like :func:`log_record`."""
+    process = process_name(fallback)
+    return log_topic(process), log_record(level, message, fields, process)

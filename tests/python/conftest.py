@@ -14,6 +14,7 @@ automatically. If the binary lacks ``--zmq-frontend`` they FAIL (never skip).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -31,6 +32,7 @@ for p in (str(REPO / "python"), str(HERE)):
     if p not in sys.path:
         sys.path.insert(0, p)
 
+from support.aio import unique_name  # noqa: E402,F401  (tests import it from here too)
 from support.procs import Proc, ProcError, run  # noqa: E402
 
 BIN_DIR = Path(os.environ.get("PLEXUS_BIN_DIR", REPO / "build" / "bin"))
@@ -78,43 +80,115 @@ def router_supports_zmq() -> Optional[str]:
     return None
 
 
-class Stack:
-    """The plexus router and calc of this session, restarted if a test killed them."""
+class _Socket:
+    """``frontend = _Socket("front.sock")``: the ipc address of that socket file in the
+    stack's current directory."""
+
+    def __init__(self, file: str) -> None:
+        self.file = file
+
+    def __get__(self, stack, owner=None):
+        return self if stack is None else f"ipc://{stack.dir}/{self.file}"
+
+
+class _Restarting:
+    """One process of this session, in a directory of its own under ``base``; started
+    again, in a fresh directory, when a test has left it dead.
+
+    A subclass names the directories (``PREFIX``), says why it cannot run (``_problem``)
+    and starts the process (``_start``, which returns it once it is ready).
+    """
+
+    PREFIX = "p"
 
     def __init__(self, base: Path) -> None:
         self.base = base
-        self.router: Optional[Proc] = None
-        self.calc: Optional[Proc] = None
-        self.generation = 0
         self.dir = base
-        self._zmq_problem: Optional[str] = router_supports_zmq()
+        self.proc: Optional[Proc] = None
+        self.generation = 0
 
-    @property
-    def native(self) -> str:
-        return f"ipc://{self.dir}/native.sock"
+    native = _Socket("native.sock")
+    frontend = _Socket("front.sock")
+    backend = _Socket("back.sock")
 
-    @property
-    def frontend(self) -> str:
-        return f"ipc://{self.dir}/front.sock"
+    def _problem(self) -> Optional[str]:
+        return None
 
-    @property
-    def backend(self) -> str:
-        return f"ipc://{self.dir}/back.sock"
+    def _start(self) -> Proc:
+        raise NotImplementedError
 
-    def ensure_router(self) -> None:
-        if self._zmq_problem:
-            pytest.fail(self._zmq_problem, pytrace=False)
-        if self.router is not None and self.router.alive():
+    def ensure(self) -> None:
+        problem = self._problem()
+        if problem:
+            pytest.fail(problem, pytrace=False)
+        if self.proc is not None and self.proc.alive():
             return
         self.stop()
         self.generation += 1
-        self.dir = self.base / f"r{self.generation}"
+        self.dir = self.base / f"{self.PREFIX}{self.generation}"
         self.dir.mkdir(parents=True, exist_ok=True)
-        self.router = Proc([PLEXUS, "router", "--listen", self.native, "--zmq-frontend",
-                            self.frontend, "--zmq-backend", self.backend], name="plexus router")
-        lines = self.router.wait_for("stderr", "plexus router listening on", START_TIMEOUT, count=3)
-        for addr in ("native.sock", "front.sock", "back.sock"):
-            assert any(addr in ln for ln in lines), (addr, lines)
+        self.proc = self._start()
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.kill()
+        self.proc = None
+
+
+def _check_alive(p: Optional[Proc], what: str) -> None:
+    if p is not None and not p.alive():
+        pytest.fail(f"{what} died during this test\n{p.output()}", pytrace=False)
+
+
+def _process_fixtures(name: str, session_name: str, cls: type, tmp: str, what: str, doc: str):
+    """A session fixture ``session_name`` owning one ``cls`` (stopped at the end) and a
+    fixture ``name`` that ensures its process runs and fails the test (showing the
+    process's output) if the test left it dead."""
+
+    @pytest.fixture(scope="session", name=session_name)
+    def session(tmp_path_factory: pytest.TempPathFactory):
+        s = cls(tmp_path_factory.mktemp(tmp))
+        yield s
+        s.stop()
+
+    @pytest.fixture(name=name)
+    def running(request: pytest.FixtureRequest):
+        s = request.getfixturevalue(session_name)
+        s.ensure()
+        p = s.proc
+        yield s
+        _check_alive(p, what)
+
+    running.__doc__ = doc
+    return session, running
+
+
+class Stack(_Restarting):
+    """The plexus router and calc of this session, restarted if a test killed them."""
+
+    PREFIX = "r"
+
+    def __init__(self, base: Path) -> None:
+        super().__init__(base)
+        self.calc: Optional[Proc] = None
+        self._zmq_problem: Optional[str] = router_supports_zmq()
+
+    @property
+    def router(self) -> Optional[Proc]:
+        return self.proc
+
+    def _problem(self) -> Optional[str]:
+        return self._zmq_problem
+
+    def _start(self) -> Proc:
+        return _started(Proc([PLEXUS, "router", "--listen", self.native, "--zmq-frontend",
+                              self.frontend, "--zmq-backend", self.backend], name="plexus router"),
+                        "stderr", "plexus router listening on", count=3,
+                        check=lambda lines: _check_addresses(
+                            lines, ("native.sock", "front.sock", "back.sock")))
+
+    def ensure_router(self) -> None:
+        self.ensure()
 
     def ensure_calc(self) -> None:
         self.ensure_router()
@@ -122,14 +196,14 @@ class Stack:
             return
         if self.calc is not None:
             self.calc.kill()
-        self.calc = Proc([CALC, "--router", self.native], name="calc")
-        self.calc.wait_for("stdout", "calc ready", START_TIMEOUT)
+        self.calc = _started(Proc([CALC, "--router", self.native], name="calc"),
+                             "stdout", "calc ready")
 
     def stop(self) -> None:
-        for p in (self.calc, self.router):
-            if p is not None:
-                p.kill()
-        self.calc = self.router = None
+        if self.calc is not None:
+            self.calc.kill()
+        self.calc = None
+        super().stop()
 
     def call(self, service: str, method: str, *args: str, timeout: float = 5.0,
              json_errors: bool = True, proc_timeout: float = 20.0):
@@ -146,25 +220,27 @@ class Stack:
         return run(cmd, timeout=proc_timeout)
 
 
-@pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    s = Stack(tmp_path_factory.mktemp("plexus"))
-    yield s
-    s.stop()
+def _check_addresses(lines: list, sockets: tuple) -> None:
+    for addr in sockets:
+        assert any(addr in ln for ln in lines), (addr, lines)
 
 
-def _check_alive(p: Optional[Proc], what: str) -> None:
-    if p is not None and not p.alive():
-        pytest.fail(f"{what} died during this test\n{p.output()}", pytrace=False)
+def _started(p: Proc, stream: str, needle: str, *, count: int = 1, check=None) -> Proc:
+    """``p`` once it has printed ``needle`` on ``stream`` (``count`` lines) and
+    ``check(lines)`` passed; killed if either fails."""
+    try:
+        lines = p.wait_for(stream, needle, START_TIMEOUT, count=count)
+        if check is not None:
+            check(lines)
+    except BaseException:
+        p.kill()
+        raise
+    return p
 
 
-@pytest.fixture
-def router(stack: Stack) -> Iterator[Stack]:
-    """The running plexus router (native + ZeroMQ endpoints)."""
-    stack.ensure_router()
-    r = stack.router
-    yield stack
-    _check_alive(r, "the plexus router")
+stack, router = _process_fixtures(
+    "router", "stack", Stack, "plexus", "the plexus router",
+    "The running plexus router (native + ZeroMQ endpoints).")
 
 
 @pytest.fixture
@@ -176,7 +252,7 @@ def calc(router: Stack) -> Iterator[Stack]:
     _check_alive(c, "calc")
 
 
-class PubSubStack:
+class PubSubStack(_Restarting):
     """A plexus router with every publish/subscribe endpoint, restarted if a test killed it.
 
     ``plexus router --listen ipc://D/native.sock --zmq-frontend ipc://D/front.sock
@@ -185,29 +261,15 @@ class PubSubStack:
     router), ready when all five addresses are printed.
     """
 
+    PREFIX = "ps"
+
     def __init__(self, base: Path) -> None:
-        self.base = base
-        self.dir = base
-        self.proc: Optional[Proc] = None
-        self.generation = 0
+        super().__init__(base)
         self.udp = ""
         self._checked: Optional[str] = None
 
-    @property
-    def native(self) -> str:
-        return f"ipc://{self.dir}/native.sock"
-
-    @property
-    def frontend(self) -> str:
-        return f"ipc://{self.dir}/front.sock"
-
-    @property
-    def publishers(self) -> str:
-        return f"ipc://{self.dir}/pubs.sock"
-
-    @property
-    def subscribers(self) -> str:
-        return f"ipc://{self.dir}/subs.sock"
+    publishers = _Socket("pubs.sock")
+    subscribers = _Socket("subs.sock")
 
     def _problem(self) -> Optional[str]:
         if self._checked is None:
@@ -220,25 +282,17 @@ class PubSubStack:
             self._checked = problem or ""
         return self._checked or None
 
-    def ensure(self) -> None:
-        problem = self._problem()
-        if problem:
-            pytest.fail(problem, pytrace=False)
-        if self.proc is not None and self.proc.alive():
-            return
-        if self.proc is not None:
-            self.proc.kill()
-        self.generation += 1
-        self.dir = self.base / f"ps{self.generation}"
-        self.dir.mkdir(parents=True, exist_ok=True)
-        self.proc = Proc([PLEXUS, "router", "--listen", self.native, "--zmq-frontend",
-                          self.frontend, "--zmq-publishers", self.publishers,
-                          "--zmq-subscribers", self.subscribers, "--udp", "udp://127.0.0.1:0"],
-                         name="plexus pubsub router")
-        lines = self.proc.wait_for("stderr", "plexus router listening on", START_TIMEOUT, count=5)
-        udp = [ln.split()[-1] for ln in lines if "udp://" in ln]
-        assert len(udp) == 1 and not udp[0].endswith(":0"), lines
-        self.udp = udp[0]
+    def _start(self) -> Proc:
+        def bound_udp(lines: list) -> None:
+            udp = [ln.split()[-1] for ln in lines if "udp://" in ln]
+            assert len(udp) == 1 and not udp[0].endswith(":0"), lines
+            self.udp = udp[0]
+
+        return _started(Proc([PLEXUS, "router", "--listen", self.native, "--zmq-frontend",
+                              self.frontend, "--zmq-publishers", self.publishers,
+                              "--zmq-subscribers", self.subscribers, "--udp", "udp://127.0.0.1:0"],
+                             name="plexus pubsub router"),
+                        "stderr", "plexus router listening on", count=5, check=bound_udp)
 
     def stats(self) -> dict:
         """``plexus call plexus stats`` through the native endpoint."""
@@ -249,75 +303,31 @@ class PubSubStack:
     def cli_subscriber(self, *prefixes: str, count: int = 1, seconds: float = 20.0) -> Proc:
         """``plexus subscribe PREFIX... -n COUNT --for SECONDS --json``, started and
         subscribed (its "plexus: subscribed to" line printed)."""
-        p = Proc([PLEXUS, "subscribe", *prefixes, "-n", str(count), "--for", str(seconds),
-                  "--json", "--router", self.native], name="plexus subscribe")
-        try:
-            p.wait_for("stderr", "plexus: subscribed to", START_TIMEOUT)
-        except BaseException:
-            p.kill()
-            raise
-        return p
+        return _started(Proc([PLEXUS, "subscribe", *prefixes, "-n", str(count), "--for",
+                              str(seconds), "--json", "--router", self.native],
+                             name="plexus subscribe"),
+                        "stderr", "plexus: subscribed to")
 
 
-@pytest.fixture(scope="session")
-def _pubsub_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PubSubStack]:
-    s = PubSubStack(tmp_path_factory.mktemp("pubsub"))
-    yield s
-    if s.proc is not None:
-        s.proc.kill()
+_pubsub_session, pubsub_router = _process_fixtures(
+    "pubsub_router", "_pubsub_session", PubSubStack, "pubsub", "the plexus pubsub router",
+    "A plexus router with frontend, ZeroMQ publishers/subscribers and UDP endpoints.")
 
 
-@pytest.fixture
-def pubsub_router(_pubsub_session: PubSubStack) -> Iterator[PubSubStack]:
-    """A plexus router with frontend, ZeroMQ publishers/subscribers and UDP endpoints."""
-    _pubsub_session.ensure()
-    p = _pubsub_session.proc
-    yield _pubsub_session
-    _check_alive(p, "the plexus pubsub router")
+class SeedRouterStack(_Restarting):
+    """The stand-in seed-001 Router (tests/python/conformance/seed_router.py)."""
+
+    PREFIX = "seed"
+
+    def _start(self) -> Proc:
+        return _started(Proc([PYTHON, SEED_ROUTER, "--frontend", self.frontend, "--backend",
+                              self.backend], name="seed router"),
+                        "stdout", "seed router ready")
 
 
-class SeedRouterStack:
-    def __init__(self, base: Path) -> None:
-        self.dir = base
-        self.proc: Optional[Proc] = None
-        self.generation = 0
-
-    @property
-    def frontend(self) -> str:
-        return f"ipc://{self.dir}/front.sock"
-
-    @property
-    def backend(self) -> str:
-        return f"ipc://{self.dir}/back.sock"
-
-    def ensure(self) -> None:
-        if self.proc is not None and self.proc.alive():
-            return
-        if self.proc is not None:
-            self.proc.kill()
-        self.generation += 1
-        self.dir = self.dir.parent / f"seed{self.generation}"
-        self.dir.mkdir(parents=True, exist_ok=True)
-        self.proc = Proc([PYTHON, SEED_ROUTER, "--frontend", self.frontend, "--backend",
-                          self.backend], name="seed router")
-        self.proc.wait_for("stdout", "seed router ready", START_TIMEOUT)
-
-
-@pytest.fixture(scope="session")
-def _seed_router_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeedRouterStack]:
-    s = SeedRouterStack(tmp_path_factory.mktemp("seedrouter") / "x")
-    yield s
-    if s.proc is not None:
-        s.proc.kill()
-
-
-@pytest.fixture
-def seed_router(_seed_router_session: SeedRouterStack) -> Iterator[SeedRouterStack]:
-    """The stand-in seed-001 Router (frontend/backend only)."""
-    _seed_router_session.ensure()
-    p = _seed_router_session.proc
-    yield _seed_router_session
-    _check_alive(p, "the seed router")
+_seed_router_session, seed_router = _process_fixtures(
+    "seed_router", "_seed_router_session", SeedRouterStack, "seedrouter", "the seed router",
+    "The stand-in seed-001 Router (frontend/backend only).")
 
 
 @pytest.fixture(params=["plexus", "seed"])
@@ -368,51 +378,52 @@ def wait_routable(frontend: str, service: str, timeout: float = START_TIMEOUT) -
         sock.close()
 
 
-def start_seed_service(r, name: str) -> Proc:
-    p = Proc([PYTHON, SEED_PEER, "serve", "--backend", r.backend, "--name", name],
-             name=f"seed service {name}")
+def _start_service(r, args: list, name: str, what: str, ready: str) -> Proc:
+    """A Python service process on ``r``'s backend, once it is ready and routable."""
+    p = _started(Proc([PYTHON, *args], name=what), "stdout", ready)
     try:
-        p.wait_for("stdout", "seed service ready", START_TIMEOUT)
         wait_routable(r.frontend, name)
     except BaseException:
         p.kill()
         raise
     return p
+
+
+def start_seed_service(r, name: str) -> Proc:
+    return _start_service(r, [SEED_PEER, "serve", "--backend", r.backend, "--name", name],
+                          name, f"seed service {name}", "seed service ready")
 
 
 def start_pkg_service(r, name: str, *, timeout: float = 30.0) -> Proc:
-    p = Proc([PYTHON, PKG_SERVICE, "--backend", r.backend, "--name", name,
-              "--timeout", str(timeout)], name=f"plexus service {name}")
+    return _start_service(r, [PKG_SERVICE, "--backend", r.backend, "--name", name,
+                              "--timeout", str(timeout)],
+                          name, f"plexus service {name}", f"{name} ready")
+
+
+@contextlib.contextmanager
+def service_process(start, r, prefix: str) -> Iterator[tuple[str, Proc]]:
+    """``with service_process(start_seed_service, router, "doomed") as (name, p):`` a
+    service under a name of its own, started by ``start(r, name)``, killed at the end."""
+    name = unique_name(prefix)
+    p = start(r, name)
     try:
-        p.wait_for("stdout", f"{name} ready", START_TIMEOUT)
-        wait_routable(r.frontend, name)
-    except BaseException:
+        yield name, p
+    finally:
         p.kill()
-        raise
-    return p
 
 
-_names = iter(range(1, 1 << 30))
-
-
-def unique_name(prefix: str) -> str:
-    """A service name used by one test only (no stale registrations between tests)."""
-    return f"{prefix}{os.getpid()}x{next(_names)}"
+def _registered(router: Stack, prefix: str, start) -> Iterator[tuple[Stack, str, Proc]]:
+    with service_process(start, router, prefix) as (name, p):
+        yield router, name, p
 
 
 @pytest.fixture
 def seed_service(router: Stack) -> Iterator[tuple[Stack, str, Proc]]:
     """A seed-001 style Python service registered through the plexus router's backend."""
-    name = unique_name("seedsvc")
-    p = start_seed_service(router, name)
-    yield router, name, p
-    p.kill()
+    yield from _registered(router, "seedsvc", start_seed_service)
 
 
 @pytest.fixture
 def pkg_service(router: Stack) -> Iterator[tuple[Stack, str, Proc]]:
     """A plexus-package Python service registered through the plexus router's backend."""
-    name = unique_name("pysvc")
-    p = start_pkg_service(router, name, timeout=2.0)
-    yield router, name, p
-    p.kill()
+    yield from _registered(router, "pysvc", lambda r, name: start_pkg_service(r, name, timeout=2.0))

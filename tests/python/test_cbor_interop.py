@@ -18,50 +18,37 @@ from pathlib import Path
 
 import cbor2
 import pytest
+from plexus.errors import CODES
+from support.values import ECHO_VALUES
+from support.values import same as values_same
 
 REPO = Path(__file__).resolve().parents[2]
 BIN_DIR = Path(os.environ.get("PLEXUS_BIN_DIR", REPO / "build" / "bin"))
 ROUNDTRIP = BIN_DIR / "plexus-wire-roundtrip"
 
-MIB = 1 << 20
-
-# Scalars of every CBOR type plexus carries. Floats are written by cbor2 as doubles,
-# except NaN and the infinities, which it writes as half floats.
-SCALARS = {
-    "uint_0": 0,
-    "uint_23": 23,
-    "uint_24": 24,
-    "uint_255": 255,
+# Scalars of every CBOR type plexus carries: the echo tests' values (support/values.py)
+# and the head-size boundaries and texts only this test writes, in this order. Floats
+# are written by cbor2 as doubles, except NaN and the infinities (half floats).
+_OWN_SCALARS = {
     "uint_256": 256,
     "uint_65535": 65535,
-    "uint_65536": 65536,
-    "uint_2_32": 2**32,
     "uint_2_63": 2**63,
     "uint_max": 2**64 - 1,
-    "nint_1": -1,
     "nint_24": -24,
-    "nint_25": -25,
     "nint_256": -256,
     "nint_257": -257,
     "nint_2_32": -(2**32),
-    "int64_min": -(2**63),
-    "float_1_5": 1.5,
-    "float_neg_zero": -0.0,
-    "float_1e300": 1e300,
-    "float_0_1": 0.1,
-    "float_nan": math.nan,
-    "float_inf": math.inf,
-    "float_neg_inf": -math.inf,
-    "text_empty": "",
-    "text_ascii": "hello",
     "text_non_ascii": "é日本🙂",
     "text_long": "x" * 70000,
-    "bytes_empty": b"",
-    "bytes_short": b"\x00\x01\xfe\xff",
-    "bytes_1mib": bytes((i * 31 + 7) & 0xFF for i in range(MIB)),
-    "null": None,
-    "true": True,
-    "false": False,
+}
+SCALARS = {
+    name: _OWN_SCALARS[name] if name in _OWN_SCALARS else ECHO_VALUES[name]
+    for name in (
+        "uint_0 uint_23 uint_24 uint_255 uint_256 uint_65535 uint_65536 uint_2_32 uint_2_63 "
+        "uint_max nint_1 nint_24 nint_25 nint_256 nint_257 nint_2_32 int64_min float_1_5 "
+        "float_neg_zero float_1e300 float_0_1 float_nan float_inf float_neg_inf text_empty "
+        "text_ascii text_non_ascii text_long bytes_empty bytes_short bytes_1mib null true false"
+    ).split()
 }
 
 CONTAINERS = {
@@ -80,18 +67,8 @@ def frame(payload: bytes) -> bytes:
 
 
 def same(a, b) -> bool:
-    """Structural equality that tells floats from ints and bools, and NaN from NaN."""
-    if type(a) is not type(b):
-        return False
-    if isinstance(a, float):
-        if math.isnan(a):
-            return math.isnan(b)
-        return a == b and math.copysign(1.0, a) == math.copysign(1.0, b)
-    if isinstance(a, list):
-        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b))
-    if isinstance(a, dict):
-        return list(a) == list(b) and all(same(a[k], b[k]) for k in a)
-    return a == b
+    """Type-exact equality (see support.values.same) that also requires map keys in order."""
+    return values_same(a, b, ordered_maps=True)
 
 
 # ---- valid messages: plexus must write back exactly cbor2's bytes ---------------
@@ -125,15 +102,7 @@ VALID["error_response_rich_context"] = [
     ["limit", {"code": "resource_exhausted", "limit": "max_queue", "value": 1024}],
     None,
 ]
-for _code in (
-    "invalid_argument",
-    "not_found",
-    "unavailable",
-    "deadline_exceeded",
-    "resource_exhausted",
-    "unimplemented",
-    "internal",
-):
+for _code in CODES:
     VALID[f"error_code_{_code}"] = [1, 11, [f"{_code} happened", {"code": _code}], None]
 
 # ---- inputs plexus accepts but rewrites, exactly as cbor2 would -----------------

@@ -18,13 +18,9 @@ import time
 import pytest
 
 from conformance.seed_peer import RemoteCallError, SeedClient
-from conftest import start_seed_service, unique_name
+from conftest import service_process, start_seed_service
+from support.aio import arun
 from support.values import ECHO_VALUES, JSON_VALUES, same
-
-
-def arun(coro, timeout: float = 30.0):
-    """Run a coroutine to completion with an overall deadline."""
-    return asyncio.run(asyncio.wait_for(coro, timeout))
 
 
 # -- 1. seed client -> plexus router -> C++ calc ------------------------------------------
@@ -46,18 +42,6 @@ def test_seed_client_router_own_service(calc):
             assert await c.issue_call("plexus", "ping") == "pong"
             services = await c.issue_call("plexus", "services")
             assert "calc" in [s["name"] for s in services]
-
-    arun(main())
-
-
-def test_seed_client_div_error_has_message_and_code(calc):
-    async def main():
-        async with SeedClient(calc.frontend) as c:
-            with pytest.raises(RemoteCallError) as info:
-                await c.issue_call("calc", "div", 1, 0)
-            assert info.value.message == "division by zero"
-            assert info.value.context["code"] == "invalid_argument"
-            assert await c.issue_call("calc", "div", 1, 4) == 0.25
 
     arun(main())
 
@@ -84,24 +68,31 @@ def test_seed_client_echo_many_in_flight(calc):
     arun(main())
 
 
-def test_seed_client_unknown_method_is_not_found(calc):
+# calc's errors as a seed client sees them: method, arguments, context entries the error
+# carries, its exact message (or None) and a text the message mentions (or None).
+CALC_ERRORS = {
+    "div_error_has_message_and_code":
+        ("div", (1, 0), {"code": "invalid_argument"}, "division by zero", None),
+    "unknown_method_is_not_found":
+        ("nosuch", (1,), {"code": "not_found", "method": "nosuch"}, None, "nosuch"),
+    "wrong_arity_is_invalid_argument": ("add", (1,), {"code": "invalid_argument"}, None, None),
+}
+
+
+@pytest.mark.parametrize("case", list(CALC_ERRORS))
+def test_seed_client_calc_error(calc, case):
+    method, args, context, message, mentions = CALC_ERRORS[case]
+
     async def main():
         async with SeedClient(calc.frontend) as c:
             with pytest.raises(RemoteCallError) as info:
-                await c.issue_call("calc", "nosuch", 1)
-            assert info.value.context["code"] == "not_found"
-            assert info.value.context["method"] == "nosuch"
-            assert "nosuch" in info.value.message
-
-    arun(main())
-
-
-def test_seed_client_wrong_arity_is_invalid_argument(calc):
-    async def main():
-        async with SeedClient(calc.frontend) as c:
-            with pytest.raises(RemoteCallError) as info:
-                await c.issue_call("calc", "add", 1)
-            assert info.value.context["code"] == "invalid_argument"
+                await c.issue_call("calc", method, *args)
+            assert {k: info.value.context.get(k) for k in context} == context
+            if message is not None:
+                assert info.value.message == message
+            if mentions is not None:
+                assert mentions in info.value.message
+            assert await c.issue_call("calc", "div", 1, 4) == 0.25  # the client still works
 
     arun(main())
 
@@ -214,25 +205,26 @@ def test_cli_error_from_seed_service_carries_message_and_code(seed_service):
     assert "refused 7 (invalid_argument)" in res.stderr
 
 
-def test_cli_seed_handler_exception_is_internal(seed_service):
-    # 001 wraps every handler exception as 'method produced an error' with an empty
-    # context; plexus reads the missing code as internal.
+# 001 wraps every handler exception as 'method produced an error' with an empty
+# context, and sends no code at all: plexus reads the missing code as internal.
+# Method, argument, the error's text, context entries it carries.
+SEED_CLI_ERRORS = {
+    "seed_handler_exception_is_internal": ("fail", '"boom"', "method produced an error", {}),
+    "unknown_method_on_seed_service":
+        ("nosuch", "1", "no such method exists", {"method": "nosuch"}),
+}
+
+
+@pytest.mark.parametrize("case", list(SEED_CLI_ERRORS))
+def test_cli_seed_error_is_internal(seed_service, case):
+    method, arg, text, context = SEED_CLI_ERRORS[case]
     r, svc, _ = seed_service
-    res = r.call(svc, "fail", '"boom"')
+    res = r.call(svc, method, arg)
     assert res.returncode == 1, (res.stdout, res.stderr)
     err = json.loads(res.stderr)
-    assert err["error"] == "method produced an error"
+    assert err["error"] == text
+    assert {k: err["context"].get(k) for k in context} == context
     assert err["code"] == "internal"
-
-
-def test_cli_unknown_method_on_seed_service(seed_service):
-    r, svc, _ = seed_service
-    res = r.call(svc, "nosuch", "1")
-    assert res.returncode == 1, (res.stdout, res.stderr)
-    err = json.loads(res.stderr)
-    assert err["error"] == "no such method exists"
-    assert err["context"]["method"] == "nosuch"
-    assert err["code"] == "internal"  # 001 sends no code
 
 
 def test_cli_deadline_against_seed_service(seed_service):
@@ -268,30 +260,26 @@ def test_seed_client_to_seed_service_through_plexus(seed_service):
 
 
 def test_killed_seed_service_fails_zmq_caller_unavailable_fast(router):
-    name = unique_name("doomed")
-    svc = start_seed_service(router, name)
-    try:
-        async def main():
-            async with SeedClient(router.frontend) as c:
-                call = asyncio.ensure_future(c.issue_call(name, "nap", 30, timeout=10))
-                await asyncio.to_thread(svc.wait_for, "stdout", "nap 30", 5)  # in its hands
-                t0 = time.monotonic()
-                svc.kill()
-                with pytest.raises(RemoteCallError) as info:
-                    await call
-                elapsed = time.monotonic() - t0
-                assert info.value.context["code"] == "unavailable", info.value.context
-                assert elapsed < 0.8, elapsed  # "well under a second" (10 s deadline)
-                # later calls fail fast too: the route is gone
-                t0 = time.monotonic()
-                with pytest.raises(RemoteCallError) as info:
-                    await c.issue_call(name, "pid", timeout=5)
-                assert info.value.context["code"] == "unavailable"
-                assert time.monotonic() - t0 < 1.0  # not the 5 s deadline
+    async def main(name, svc):
+        async with SeedClient(router.frontend) as c:
+            call = asyncio.ensure_future(c.issue_call(name, "nap", 30, timeout=10))
+            await asyncio.to_thread(svc.wait_for, "stdout", "nap 30", 5)  # in its hands
+            t0 = time.monotonic()
+            svc.kill()
+            with pytest.raises(RemoteCallError) as info:
+                await call
+            elapsed = time.monotonic() - t0
+            assert info.value.context["code"] == "unavailable", info.value.context
+            assert elapsed < 0.8, elapsed  # "well under a second" (10 s deadline)
+            # later calls fail fast too: the route is gone
+            t0 = time.monotonic()
+            with pytest.raises(RemoteCallError) as info:
+                await c.issue_call(name, "pid", timeout=5)
+            assert info.value.context["code"] == "unavailable"
+            assert time.monotonic() - t0 < 1.0  # not the 5 s deadline
 
-        arun(main())
-    finally:
-        svc.kill()
+    with service_process(start_seed_service, router, "doomed") as (name, svc):
+        arun(main(name, svc))
 
 
 def test_killed_seed_service_fails_native_caller_unavailable_fast(router):
@@ -299,26 +287,25 @@ def test_killed_seed_service_fails_native_caller_unavailable_fast(router):
     from support.procs import Proc
     from conftest import PLEXUS
 
-    name = unique_name("doomed")
-    svc = start_seed_service(router, name)
     caller = None
-    try:
-        caller = Proc([PLEXUS, "call", name, "nap", "30", "--router", router.native,
-                       "--timeout", "10", "--json"], name="plexus call")
-        svc.wait_for("stdout", "nap 30", 5)  # the request is in the service's hands
-        t0 = time.monotonic()
-        svc.kill()
+    with service_process(start_seed_service, router, "doomed") as (name, svc):
         try:
-            rc = caller.popen.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            pytest.fail(f"plexus call still waiting 5 s after the service died\n{caller.output()}")
-        elapsed = time.monotonic() - t0
-        caller.kill()
-        assert rc == 3, caller.output()
-        err = json.loads(caller.lines["stderr"][-1])
-        assert err["code"] == "unavailable", err
-        assert elapsed < 0.8, elapsed  # "well under a second"
-    finally:
-        svc.kill()
-        if caller is not None:
+            caller = Proc([PLEXUS, "call", name, "nap", "30", "--router", router.native,
+                           "--timeout", "10", "--json"], name="plexus call")
+            svc.wait_for("stdout", "nap 30", 5)  # the request is in the service's hands
+            t0 = time.monotonic()
+            svc.kill()
+            try:
+                rc = caller.popen.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                pytest.fail(f"plexus call still waiting 5 s after the service died\n"
+                            f"{caller.output()}")
+            elapsed = time.monotonic() - t0
             caller.kill()
+            assert rc == 3, caller.output()
+            err = json.loads(caller.lines["stderr"][-1])
+            assert err["code"] == "unavailable", err
+            assert elapsed < 0.8, elapsed  # "well under a second"
+        finally:
+            if caller is not None:
+                caller.kill()

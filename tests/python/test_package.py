@@ -20,12 +20,9 @@ import plexus
 from plexus import wire
 from plexus.service import _Route
 from conformance.seed_peer import RemoteCallError, SeedClient, SeedService, ConformanceHandler
-from conftest import start_pkg_service, unique_name
+from conftest import service_process, start_pkg_service
+from support.aio import arun, unique_name
 from support.values import ECHO_VALUES, JSON_VALUES, same
-
-
-def arun(coro, timeout: float = 30.0):
-    return asyncio.run(asyncio.wait_for(coro, timeout))
 
 
 async def wait_routable(client: plexus.Client, service: str, timeout: float = 10.0) -> None:
@@ -139,13 +136,16 @@ def test_service_registration_forms():
         plexus.Service("ipc:///x", "n" * 256)
 
 
-def test_client_not_connected_is_unavailable():
-    async def main():
-        c = plexus.Client("ipc:///nonexistent/plexus-test.sock")
+async def all_unavailable(*calls) -> None:
+    """Every one of ``calls`` (awaited in order) fails with plexus.Unavailable."""
+    for call in calls:
         with pytest.raises(plexus.Unavailable):
-            await c.call("calc", "add", 1, 2)
+            await call
 
-    arun(main())
+
+def test_client_not_connected_is_unavailable():
+    c = plexus.Client("ipc:///nonexistent/plexus-test.sock")
+    arun(all_unavailable(c.call("calc", "add", 1, 2)))
 
 
 # -- plexus.Client -> plexus router -> C++ calc ---------------------------------------------
@@ -274,10 +274,7 @@ def test_client_close_fails_calls_in_flight(calc):
         c = await plexus.Client(calc.frontend).connect()
         fut = c.call_future("calc", "nap", 5)
         await c.close()
-        with pytest.raises(plexus.Unavailable):
-            await fut
-        with pytest.raises(plexus.Unavailable):
-            await c.call("calc", "add", 1, 2)
+        await all_unavailable(fut, c.call("calc", "add", 1, 2))
 
     arun(main())
 
@@ -572,21 +569,19 @@ def test_package_service_stop_answers_calls_in_flight(any_router):
             while svc.active == 0:
                 await asyncio.sleep(0.005)
             await svc.stop(grace=0.05)
-            with pytest.raises(plexus.Unavailable):
-                await fut
+            await all_unavailable(fut)
 
     arun(main())
 
 
 def test_serve_runs_until_cancelled(any_router):
-    r = any_router
     name = unique_name("serve")
 
     async def main():
-        svc = plexus.Service(r.backend, name)
+        svc = plexus.Service(any_router.backend, name)
         svc.route(lambda: "up", name="up", inline=True)
         task = asyncio.ensure_future(svc.serve())
-        async with plexus.Client(r.frontend) as c:
+        async with plexus.Client(any_router.frontend) as c:
             await wait_routable(c, name)
             assert await c.call(name, "up") == "up"
         task.cancel()
@@ -654,26 +649,19 @@ def test_unknown_service_through_seed_router_hits_the_deadline(seed_router):
 
 
 def test_killed_package_service_fails_caller_unavailable_fast(router):
-    name = unique_name("doomedpkg")
-    svc = start_pkg_service(router, name)
-    try:
-        async def main():
-            async with plexus.Client(router.frontend) as c:
-                calls = [c.call_future(name, "nap", 30, timeout=10) for _ in range(3)]
-                await asyncio.to_thread(svc.wait_for, "stdout", "nap 30", 5, 3)
-                t0 = time.monotonic()
-                svc.kill()
-                for fut in calls:
-                    with pytest.raises(plexus.Unavailable):
-                        await fut
-                elapsed = time.monotonic() - t0
-                assert elapsed < 0.8, elapsed  # "well under a second" (10 s deadline)
-                with pytest.raises(plexus.Unavailable):
-                    await c.call(name, "pid")
+    async def main(name, svc):
+        async with plexus.Client(router.frontend) as c:
+            calls = [c.call_future(name, "nap", 30, timeout=10) for _ in range(3)]
+            await asyncio.to_thread(svc.wait_for, "stdout", "nap 30", 5, 3)
+            t0 = time.monotonic()
+            svc.kill()
+            await all_unavailable(*calls)
+            elapsed = time.monotonic() - t0
+            assert elapsed < 0.8, elapsed  # "well under a second" (10 s deadline)
+            await all_unavailable(c.call(name, "pid"))
 
-        arun(main())
-    finally:
-        svc.kill()
+    with service_process(start_pkg_service, router, "doomedpkg") as (name, svc):
+        arun(main(name, svc))
 
 
 def test_service_and_client_survive_a_router_restart(tmp_path):

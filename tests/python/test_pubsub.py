@@ -30,35 +30,8 @@ import zmq
 
 import plexus
 from plexus import pubsub
-from conftest import PLEXUS, START_TIMEOUT, Proc, run, unique_name
-
-
-def arun(coro, timeout: float = 30.0):
-    return asyncio.run(asyncio.wait_for(coro, timeout))
-
-
-async def wait_subscribed(sub: plexus.Subscriber, client: plexus.Client,
-                          timeout: float = 10.0) -> None:
-    """Until the router delivers to ``sub``: publish a fresh marker topic until it arrives.
-
-    Also a barrier: everything ``client`` published before has reached ``sub`` by then.
-    """
-    token = unique_name("_sync.")
-    got = asyncio.Event()
-    sub.subscribe(token, lambda topic, *args: got.set())
-    deadline = time.monotonic() + timeout
-    try:
-        while not got.is_set():
-            if time.monotonic() > deadline:
-                raise AssertionError(f"no marker publication reached the subscriber within "
-                                     f"{timeout} s (received {sub.received})")
-            await client.publish(token)
-            try:
-                await asyncio.wait_for(got.wait(), 0.05)
-            except asyncio.TimeoutError:
-                pass
-    finally:
-        sub.unsubscribe(token)
+from conftest import PLEXUS, START_TIMEOUT, Proc, run
+from support.aio import arun, unique_name, wait_subscribed
 
 
 def drain(sub: plexus.Subscriber) -> list:

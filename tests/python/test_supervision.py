@@ -36,7 +36,8 @@ import pytest
 
 import plexus
 from plexus import supervision
-from conftest import PLEXUS, START_TIMEOUT, Proc, run, unique_name, wait_routable
+from conftest import PLEXUS, START_TIMEOUT, Proc, run, wait_routable
+from support.aio import arun, unique_name, wait_subscribed
 
 REPO = Path(__file__).resolve().parents[2]
 PY_PATH = str(REPO / "python")
@@ -68,10 +69,6 @@ async def main():
 
 asyncio.run(main())
 """
-
-
-def arun(coro, timeout: float = 30.0):
-    return asyncio.run(asyncio.wait_for(coro, timeout))
 
 
 def poll(check: Callable[[], tuple[bool, Any]], timeout: float, what: str,
@@ -408,25 +405,6 @@ def log_router(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
         yield addrs
     finally:
         p.kill()
-
-
-async def wait_subscribed(sub: plexus.Subscriber, client: plexus.Client, prefix: str,
-                          timeout: float = 10.0) -> None:
-    """Until a marker published under ``prefix`` by ``client`` reaches ``sub``."""
-    marker = prefix + unique_name("sync")
-    got = asyncio.Event()
-    sub.subscribe(marker, lambda topic, *args: got.set())
-    deadline = time.monotonic() + timeout
-    try:
-        while not got.is_set():
-            assert time.monotonic() < deadline, "no marker reached the subscriber"
-            await client.publish(marker)
-            try:
-                await asyncio.wait_for(got.wait(), 0.05)
-            except asyncio.TimeoutError:
-                pass
-    finally:
-        sub.unsubscribe(marker)
 
 
 def test_service_and_client_log_records_reach_a_subscriber(log_router, no_supervisor_env) -> None:

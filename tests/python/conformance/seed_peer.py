@@ -42,7 +42,7 @@ import random
 import signal
 import sys
 import time
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import cbor2
 import zmq
@@ -106,7 +106,59 @@ class SeedHandler:
             raise RemoteCallError("method produced an error") from exc
 
 
-class SeedClient:
+def socket_node(endpoint: str, identity: Optional[bytes] = None) -> zmq.asyncio.Socket:
+    """001's SocketNode: a DEALER with ``ZMQ_PROBE_ROUTER = 1`` (and ``identity``, if
+    given) connected to ``endpoint``."""
+    sock = zmq.asyncio.Context.instance().socket(zmq.DEALER)
+    if identity:
+        sock.setsockopt(zmq.IDENTITY, identity)
+    sock.setsockopt(zmq.PROBE_ROUTER, 1)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.connect(endpoint)
+    return sock
+
+
+def start_workers(receive: Callable[[], Any], process: Callable[[], Any],
+                  concurrency: int) -> list:
+    """001's Endpoint: one receive task and ``concurrency`` tasks processing what it queues."""
+    return [asyncio.create_task(receive())] + [
+        asyncio.create_task(process()) for _ in range(concurrency)
+    ]
+
+
+async def close_node(sock: Optional[zmq.asyncio.Socket], tasks: list) -> None:
+    """Cancel ``tasks``, wait until they have ended, close ``sock``."""
+    for t in tasks:
+        t.cancel()
+    for t in tasks:
+        with contextlib.suppress(asyncio.CancelledError):
+            await t
+    if sock:
+        sock.close()
+
+
+class _Node:
+    """What 001's Client and Service share: a socket node whose receive task hands
+    every ``[sender_id, *frames]`` to ``_on_frames``; leaving ``async with`` cancels
+    the tasks and closes the socket."""
+
+    sock: Optional[zmq.asyncio.Socket]
+    _tasks: list
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await close_node(self.sock, self._tasks)
+
+    async def _recv_forever(self) -> None:
+        assert self.sock is not None
+        while True:
+            sender_id, *frames = await self.sock.recv_multipart()
+            await self._on_frames(sender_id, frames)
+
+    async def _on_frames(self, sender_id: bytes, frames: list) -> None:
+        raise NotImplementedError
+
+
+class SeedClient(_Node):
     """001's Client over a DEALER SocketNode connected to a router frontend."""
 
     def __init__(self, frontend: str, *, identity: Optional[bytes] = None) -> None:
@@ -116,47 +168,30 @@ class SeedClient:
         self.received: list = []  # every (sender_id, message) that arrived
         self.unexpected: list = []
         self.sock: Optional[zmq.asyncio.Socket] = None
-        self._task: Optional[asyncio.Task] = None
+        self._tasks: list = []
 
     async def __aenter__(self) -> "SeedClient":
-        ctx = zmq.asyncio.Context.instance()
-        self.sock = ctx.socket(zmq.DEALER)
-        self.sock.setsockopt(zmq.PROBE_ROUTER, 1)
-        self.sock.setsockopt(zmq.LINGER, 0)
-        if self.identity:
-            self.sock.setsockopt(zmq.IDENTITY, self.identity)
-        self.sock.connect(self.frontend)
-        self._task = asyncio.create_task(self._recv_forever())
+        self.sock = socket_node(self.frontend, self.identity)
+        self._tasks = [asyncio.create_task(self._recv_forever())]
         return self
 
-    async def __aexit__(self, *exc: Any) -> None:
-        if self._task:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        if self.sock:
-            self.sock.close()
-
-    async def _recv_forever(self) -> None:
-        assert self.sock is not None
-        while True:
-            sender_id, *frames = await self.sock.recv_multipart()
-            payload, *_ = frames
-            message_type, *message = cbor2.loads(payload)
-            self.received.append((sender_id, [message_type, *message]))
-            if message_type != RESPONSE:
-                self.unexpected.append((sender_id, [message_type, *message]))
-                continue
-            message_id, error, result = message
-            fut = self.futures.get(message_id)
-            if fut is None or fut.done():
-                self.unexpected.append((sender_id, [message_type, *message]))
-                continue
-            if isinstance(error, list):
-                error_message, context = error
-                fut.set_exception(RemoteCallError(error_message, **context))
-            else:
-                fut.set_result(result)
+    async def _on_frames(self, sender_id: bytes, frames: list) -> None:
+        payload, *_ = frames
+        message_type, *message = cbor2.loads(payload)
+        self.received.append((sender_id, [message_type, *message]))
+        if message_type != RESPONSE:
+            self.unexpected.append((sender_id, [message_type, *message]))
+            return
+        message_id, error, result = message
+        fut = self.futures.get(message_id)
+        if fut is None or fut.done():
+            self.unexpected.append((sender_id, [message_type, *message]))
+            return
+        if isinstance(error, list):
+            error_message, context = error
+            fut.set_exception(RemoteCallError(error_message, **context))
+        else:
+            fut.set_result(result)
 
     def _generate_uid(self) -> int:
         for _ in range(10):
@@ -186,7 +221,7 @@ class SeedClient:
             self.futures.pop(message_id, None)
 
 
-class SeedService:
+class SeedService(_Node):
     """001's Service over a DEALER (identity = name) connected to a router backend."""
 
     def __init__(self, backend: str, name: str, handler: SeedHandler, *,
@@ -201,31 +236,12 @@ class SeedService:
         self._tasks: list = []
 
     async def __aenter__(self) -> "SeedService":
-        ctx = zmq.asyncio.Context.instance()
-        self.sock = ctx.socket(zmq.DEALER)
-        self.sock.setsockopt(zmq.IDENTITY, self.name.encode())
-        self.sock.setsockopt(zmq.PROBE_ROUTER, 1)
-        self.sock.setsockopt(zmq.LINGER, 0)
-        self.sock.connect(self.backend)
-        self._tasks.append(asyncio.create_task(self._recv_forever()))
-        for _ in range(self.concurrency):
-            self._tasks.append(asyncio.create_task(self._process_forever()))
+        self.sock = socket_node(self.backend, self.name.encode())
+        self._tasks = start_workers(self._recv_forever, self._process_forever, self.concurrency)
         return self
 
-    async def __aexit__(self, *exc: Any) -> None:
-        for t in self._tasks:
-            t.cancel()
-        for t in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await t
-        if self.sock:
-            self.sock.close()
-
-    async def _recv_forever(self) -> None:
-        assert self.sock is not None
-        while True:
-            sender_id, *frames = await self.sock.recv_multipart()
-            await self.queue.put((frames, sender_id))
+    async def _on_frames(self, sender_id: bytes, frames: list) -> None:
+        await self.queue.put((frames, sender_id))
 
     async def _process_forever(self) -> None:
         while True:

@@ -62,8 +62,9 @@ JSON_VALUES["map"] = {"a": 1, "b": "two", "c": [3], "é": None}
 JSON_VALUES["nested"] = {"args": [[1, [2, [3, {"deep": [-7, {}]}]]]], "z": {"y": {"x": 0.5}}}
 
 
-def same(a: Any, b: Any) -> bool:
-    """Equal with identical types all the way down (NaN equals NaN, -0.0 != 0.0)."""
+def same(a: Any, b: Any, *, ordered_maps: bool = False) -> bool:
+    """Equal with identical types all the way down (NaN equals NaN, -0.0 != 0.0);
+    ``ordered_maps``: maps must also list their keys in the same order."""
     if type(a) is not type(b):
         return False
     if isinstance(a, float):
@@ -71,7 +72,9 @@ def same(a: Any, b: Any) -> bool:
             return math.isnan(a) and math.isnan(b)
         return a == b and math.copysign(1, a) == math.copysign(1, b)
     if isinstance(a, list):
-        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b))
+        return len(a) == len(b) and all(same(x, y, ordered_maps=ordered_maps)
+                                        for x, y in zip(a, b))
     if isinstance(a, dict):
-        return a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
+        keys_match = list(a) == list(b) if ordered_maps else a.keys() == b.keys()
+        return keys_match and all(same(a[k], b[k], ordered_maps=ordered_maps) for k in a)
     return a == b
