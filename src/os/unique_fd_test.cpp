@@ -77,7 +77,7 @@ TEST(UniqueFd, ResetClosesTheOldOneAndCloseIsIdempotent) {
   fd.close();
   EXPECT_FALSE(fd);
   EXPECT_FALSE(is_open(second));
-  fd.close();  // a second close touches nothing
+  fd.close();                      // a second close touches nothing
   const int reused = open_null();  // may reuse the number; must stay open
   fd.close();
   EXPECT_TRUE(is_open(reused));

@@ -80,7 +80,8 @@ TEST(FindProgram, AMissingCommandIsNotFoundNamingWhereItLooked) {
   ASSERT_FALSE(plain);
   EXPECT_EQ(plain.error().code, errc::not_found);
   EXPECT_EQ(plain.error().message, "process p: command no-such-program-plexus not found in $PATH");
-  auto with_dir = find_program(named("no-such-program-plexus"), {.program_dir = "/opt/x", .config_dir = ""});
+  auto with_dir =
+      find_program(named("no-such-program-plexus"), {.program_dir = "/opt/x", .config_dir = ""});
   ASSERT_FALSE(with_dir);
   EXPECT_EQ(with_dir.error().message,
             "process p: command no-such-program-plexus not found in /opt/x or $PATH");
@@ -96,7 +97,8 @@ TEST(FindProgram, ARelativePathIsRelativeToTheConfigDirAndMustBeExecutable) {
   auto data = find_program(named("bin/data"), {.program_dir = "", .config_dir = dir.path()});
   ASSERT_FALSE(data);
   EXPECT_EQ(data.error().code, errc::not_found);
-  EXPECT_EQ(data.error().message, "process p: " + dir.path() + "/bin/data is not an executable file");
+  EXPECT_EQ(data.error().message,
+            "process p: " + dir.path() + "/bin/data is not an executable file");
 }
 
 TEST(Launch, GivesTheChildItsEnvironmentPipesAndNotifyDescriptor) {
@@ -109,10 +111,10 @@ TEST(Launch, GivesTheChildItsEnvironmentPipesAndNotifyDescriptor) {
   const int null = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
   ASSERT_GE(null, 0);
   std::optional<exit_status> status;
-  auto child = launch(io, spec,
-                      {.program = "/bin/sh", .replica = 2, .router_address = "ipc:///r",
-                       .stdin_fd = null},
-                      [&](exit_status s) { status = s; });
+  auto child =
+      launch(io, spec,
+             {.program = "/bin/sh", .replica = 2, .router_address = "ipc:///r", .stdin_fd = null},
+             [&](exit_status s) { status = s; });
   ::close(null);
   ASSERT_TRUE(child) << child.error().message;
   EXPECT_EQ(read_to_eof(child->out.get()), "ipc:///r calc 2 3\nno-input\n");
@@ -126,7 +128,10 @@ TEST(Launch, AFailedSpawnLeavesNoDescriptorOpen) {
   asio::io_context io;
   const auto before = open_descriptors();
   auto child = launch(io, named("/nonexistent/plexus-program"),
-                      {.program = "/nonexistent/plexus-program", .replica = 0, .router_address = "", .stdin_fd = -1},
+                      {.program = "/nonexistent/plexus-program",
+                       .replica = 0,
+                       .router_address = "",
+                       .stdin_fd = -1},
                       [](exit_status) {});
   ASSERT_FALSE(child);
   EXPECT_EQ(child.error().code, errc::not_found);

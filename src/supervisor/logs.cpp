@@ -150,7 +150,7 @@ line_reader::line_reader(asio::io_context& io, int fd, line_reader_options opts,
   os::unique_fd owned(fd);
   boost::system::error_code ec;
   s_->sd.assign(owned.get(), ec);
-  if (ec) return;  // `owned` closes it; start() reports an empty input
+  if (ec) return;         // `owned` closes it; start() reports an empty input
   (void)owned.release();  // the stream descriptor owns it now
   s_->sd.non_blocking(true, ec);
 }

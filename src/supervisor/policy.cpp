@@ -123,8 +123,7 @@ void policy::exited(std::size_t i) {
 plan policy::child_exited(std::size_t i, const child_exit& how, time_point now) {
   exited(i);
   const auto& c = children_[i];
-  if (spec_.emergency_exit_code != 0 && !how.signaled &&
-      how.code == spec_.emergency_exit_code) {
+  if (spec_.emergency_exit_code != 0 && !how.signaled && how.code == spec_.emergency_exit_code) {
     plan p;
     p.what = plan::give_up;
     p.why = outcome::emergency;
@@ -156,7 +155,8 @@ plan policy::child_failed(std::size_t i, const child_exit& how, time_point now) 
   } else if (c.group == 0) {
     p.what = plan::give_up;
     p.why = outcome::intensity_exceeded;
-    p.message = c.label + " failed (" + how.description + "): " + too_many(g) + "; stopping the tree";
+    p.message =
+        c.label + " failed (" + how.description + "): " + too_many(g) + "; stopping the tree";
     return p;
   } else {
     g.restarts.clear();  // a restarted supervisor starts with a fresh window
@@ -176,7 +176,8 @@ plan policy::child_failed(std::size_t i, const child_exit& how, time_point now) 
       if (children_[s].group == c.group && std::find(set.begin(), set.end(), s) == set.end())
         set.push_back(s);
     std::sort(set.begin(), set.end());
-    strategy_name = "group " + g.name + " restarted by the tree's " + std::string(to_string(root.strategy));
+    strategy_name =
+        "group " + g.name + " restarted by the tree's " + std::string(to_string(root.strategy));
   }
   // Backoff: doubles with each consecutive failure; a child that stayed ready for a
   // whole period starts over.

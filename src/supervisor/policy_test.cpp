@@ -44,7 +44,9 @@ tree_spec tree_of(std::vector<child_spec> children,
 const child_exit clean{.code = 0, .description = "exited with 0"};
 const child_exit crash{.code = 1, .description = "exited with 1"};
 const child_exit killed{.signaled = true, .code = 9, .description = "killed by SIGKILL"};
-const child_exit timeout{.signaled = true, .code = 15, .timed_out = true,
+const child_exit timeout{.signaled = true,
+                         .code = 15,
+                         .timed_out = true,
                          .description = "not ready within 5 s (killed by SIGTERM)"};
 
 // Launches and readies what the start queue lets through, as the tree does when every
@@ -156,8 +158,8 @@ TEST(RestartPolicy, ATimedOutChildIsAbnormalEvenWithExitCodeZero) {
 TEST(RestartPolicy, ExactlyIntensityRestartsAreAllowedAndOneMoreGivesUp) {
   for (std::size_t intensity : {0u, 1u, 3u}) {
     SCOPED_TRACE("intensity " + std::to_string(intensity));
-    const auto spec = tree_of({proc("bystander"), proc("crasher")}, restart_strategy::one_for_one,
-                              intensity);
+    const auto spec =
+        tree_of({proc("bystander"), proc("crasher")}, restart_strategy::one_for_one, intensity);
     policy p(spec);
     start_all(p);
     for (std::size_t k = 0; k < intensity; ++k) {
@@ -170,8 +172,7 @@ TEST(RestartPolicy, ExactlyIntensityRestartsAreAllowedAndOneMoreGivesUp) {
     EXPECT_EQ(last.why, outcome::intensity_exceeded);
     EXPECT_EQ(last.message, "crasher[0] failed (exited with 1): more than " +
                                 std::to_string(intensity) + " restarts within 10 s (intensity " +
-                                std::to_string(intensity) +
-                                ", period 10 s); stopping the tree");
+                                std::to_string(intensity) + ", period 10 s); stopping the tree");
     EXPECT_EQ(p.restarts(1), intensity);
   }
 }
@@ -237,10 +238,10 @@ TEST(RestartPolicy, BackoffStartsOverOnceTheChildStayedReadyAWholePeriod) {
   start_all(p);
   auto pl = p.child_exited(0, crash, t0 + 1s);
   EXPECT_EQ(pl.delay, 100ms);
-  carry_out(p, pl, t0 + 1s);  // ready again at 1 s
+  carry_out(p, pl, t0 + 1s);                        // ready again at 1 s
   pl = p.child_exited(0, crash, t0 + 1s + 9999ms);  // ready for less than a period
   EXPECT_EQ(pl.delay, 200ms);
-  carry_out(p, pl, t0 + 11s);  // ready again at 11 s
+  carry_out(p, pl, t0 + 11s);               // ready again at 11 s
   pl = p.child_exited(0, crash, t0 + 21s);  // ready for exactly a period: starts over
   EXPECT_EQ(pl.delay, 100ms);
 }

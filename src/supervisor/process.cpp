@@ -42,7 +42,8 @@ void tell_keeper(char op, pid_t pgid) noexcept {
   if (!keeper_fd) return;
   char line[32];
   const int n = std::snprintf(line, sizeof line, "%c%d\n", op, static_cast<int>(pgid));
-  while (::send(keeper_fd.get(), line, static_cast<std::size_t>(n), MSG_NOSIGNAL) < 0 && errno == EINTR) {
+  while (::send(keeper_fd.get(), line, static_cast<std::size_t>(n), MSG_NOSIGNAL) < 0 &&
+         errno == EINTR) {
   }
 }
 
@@ -139,8 +140,7 @@ result<void> process::start_keeper() {
     return plexus::error(errc::internal, std::string("socketpair: ") + ::strerror(errno));
   os::unique_fd keeper_end(sv[0]), our_end(sv[1]);
   const pid_t pid = ::fork();
-  if (pid < 0)
-    return plexus::error(errc::internal, std::string("fork: ") + ::strerror(errno));
+  if (pid < 0) return plexus::error(errc::internal, std::string("fork: ") + ::strerror(errno));
   if (pid == 0) {
     our_end.close();
     ::setpgid(0, 0);  // out of the terminal's Ctrl-C
@@ -281,9 +281,9 @@ result<std::unique_ptr<process>> process::spawn(asio::io_context& io, const spaw
   if (::pipe2(report_fds, O_CLOEXEC) != 0)
     return plexus::error(errc::internal, std::string("pipe: ") + ::strerror(errno));
   os::unique_fd report_read(report_fds[0]), report_write(report_fds[1]);
-  exec_plan plan{argv.data(),        envp.data(),         spec.cwd.empty() ? nullptr : spec.cwd.c_str(),
-                 spec.stdin_fd,      spec.stdout_fd,      spec.stderr_fd,
-                 spec.fd3,           report_read.get(),   report_write.get(),
+  exec_plan plan{argv.data(),   envp.data(),       spec.cwd.empty() ? nullptr : spec.cwd.c_str(),
+                 spec.stdin_fd, spec.stdout_fd,    spec.stderr_fd,
+                 spec.fd3,      report_read.get(), report_write.get(),
                  ::getpid()};
   // clone(CLONE_VM | CLONE_VFORK), as posix_spawn does: no copy of this process's page
   // tables (and no copy-on-write faults afterwards), which fork() would pay per child.

@@ -231,15 +231,15 @@ class tree::impl : public std::enable_shared_from_this<tree::impl> {
       return;
     }
     c.ready_timer.expires_after(spec.ready_timeout);
-    c.ready_timer.async_wait([this, weak = weak_from_this(),
-                              i](const boost::system::error_code& ec) {
-      if (ec || weak.expired() || policy_.state(i) != child_state::starting) return;
-      auto& c = *children_[i];
-      const auto& spec = policy_.spec_of(i);
-      c.timed_out = true;
-      emit(i, "error", "not ready within " + in_seconds(spec.ready_timeout), "ready_timeout");
-      c.proc->stop(spec.stop_timeout);
-    });
+    c.ready_timer.async_wait(
+        [this, weak = weak_from_this(), i](const boost::system::error_code& ec) {
+          if (ec || weak.expired() || policy_.state(i) != child_state::starting) return;
+          auto& c = *children_[i];
+          const auto& spec = policy_.spec_of(i);
+          c.timed_out = true;
+          emit(i, "error", "not ready within " + in_seconds(spec.ready_timeout), "ready_timeout");
+          c.proc->stop(spec.stop_timeout);
+        });
   }
 
   // stdout/stderr: one log record per line. The reader lives until the end of its
@@ -387,7 +387,7 @@ class tree::impl : public std::enable_shared_from_this<tree::impl> {
     co_await asio::async_initiate<const asio::use_awaitable_t<>, void()>(
         [this, i](auto handler) {
           auto h = std::make_shared<decltype(handler)>(std::move(handler));
-          children_[i]->on_stopped.push_back([h] { std::move(*h)(); });
+          children_[i]->on_stopped.push_back([h] { std::move (*h)(); });
         },
         asio::use_awaitable);
   }

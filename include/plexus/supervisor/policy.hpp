@@ -110,10 +110,10 @@ class policy {
 
   // ---- events ----------------------------------------------------------------------
 
-  void started(std::size_t i);  // launched: starting
+  void started(std::size_t i);                // launched: starting
   void ready(std::size_t i, time_point now);  // starting → ready (ignored otherwise)
-  void stopping(std::size_t i);  // SIGTERM/SIGKILL sent by the tree
-  void stopped(std::size_t i);   // exited after the tree stopped it, or a backoff dropped
+  void stopping(std::size_t i);               // SIGTERM/SIGKILL sent by the tree
+  void stopped(std::size_t i);  // exited after the tree stopped it, or a backoff dropped
   // An exit the tree did not ask for, or a failed launch: exited. While the tree stops,
   // that is all; while it runs, child_exited (or child_failed) decides what follows.
   void exited(std::size_t i);
@@ -148,8 +148,8 @@ class policy {
     restart_strategy strategy = restart_strategy::one_for_one;
     std::size_t intensity = 5;
     std::chrono::milliseconds period{10000};
-    std::size_t first = 0;              // its first child
-    std::deque<time_point> restarts;    // within the last period
+    std::size_t first = 0;            // its first child
+    std::deque<time_point> restarts;  // within the last period
   };
   struct child {
     const child_spec* spec = nullptr;
@@ -158,9 +158,9 @@ class policy {
     std::size_t group = 0;  // in groups_ (0: the tree's own)
     std::string label;
     child_state state = child_state::stopped;
-    time_point ready_at{};          // last time it became ready (never reset)
+    time_point ready_at{};  // last time it became ready (never reset)
     std::size_t restarts = 0;
-    std::size_t consecutive = 0;    // failures since it last stayed ready a whole period
+    std::size_t consecutive = 0;  // failures since it last stayed ready a whole period
     std::uint64_t token = 0;
     bool held = false;
   };
@@ -171,8 +171,8 @@ class policy {
   static std::string too_many(const group& g);
 
   const tree_spec& spec_;
-  std::vector<child> children_;  // declared order
-  std::vector<group> groups_;    // [0]: the tree's own ([supervisor]); then [group.NAME]
+  std::vector<child> children_;    // declared order
+  std::vector<group> groups_;      // [0]: the tree's own ([supervisor]); then [group.NAME]
   std::deque<std::size_t> queue_;  // to start, declared order
   std::uint64_t tokens_ = 0;
 };
