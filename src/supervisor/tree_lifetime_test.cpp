@@ -78,8 +78,7 @@ TEST(Tree, DyingWhileARestartSetBacksOffEndsTheSequence) {
   spec.processes = {sh("crasher", "echo READY=1 >&3; exit 1")};
   std::optional<tree> t(std::in_place, io, spec, tree_options{});
   t->start([](outcome, const std::string&) {});
-  ASSERT_TRUE(
-      test::run_until(io, [&] { return state_of(*t, "crasher") == child_state::backoff; }));
+  ASSERT_TRUE(test::run_until(io, [&] { return state_of(*t, "crasher") == child_state::backoff; }));
   t.reset();
   EXPECT_TRUE(drains(io));  // the minute of backoff is not waited for
 }
