@@ -13,6 +13,8 @@
 #include <system_error>
 #include <utility>
 
+#include "plexus/os/unique_fd.hpp"
+
 namespace plexus::supervisor {
 
 namespace asio = boost::asio;
@@ -145,12 +147,11 @@ struct line_reader::state : std::enable_shared_from_this<line_reader::state> {
 line_reader::line_reader(asio::io_context& io, int fd, line_reader_options opts,
                          line_handler on_line, std::function<void()> on_eof)
     : s_(std::make_shared<state>(io, opts, std::move(on_line), std::move(on_eof))) {
+  os::unique_fd owned(fd);
   boost::system::error_code ec;
-  s_->sd.assign(fd, ec);
-  if (ec) {
-    ::close(fd);
-    return;
-  }
+  s_->sd.assign(owned.get(), ec);
+  if (ec) return;         // `owned` closes it; start() reports an empty input
+  (void)owned.release();  // the stream descriptor owns it now
   s_->sd.non_blocking(true, ec);
 }
 

@@ -17,6 +17,8 @@
 #include <cerrno>
 #include <set>
 
+#include "plexus/os/unique_fd.hpp"
+
 extern char** environ;
 
 namespace plexus::supervisor {
@@ -31,15 +33,17 @@ std::string exit_status::describe() const {
 
 namespace {
 
-// The write end of the keeper's socket (-1: no keeper). Each line is "+PGID" when a
-// child's group starts, "-PGID" when it has been swept.
-int keeper_fd = -1;
+// The write end of the keeper's socket (empty: no keeper). Each line is "+PGID" when a
+// child's group starts, "-PGID" when it has been swept. Closed only by the exit of
+// this process, which the keeper reads as EOF.
+os::unique_fd keeper_fd;
 
 void tell_keeper(char op, pid_t pgid) noexcept {
-  if (keeper_fd < 0) return;
+  if (!keeper_fd) return;
   char line[32];
   const int n = std::snprintf(line, sizeof line, "%c%d\n", op, static_cast<int>(pgid));
-  while (::send(keeper_fd, line, static_cast<std::size_t>(n), MSG_NOSIGNAL) < 0 && errno == EINTR) {
+  while (::send(keeper_fd.get(), line, static_cast<std::size_t>(n), MSG_NOSIGNAL) < 0 &&
+         errno == EINTR) {
   }
 }
 
@@ -130,27 +134,23 @@ int exec_child(void* arg) {
 }  // namespace
 
 result<void> process::start_keeper() {
-  if (keeper_fd >= 0) return {};
+  if (keeper_fd) return {};
   int sv[2];
   if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
     return plexus::error(errc::internal, std::string("socketpair: ") + ::strerror(errno));
+  os::unique_fd keeper_end(sv[0]), our_end(sv[1]);
   const pid_t pid = ::fork();
-  if (pid < 0) {
-    const int err = errno;
-    ::close(sv[0]);
-    ::close(sv[1]);
-    return plexus::error(errc::internal, std::string("fork: ") + ::strerror(err));
-  }
+  if (pid < 0) return plexus::error(errc::internal, std::string("fork: ") + ::strerror(errno));
   if (pid == 0) {
-    ::close(sv[1]);
+    our_end.close();
     ::setpgid(0, 0);  // out of the terminal's Ctrl-C
     // Everything else this process had open stays with it; the keeper needs none of it.
     for (int fd = 3; fd < 1024; ++fd)
-      if (fd != sv[0]) ::close(fd);
-    keeper_main(sv[0]);
+      if (fd != keeper_end.get()) ::close(fd);
+    keeper_main(keeper_end.get());
   }
-  ::close(sv[0]);
-  keeper_fd = sv[1];
+  keeper_end.close();
+  keeper_fd = std::move(our_end);
   return {};
 }
 
@@ -277,12 +277,13 @@ result<std::unique_ptr<process>> process::spawn(asio::io_context& io, const spaw
 
   // The child reports a failed exec (its errno) through a close-on-exec pipe; a
   // successful exec closes the pipe with nothing written.
-  int report[2];
-  if (::pipe2(report, O_CLOEXEC) != 0)
+  int report_fds[2];
+  if (::pipe2(report_fds, O_CLOEXEC) != 0)
     return plexus::error(errc::internal, std::string("pipe: ") + ::strerror(errno));
-  exec_plan plan{argv.data(),   envp.data(),    spec.cwd.empty() ? nullptr : spec.cwd.c_str(),
-                 spec.stdin_fd, spec.stdout_fd, spec.stderr_fd,
-                 spec.fd3,      report[0],      report[1],
+  os::unique_fd report_read(report_fds[0]), report_write(report_fds[1]);
+  exec_plan plan{argv.data(),   envp.data(),       spec.cwd.empty() ? nullptr : spec.cwd.c_str(),
+                 spec.stdin_fd, spec.stdout_fd,    spec.stderr_fd,
+                 spec.fd3,      report_read.get(), report_write.get(),
                  ::getpid()};
   // clone(CLONE_VM | CLONE_VFORK), as posix_spawn does: no copy of this process's page
   // tables (and no copy-on-write faults afterwards), which fork() would pay per child.
@@ -294,12 +295,8 @@ result<std::unique_ptr<process>> process::spawn(asio::io_context& io, const spaw
   constexpr std::size_t stack_bytes = 64u << 10;
   void* stack = ::mmap(nullptr, stack_bytes, PROT_READ | PROT_WRITE,
                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
-  if (stack == MAP_FAILED) {
-    const int err = errno;
-    ::close(report[0]);
-    ::close(report[1]);
-    return plexus::error(errc::resource_exhausted, std::string("mmap: ") + ::strerror(err));
-  }
+  if (stack == MAP_FAILED)
+    return plexus::error(errc::resource_exhausted, std::string("mmap: ") + ::strerror(errno));
   sigset_t all, old;
   sigfillset(&all);
   ::pthread_sigmask(SIG_SETMASK, &all, &old);
@@ -308,19 +305,16 @@ result<std::unique_ptr<process>> process::spawn(asio::io_context& io, const spaw
   const int clone_errno = errno;
   ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
   ::munmap(stack, stack_bytes);  // the child has exec'd or exited: CLONE_VFORK waited
-  if (pid < 0) {
-    ::close(report[0]);
-    ::close(report[1]);
+  if (pid < 0)
     return plexus::error(errc::unavailable, std::string("clone: ") + ::strerror(clone_errno));
-  }
-  ::close(report[1]);
+  report_write.close();
   ::setpgid(pid, pid);  // also from here, so the group exists before anyone signals it
   tell_keeper('+', pid);
   int child_errno = 0;
   ssize_t n;
-  while ((n = ::read(report[0], &child_errno, sizeof child_errno)) < 0 && errno == EINTR) {
+  while ((n = ::read(report_read.get(), &child_errno, sizeof child_errno)) < 0 && errno == EINTR) {
   }
-  ::close(report[0]);
+  report_read.close();
   if (n > 0) {
     ::waitpid(pid, nullptr, 0);
     tell_keeper('-', pid);
@@ -332,8 +326,8 @@ result<std::unique_ptr<process>> process::spawn(asio::io_context& io, const spaw
         "cannot run " + what + ": " + ::strerror(child_errno), {{"program", spec.program}});
   }
   // Through syscall(2): glibc 2.36's <sys/pidfd.h> lacks C linkage for C++.
-  const int fd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
-  if (fd < 0) {
+  os::unique_fd fd(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
+  if (!fd) {
     const int err = errno;
     ::kill(-pid, SIGKILL);
     ::waitpid(pid, nullptr, 0);
@@ -342,7 +336,8 @@ result<std::unique_ptr<process>> process::spawn(asio::io_context& io, const spaw
   }
   auto s = std::make_shared<state>(io);
   s->pid = pid;
-  s->pidfd.assign(fd);
+  s->pidfd.assign(fd.get());
+  (void)fd.release();  // the stream descriptor owns it now
   s->on_exit = std::move(on_exit);
   s->watch();
   return std::unique_ptr<process>(new process(std::move(s)));

@@ -6,7 +6,8 @@
 //   t.start([](plexus::supervisor::outcome o, const std::string& why) { ... });
 //   io.run();                       // t.stop() from a signal handler ends it
 //
-// Rules (docs/architecture.md, "The supervisor"):
+// Rules (docs/architecture.md, "The supervisor"; the rules themselves are
+// supervisor::policy, policy.hpp — the tree carries out its plans):
 // - Entries start one after another: entry k+1 starts once every replica of entry k
 //   is ready. Replicas of one entry start together.
 // - A child that exits unexpectedly, or is not ready within its ready_timeout, has
@@ -29,27 +30,11 @@
 #include <string_view>
 #include <vector>
 
+#include "plexus/supervisor/policy.hpp"
 #include "plexus/supervisor/spec.hpp"
 #include "plexus/wire/error.hpp"
 
 namespace plexus::supervisor {
-
-enum class child_state {
-  stopped,   // not running and not scheduled (before start, after plexus stop NAME)
-  starting,  // running, not ready yet
-  ready,     // running and ready
-  stopping,  // SIGTERM sent, waiting for the exit
-  backoff,   // exited; will be started again after a delay
-  exited,    // exited and will not be restarted (its policy said so)
-};
-std::string_view to_string(child_state s) noexcept;
-
-// How a tree ended.
-enum class outcome {
-  stopped,             // stop() was called
-  intensity_exceeded,  // too many restarts within the period
-  emergency,           // a child exited with the emergency exit code
-};
 
 // What `plexus ps` shows of one child.
 struct child_status {
@@ -70,7 +55,7 @@ struct child_status {
 struct tree_options {
   std::string router_address;  // given to every child as $PLEXUS_ROUTER
   // Every line a child writes to stdout/stderr and every supervisor event about a
-  // child, as a log record (rpc/supervision.hpp) and its topic "log.<name>".
+  // child, as a log record (plexus/log/record.hpp) and its topic "log.<name>".
   std::function<void(std::string_view topic, value record)> on_log;
   // A command without '/' is looked up here first, then in $PATH.
   std::string program_dir;
