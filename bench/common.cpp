@@ -326,13 +326,6 @@ void child_guard::stop_all(std::chrono::milliseconds grace) noexcept {
   }
 }
 
-// ---- file descriptors ------------------------------------------------------------------------
-
-void unique_fd::reset(int fd) noexcept {
-  if (fd_ >= 0 && fd_ != fd) ::close(fd_);
-  fd_ = fd;
-}
-
 // ---- endpoints -------------------------------------------------------------------------------
 
 void wait_for_unix_socket(const std::string& path, std::chrono::milliseconds timeout,

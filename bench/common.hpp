@@ -2,8 +2,8 @@
 // role, or another program), readiness of Unix socket endpoints, RSS, percentiles, medians over
 // rounds and JSON output. The echo measurement loop itself is in measure.hpp.
 //
-//   bench::child_guard children;  // kills and reaps everything it spawned when it goes out of
-//   scope pid_t broker = children.spawn(cfg.self_exe, "floor_broker", {cfg.workdir});
+//   bench::child_guard children;  // kills and reaps everything it spawned, at scope exit
+//   pid_t broker = children.spawn(cfg.self_exe, "floor_broker", {cfg.workdir});
 //   bench::wait_for_unix_socket(cfg.workdir + "/floor.sock", std::chrono::seconds(10), broker);
 #pragma once
 
@@ -14,6 +14,8 @@
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include "plexus/os/unique_fd.hpp"
 
 namespace bench {
 
@@ -145,33 +147,8 @@ class child_guard {
 
 // ---- file descriptors ------------------------------------------------------------------------
 
-// Sole owner of one fd; closes it on destruction. close() is idempotent; never throws.
-class unique_fd {
- public:
-  unique_fd() noexcept = default;
-  explicit unique_fd(int fd) noexcept : fd_(fd) {}
-  unique_fd(const unique_fd&) = delete;
-  unique_fd& operator=(const unique_fd&) = delete;
-  unique_fd(unique_fd&& other) noexcept : fd_(other.release()) {}
-  unique_fd& operator=(unique_fd&& other) noexcept {
-    if (this != &other) reset(other.release());
-    return *this;
-  }
-  ~unique_fd() { close(); }
-
-  int get() const noexcept { return fd_; }
-  explicit operator bool() const noexcept { return fd_ >= 0; }
-  int release() noexcept {
-    const int fd = fd_;
-    fd_ = -1;
-    return fd;
-  }
-  void reset(int fd = -1) noexcept;
-  void close() noexcept { reset(); }
-
- private:
-  int fd_ = -1;
-};
+// The library's owning descriptor handle.
+using unique_fd = plexus::os::unique_fd;
 
 // ---- endpoints -------------------------------------------------------------------------------
 

@@ -13,8 +13,10 @@
 
 set(PLEXUS_LAYER_ROOT ${CMAKE_BINARY_DIR}/layers)
 
+# (The link is made even before its target exists: a layer folder added later is seen
+# without configuring again.)
 function(plexus_stage_link from to)
-  if(EXISTS ${from} AND NOT IS_SYMLINK ${to})
+  if(NOT IS_SYMLINK ${to})
     file(CREATE_LINK ${from} ${to} SYMBOLIC)
   endif()
 endfunction()

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include "plexus/log/record.hpp"
 #include "plexus/rpc/supervision.hpp"
 #include "plexus/wire/control.hpp"
 
@@ -82,8 +83,7 @@ result<void> router_link::send_control(const value& map) {
   return conn_.send(wire::frame_kind::control, "", scratch_);
 }
 
-result<void> router_link::notify(std::string_view service, std::string_view method,
-                                 value params) {
+result<void> router_link::notify(std::string_view service, std::string_view method, value params) {
   if (auto ok = check_open(); !ok) return ok;
   scratch_.clear();
   wire::encode(scratch_, wire::notification{std::string(method), std::move(params)});
@@ -95,10 +95,11 @@ result<void> router_link::publish(std::string_view topic, value params) {
 }
 
 result<void> router_link::log(std::string_view level, std::string_view message, value fields) {
-  if (auto ok = check_level(level); !ok) return ok;
+  if (auto ok = plexus::log::check_level(level); !ok) return ok;
   const auto process = process_name(name_);
-  return publish(log_topic(process),
-                 value::array({log_record(level, message, std::move(fields), process)}));
+  return publish(plexus::log::topic(process),
+                 value::array({plexus::log::make_record(level, message, std::move(fields), process,
+                                                        process_replica())}));
 }
 
 }  // namespace plexus::rpc::detail

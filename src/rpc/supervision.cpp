@@ -60,34 +60,4 @@ int process_replica() noexcept {
   return s ? std::atoi(s) : 0;
 }
 
-int level_rank(std::string_view level) noexcept {
-  for (int i = 0; i < static_cast<int>(std::size(log_levels)); ++i)
-    if (log_levels[i] == level) return i;
-  return -1;
-}
-
-result<void> check_level(std::string_view level) {
-  if (level_rank(level) >= 0) return {};
-  return plexus::error(errc::invalid_argument,
-                       "unknown log level '" + std::string(level) +
-                           "' (levels: trace, debug, info, warn, error, critical)",
-                       {{"level", std::string(level)}});
-}
-
-value log_record(std::string_view level, std::string_view message, value fields,
-                 std::string_view process, std::optional<std::int64_t> pid) {
-  const auto now = std::chrono::system_clock::now().time_since_epoch();
-  return {{"time", std::chrono::duration<double>(now).count()},
-          {"level", std::string(level)},
-          {"process", std::string(process)},
-          {"replica", process_replica()},
-          {"pid", pid ? *pid : static_cast<std::int64_t>(::getpid())},
-          {"message", std::string(message)},
-          {"fields", fields.is_object() ? std::move(fields) : value::object()}};
-}
-
-std::string log_topic(std::string_view process) {
-  return "log." + std::string(process);
-}
-
 }  // namespace plexus::rpc

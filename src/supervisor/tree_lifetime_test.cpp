@@ -49,6 +49,15 @@ bool drains(asio::io_context& io, std::chrono::milliseconds limit = 10000ms) {
   return std::chrono::steady_clock::now() - t0 < limit / 2;
 }
 
+// One child that becomes ready and exits 1 at once, restarted after a minute.
+tree_spec crasher_with_a_minute_of_backoff() {
+  tree_spec spec;
+  spec.backoff_initial = 60000ms;
+  spec.backoff_max = 60000ms;
+  spec.processes = {sh("crasher", "echo READY=1 >&3; exit 1")};
+  return spec;
+}
+
 TEST(Tree, DyingWhileARestartSetWaitsForAStopEndsTheSequence) {
   asio::io_context io;
   tree_spec spec;
@@ -72,10 +81,7 @@ TEST(Tree, DyingWhileARestartSetWaitsForAStopEndsTheSequence) {
 
 TEST(Tree, DyingWhileARestartSetBacksOffEndsTheSequence) {
   asio::io_context io;
-  tree_spec spec;
-  spec.backoff_initial = 60000ms;
-  spec.backoff_max = 60000ms;
-  spec.processes = {sh("crasher", "echo READY=1 >&3; exit 1")};
+  const auto spec = crasher_with_a_minute_of_backoff();
   std::optional<tree> t(std::in_place, io, spec, tree_options{});
   t->start([](outcome, const std::string&) {});
   ASSERT_TRUE(test::run_until(io, [&] { return state_of(*t, "crasher") == child_state::backoff; }));
@@ -85,10 +91,7 @@ TEST(Tree, DyingWhileARestartSetBacksOffEndsTheSequence) {
 
 TEST(Tree, StoppingDuringABackoffDoesNotWaitForIt) {
   asio::io_context io;
-  tree_spec spec;
-  spec.backoff_initial = 60000ms;
-  spec.backoff_max = 60000ms;
-  spec.processes = {sh("crasher", "echo READY=1 >&3; exit 1")};
+  const auto spec = crasher_with_a_minute_of_backoff();
   tree t(io, spec, tree_options{});
   std::optional<outcome> how;
   t.start([&](outcome o, const std::string&) { how = o; });

@@ -3,8 +3,8 @@
 // supervisor to `plexus run`'s log book and to `plexus logs` (docs/protocol.md §15).
 //
 //   plexus::value r = plexus::log::make_record("warn", "disk low", {{"free_mb", 12}}, "calc");
-//   std::string line = plexus::log::format(r);  // "2026-12-02T12:00:00.123Z warn  calc[0] disk low
-//   {…}" bool shown = plexus::log::matches(r, "calc", plexus::log::level_rank("info"));
+//   std::string line = plexus::log::format(r);  // "…Z warn  calc[0] disk low {…}"
+//   bool shown = plexus::log::matches(r, "calc", plexus::log::level_rank("info"));
 //
 // A record is a map {time (seconds since the epoch, float), level, process, replica,
 // pid, message, fields (map)}, published under the topic "log.<process>" with params

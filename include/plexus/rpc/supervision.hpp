@@ -8,8 +8,8 @@
 // plexus::rpc::service reports both by itself; a process without a service calls
 // notify_ready() once it can do its work.
 //
-// Structured logs go through the router instead: a record (log_record) published
-// under the topic "log.<process>" (log_topic); service::log and client::log do both.
+// Structured logs go through the router instead: a record (plexus/log/record.hpp)
+// published under the topic "log.<process>"; service::log and client::log do both.
 #pragma once
 
 #include <cstdint>
@@ -31,20 +31,5 @@ void notify_health(const value& report) noexcept;
 std::string process_name(std::string_view fallback);
 // The replica number the supervisor gave this process ($PLEXUS_REPLICA), else 0.
 int process_replica() noexcept;
-
-// Log levels, lowest first; `level_rank` maps a name to its place (unknown: -1).
-inline constexpr std::string_view log_levels[] = {"trace", "debug", "info",
-                                                  "warn",  "error", "critical"};
-int level_rank(std::string_view level) noexcept;
-// invalid_argument naming the levels, unless `level` is one of them.
-result<void> check_level(std::string_view level);
-
-// {time (seconds since the epoch, float), level, process, replica, pid, message,
-//  fields (map)} for this process.
-// `pid` unset: this process's.
-value log_record(std::string_view level, std::string_view message, value fields,
-                 std::string_view process, std::optional<std::int64_t> pid = std::nullopt);
-// "log." + process.
-std::string log_topic(std::string_view process);
 
 }  // namespace plexus::rpc
