@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <map>
 #include <optional>
 #include <unordered_set>
 
@@ -443,46 +444,21 @@ int main(int argc, char** argv) {
     cmd->add_flag("--json", ca.json, "machine-readable output (errors as JSON on stderr)");
   };
 
-  plexus::broker::router_options router_opts;
-  auto& listen = router_opts.listen;
-  auto& limits = router_opts.transport;
   auto* router_cmd = app.add_subcommand("router", "run a router");
   std::string config_path;
   router_cmd->add_option("--config,-c", config_path,
                          "app.toml to read the [router] section from (docs/config.md); "
                          "options given here override it");
-  router_cmd->add_option("--zmq-frontend", router_opts.zmq_frontend,
-                         "ZeroMQ endpoint for seed-style client DEALERs (repeatable)");
-  router_cmd->add_option("--zmq-backend", router_opts.zmq_backend,
-                         "ZeroMQ endpoint for seed-style service DEALERs, identity = service "
-                         "name (repeatable)");
-  router_cmd
-      ->add_option("--listen,-l", listen,
-                   "address to listen on (repeatable): ipc:///path, tcp://host:port")
-      ->expected(1, -1);
-  router_cmd->add_option("--zmq-publishers", router_opts.zmq_publishers,
-                         "ZeroMQ endpoint for seed-style PUB clients: [topic, notification] "
-                         "messages are published (repeatable)");
-  router_cmd->add_option("--zmq-subscribers", router_opts.zmq_subscribers,
-                         "ZeroMQ endpoint for seed-style SUB services: every publication is "
-                         "sent as [topic, notification] (repeatable)");
-  router_cmd->add_option("--udp", router_opts.udp,
-                         "UDP endpoint udp://host:port[?interface=IP] (multicast joins the "
-                         "group): each datagram, one notification, is published (repeatable)");
-  router_cmd
-      ->add_option("--subscriber-queue-bytes", router_opts.subscriber_queue_bytes,
-                   "bytes queued to one subscriber beyond which publications to it are "
-                   "dropped and counted")
-      ->capture_default_str();
-  router_cmd
-      ->add_option("--max-frame-bytes", limits.max_frame_bytes,
-                   "largest frame a peer may send; larger ones disconnect it")
-      ->capture_default_str()
-      ->check(CLI::Range(std::size_t{64}, std::size_t{1} << 31));
-  router_cmd
-      ->add_option("--max-queued-bytes", limits.max_queued_bytes,
-                   "bytes queued to one peer beyond which frames to it are refused")
-      ->capture_default_str();
+  // One flag per router option (plexus/broker/router_options.hpp), as the texts given.
+  std::map<std::string_view, std::vector<std::string>> router_flags;
+  for (const auto& o : plexus::broker::router_option_table()) {
+    auto* opt = router_cmd->add_option(std::string(o.flags), router_flags[o.key], o.plain_help());
+    if (o.repeatable())
+      opt->expected(1, -1);
+    else
+      opt->expected(1)->multi_option_policy(CLI::MultiOptionPolicy::TakeLast)->default_str(
+          o.default_value());
+  }
 
   std::string service, method;
   auto* call_cmd =
@@ -568,28 +544,27 @@ int main(int argc, char** argv) {
     return rc == 0 ? exit_ok : exit_usage;
   }
 
-  if (router_cmd->parsed() && !config_path.empty()) {
-    auto cfg = plexus::config::load_file(config_path);
-    if (!cfg) {
-      std::cerr << "plexus router: " << cfg.error().message << "\n";
-      return exit_usage;
-    }
-    // The file gives what the command line did not.
-    const auto given = [&](const char* flag) { return router_cmd->count(flag) > 0; };
-    auto& r = router_opts;
-    const auto& c = cfg->router;
-    if (!given("--listen")) r.listen = c.listen;
-    if (!given("--zmq-frontend")) r.zmq_frontend = c.zmq_frontend;
-    if (!given("--zmq-backend")) r.zmq_backend = c.zmq_backend;
-    if (!given("--zmq-publishers")) r.zmq_publishers = c.zmq_publishers;
-    if (!given("--zmq-subscribers")) r.zmq_subscribers = c.zmq_subscribers;
-    if (!given("--udp")) r.udp = c.udp;
-    if (!given("--max-frame-bytes")) r.transport.max_frame_bytes = c.transport.max_frame_bytes;
-    if (!given("--max-queued-bytes")) r.transport.max_queued_bytes = c.transport.max_queued_bytes;
-    if (!given("--subscriber-queue-bytes")) r.subscriber_queue_bytes = c.subscriber_queue_bytes;
-  }
   if (router_cmd->parsed()) {
-    if (listen.empty()) listen.push_back(plexus::transport::default_router_address());
+    plexus::broker::router_options router_opts;
+    if (!config_path.empty()) {
+      auto cfg = plexus::config::load_file(config_path);
+      if (!cfg) {
+        std::cerr << "plexus router: " << cfg.error().message << "\n";
+        return exit_usage;
+      }
+      router_opts = cfg->router;
+    }
+    // The command line overrides the file, option by option.
+    for (const auto& o : plexus::broker::router_option_table()) {
+      if (router_cmd->count(std::string(o.long_flag())) == 0) continue;
+      auto v = o.from_text(router_flags[o.key]);
+      auto ok = v ? o.set(router_opts, *v) : plexus::result<void>(std::move(v).error());
+      if (!ok) {
+        std::cerr << "plexus router: " << o.long_flag() << ": " << ok.error().message << "\n";
+        return exit_usage;
+      }
+    }
+    plexus::broker::add_default_listen(router_opts, plexus::transport::default_router_address());
     return run_router(std::move(router_opts));
   }
   if (call_cmd->parsed()) {

@@ -89,7 +89,7 @@ class UdpThroughRouter : public ::testing::Test {
     ASSERT_NE(::mkdtemp(tmpl), nullptr);
     dir_ = tmpl;
     native_ = "ipc://" + dir_ + "/native.sock";
-    router_.emplace(io_, broker::router_options{.listen = {native_}, .udp = {udp}});
+    router_.emplace(io_, broker::router_options{.listen = {native_, udp}});
     auto ok = router_->start();
     ASSERT_TRUE(ok) << ok.error().message;
     udp_address_ = router_->addresses().back();

@@ -45,9 +45,8 @@ class ZmqEndpoint : public ::testing::Test {
     native_ = "ipc://" + dir_ + "/native.sock";
     front_ = "ipc://" + dir_ + "/front.sock";
     back_ = "ipc://" + dir_ + "/back.sock";
-    router_.emplace(io_,
-                    broker::router_options{
-                        .listen = {native_}, .zmq_frontend = {front_}, .zmq_backend = {back_}});
+    router_.emplace(io_, broker::router_options{.listen = {native_, "zmq-frontend+" + front_,
+                                                           "zmq-backend+" + back_}});
     ASSERT_TRUE(router_->start());
   }
   void TearDown() override {
@@ -257,9 +256,8 @@ class ZmqPubSub : public ZmqEndpoint {
     native_ = "ipc://" + dir_ + "/native.sock";
     pubs_ = "ipc://" + dir_ + "/publishers.sock";
     subs_ = "ipc://" + dir_ + "/subscribers.sock";
-    router_.emplace(
-        io_, broker::router_options{
-                 .listen = {native_}, .zmq_publishers = {pubs_}, .zmq_subscribers = {subs_}});
+    router_.emplace(io_, broker::router_options{
+                             .listen = {native_, "zmq-pub+" + pubs_, "zmq-sub+" + subs_}});
     ASSERT_TRUE(router_->start());
   }
   std::string pubs_, subs_;
