@@ -2,7 +2,7 @@
 // The client and the service are the same code for both systems; only the broker differs:
 //
 //   zmq         the raw ZeroMQ ROUTER-ROUTER broker of bench/zmq_echo.cpp (zmq_broker role)
-//   plexus-zmq  plexus::broker::router with only router_options.zmq_frontend / zmq_backend
+//   plexus-zmq  plexus::broker::router with only zmq-frontend+ / zmq-backend+ endpoints
 //
 // Client: a DEALER (ZMQ_PROBE_ROUTER=1) sending [recipient "echo", request] and receiving
 // [sender_id, response]. Service: a DEALER whose routing id is its service name "echo"
@@ -255,8 +255,8 @@ int zmq_cbor_service_role(const std::vector<std::string>& args) {
 
 int plexus_zmq_router_role(const std::vector<std::string>& args) {
   asio::io_context io(1);
-  plexus::broker::router r(io, {.zmq_frontend = {"ipc://" + plexus_front_path(args[0])},
-                                .zmq_backend = {"ipc://" + plexus_back_path(args[0])}});
+  plexus::broker::router r(io, {.listen = {"zmq-frontend+ipc://" + plexus_front_path(args[0]),
+                                           "zmq-backend+ipc://" + plexus_back_path(args[0])}});
   if (auto ok = r.start(); !ok) throw std::runtime_error(ok.error().message);
   bench::run_until_signalled(io);
   return 0;

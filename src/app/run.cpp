@@ -54,7 +54,7 @@ std::string name_param(const value& params, const char* method) {
 
 int run(run_options o) {
   auto& app = o.app;
-  if (app.router.listen.empty()) app.router.listen.push_back(transport::default_router_address());
+  broker::add_default_listen(app.router, transport::default_router_address());
   const auto log_dir = app.supervisor.log.dir.empty() ? default_log_dir() : app.supervisor.log.dir;
   {
     std::error_code ec;

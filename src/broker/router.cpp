@@ -1,20 +1,22 @@
 #include "plexus/broker/router.hpp"
 
+#include <algorithm>
 #include <boost/asio/io_context.hpp>
-#include <chrono>
-#include <iostream>
 #include <unordered_map>
 
 #include "broker/inflight_table.hpp"
-#include "plexus/transport/pubsub.hpp"
-#include "plexus/transport/udp.hpp"
-#include "plexus/transport/zmq.hpp"
+#include "broker/peer.hpp"
+#include "broker/pubsub.hpp"
+#include "plexus/transport/endpoint.hpp"
 #include "plexus/wire/control.hpp"
 #include "plexus/wire/message.hpp"
 
 namespace plexus::broker {
 
 namespace {
+
+using detail::peer;
+using detail::send_control;
 
 // Peer ids travel as the 4-byte little-endian frame name of forwarded requests and
 // of the responses that come back.
@@ -41,45 +43,33 @@ struct string_hash {
 
 class router::impl {
  public:
-  impl(boost::asio::io_context& io, router_options opts) : io_(io), opts_(std::move(opts)) {}
+  impl(boost::asio::io_context& io, router_options opts)
+      : io_(io), opts_(std::move(opts)), pubsub_(opts_, stats_) {
+    add_built_in("ping", [](const value&) -> result<value> { return value("pong"); });
+    add_built_in("services", [this](const value&) -> result<value> { return services(); });
+    add_built_in("describe", [this](const value& params) { return describe(params); });
+    add_built_in("subscriptions",
+                 [this](const value&) -> result<value> { return pubsub_.subscriptions(); });
+    add_built_in("stats", [this](const value&) -> result<value> { return stats_value(); });
+  }
 
+  // Binds every endpoint; the scheme of each address picks its transport and role.
   result<void> start() {
-    if (opts_.listen.empty() && opts_.zmq_frontend.empty() && opts_.zmq_backend.empty() &&
-        opts_.zmq_publishers.empty() && opts_.udp.empty())
+    if (opts_.listen.empty())
       return plexus::error(errc::invalid_argument, "router has no listen address");
-    auto add = [this](result<transport::listener> l) -> result<void> {
-      if (!l) return std::move(l).error();
-      l->start([this](transport::connection c) { add_peer(std::move(c)); });
-      listeners_.push_back(std::move(*l));
-      return {};
-    };
-    for (const auto& address : opts_.listen)
-      if (auto ok = add(transport::listen(io_, address, opts_.transport)); !ok) return ok;
-    for (const auto& address : opts_.zmq_frontend)
-      if (auto ok = add(
-              transport::listen_zmq(io_, address, transport::zmq_role::frontend, opts_.transport));
-          !ok)
-        return ok;
-    for (const auto& address : opts_.zmq_backend)
-      if (auto ok = add(
-              transport::listen_zmq(io_, address, transport::zmq_role::backend, opts_.transport));
-          !ok)
-        return ok;
-    auto add_inlet = [this](result<std::unique_ptr<transport::inlet>> in) -> result<void> {
-      if (!in) return std::move(in).error();
-      (*in)->start([this](std::span<const std::uint8_t> payload) { publish("", payload); });
-      inlets_.push_back(std::move(*in));
-      return {};
-    };
-    for (const auto& address : opts_.zmq_publishers)
-      if (auto ok = add_inlet(transport::bind_zmq_publishers(io_, address, opts_.transport)); !ok)
-        return ok;
-    for (const auto& address : opts_.udp)
-      if (auto ok = add_inlet(transport::bind_udp(io_, address)); !ok) return ok;
-    for (const auto& address : opts_.zmq_subscribers) {
-      auto out = transport::bind_zmq_subscribers(io_, address, opts_.transport);
-      if (!out) return std::move(out).error();
-      outlets_.push_back(std::move(*out));
+    for (const auto& address : opts_.listen) {
+      auto e = transport::bind_endpoint(io_, address, opts_.transport);
+      if (!e) return std::move(e).error();
+      if (auto* l = std::get_if<transport::listener>(&*e)) {
+        l->start([this](transport::connection c) { add_peer(std::move(c)); });
+        listeners_.push_back(std::move(*l));
+      } else if (auto* in = std::get_if<std::unique_ptr<transport::inlet>>(&*e)) {
+        (*in)->start(
+            [this](std::span<const std::uint8_t> payload) { pubsub_.publish("", payload); });
+        inlets_.push_back(std::move(*in));
+      } else {
+        pubsub_.add_outlet(std::move(std::get<std::unique_ptr<transport::outlet>>(*e)));
+      }
     }
     return {};
   }
@@ -91,22 +81,19 @@ class router::impl {
     for (auto& in : inlets_)
       in->close();
     inlets_.clear();
-    for (auto& out : outlets_)
-      out->close();
-    outlets_.clear();
-    subscribers_.clear();
+    pubsub_.close();
     peers_.clear();  // handles close their connections and silence their handlers
     services_.clear();
   }
 
+  // Listeners, then inlets, then outlets, each in the order they were listed.
   std::vector<std::string> addresses() const {
     std::vector<std::string> out;
     for (const auto& l : listeners_)
       out.push_back(l.address());
     for (const auto& in : inlets_)
       out.push_back(in->address());
-    for (const auto& o : outlets_)
-      out.push_back(o->address());
+    pubsub_.append_addresses(out);
     return out;
   }
 
@@ -117,31 +104,27 @@ class router::impl {
     return s;
   }
 
+  // Built-in methods stay: a handler added under their name is ignored.
+  void add_method(std::string name, method_handler h) {
+    auto [it, added] = methods_.try_emplace(std::move(name));
+    if (!added && it->second.built_in) return;
+    it->second.handler = std::move(h);
+  }
+  void publish_local(std::string_view topic, value params) {
+    pubsub_.publish_local(topic, std::move(params));
+  }
+  void tap(std::string prefix, tap_handler h) { pubsub_.tap(std::move(prefix), std::move(h)); }
+
  private:
-  struct peer {
-    std::uint32_t id = 0;
-    char id_bytes[4] = {};
-    transport::connection conn;
-    std::string name;  // from hello, for logs and plexus.services
-    std::int64_t pid = 0;
-    std::vector<std::string> services;
-    std::uint32_t outstanding = 0;      // requests forwarded to it, unanswered
-    std::vector<std::string> prefixes;  // topic prefixes it subscribed to
-    std::uint64_t delivered = 0;        // publications sent to it
-    std::uint64_t dropped = 0;          // publications it lost (slow reader)
-    std::uint64_t unreported = 0;       // of those, not yet told to it
-    std::string_view id_name() const { return {id_bytes, 4}; }
-  };
-
-  struct tap_entry {
-    std::string prefix;
-    tap_handler handler;
-  };
-
   struct service_entry {
     std::vector<peer*> workers;
     value methods = value::array();
     std::size_t cursor = 0;  // rotates the tie-break among equally loaded workers
+  };
+
+  struct method_entry {
+    method_handler handler;
+    bool built_in = false;
   };
 
   void add_peer(transport::connection c) {
@@ -224,7 +207,7 @@ class router::impl {
   void on_notification(peer& from, std::string_view service,
                        std::span<const std::uint8_t> payload) {
     if (service == wire::publish_name) {
-      publish(from.id_name(), payload);
+      pubsub_.publish(from.id_name(), payload);
       return;
     }
     peer* worker = pick_worker(service);
@@ -249,99 +232,6 @@ class router::impl {
     if (it->second->conn.send(wire::frame_kind::data, from.id_name(), payload)) ++stats_.forwarded;
   }
 
-  // ---- publish/subscribe -------------------------------------------------------------
-  // `from` is the publisher's peer id, or empty for publications from an inlet.
-  void publish(std::string_view from, std::span<const std::uint8_t> payload) {
-    const auto topic = wire::peek_method(payload);
-    if (!topic) {
-      ++stats_.malformed;
-      return;
-    }
-    ++stats_.published;
-    deliver_all(from, *topic, [payload] { return payload; });
-    // In-process taps: decoded once, only when one of them wants the topic.
-    const auto wanted = [&](const tap_entry& t) { return topic->starts_with(t.prefix); };
-    if (std::none_of(taps_.begin(), taps_.end(), wanted)) return;
-    auto m = wire::decode(payload, {opts_.transport.max_frame_bytes, 64});
-    if (!m || !std::holds_alternative<wire::notification>(*m)) return;
-    const auto& n = std::get<wire::notification>(*m);
-    for (auto& t : taps_)
-      if (n.method.starts_with(t.prefix)) t.handler(n.method, n.params);
-  }
-
-  // To the subscribers and outlets (not the taps). `payload()` gives the encoded
-  // publication; it is asked for only when someone takes it.
-  template <class Payload>
-  void deliver_all(std::string_view from, std::string_view topic, Payload&& payload) {
-    for (peer* p : subscribers_) {
-      for (const auto& prefix : p->prefixes) {
-        if (!topic.starts_with(prefix)) continue;
-        deliver(*p, from, payload());
-        break;  // once per subscriber, however many of its prefixes match
-      }
-    }
-    for (auto& out : outlets_)
-      out->publish(topic, payload());
-  }
-
- public:
-  void add_method(std::string name, method_handler h) { methods_[std::move(name)] = std::move(h); }
-
-  // Encoded only when a subscriber or an outlet takes it; taps get the value.
-  void publish_local(std::string_view topic, value params) {
-    ++stats_.published;
-    bool encoded = false;
-    deliver_all("", topic, [&]() -> std::span<const std::uint8_t> {
-      if (!encoded) {
-        local_scratch_.clear();
-        wire::encode(local_scratch_, wire::notification{std::string(topic), params});
-        encoded = true;
-      }
-      return local_scratch_;
-    });
-    for (auto& t : taps_)
-      if (topic.starts_with(t.prefix)) t.handler(topic, params);
-  }
-
-  void tap(std::string prefix, tap_handler h) {
-    taps_.push_back({std::move(prefix), std::move(h)});
-  }
-
- private:
-  void deliver(peer& to, std::string_view from, std::span<const std::uint8_t> payload) {
-    if (to.conn.queued_bytes() > opts_.subscriber_queue_bytes) {
-      lost(to);
-      return;
-    }
-    if (to.unreported > 0) {
-      send_control(to, {{"op", control::dropped}, {"count", to.unreported}, {"total", to.dropped}});
-      to.unreported = 0;
-    }
-    if (to.conn.send(wire::frame_kind::data, from, payload)) {
-      ++to.delivered;
-      ++stats_.delivered;
-    } else {
-      lost(to);
-    }
-  }
-
-  void lost(peer& to) {
-    ++to.dropped;
-    ++to.unreported;
-    ++stats_.dropped;
-  }
-
-  void subscribe(peer& p, std::string prefix) {
-    if (std::find(p.prefixes.begin(), p.prefixes.end(), prefix) != p.prefixes.end()) return;
-    if (p.prefixes.empty()) subscribers_.push_back(&p);
-    p.prefixes.push_back(std::move(prefix));
-  }
-
-  void unsubscribe(peer& p, std::string_view prefix) {
-    std::erase(p.prefixes, prefix);
-    if (p.prefixes.empty()) std::erase(subscribers_, &p);
-  }
-
   void reply_error(peer& to, std::uint32_t msgid, const plexus::error& e) {
     const auto bytes = wire::encode_error_response(msgid, e);
     (void)to.conn.send(wire::frame_kind::data, "", bytes);
@@ -354,6 +244,11 @@ class router::impl {
   }
 
   // ---- the router's own service: "plexus" --------------------------------------
+  // Its methods are one table: the built-ins below and those add_method() adds.
+  void add_built_in(std::string name, method_handler h) {
+    methods_[std::move(name)] = {std::move(h), true};
+  }
+
   void answer_reserved(peer& from, std::uint32_t msgid, std::span<const std::uint8_t> payload) {
     auto m = wire::decode(payload, {opts_.transport.max_frame_bytes, 64});
     if (!m) {
@@ -364,55 +259,15 @@ class router::impl {
     const auto& req = std::get<wire::request>(*m);
     wire::response r;
     r.msgid = req.msgid;
-    if (req.method == "ping") {
-      r.result = "pong";
-    } else if (req.method == "services") {
-      value list = value::array();
-      for (const auto& [name, entry] : services_) {
-        value pids = value::array();
-        for (const auto* w : entry.workers)
-          pids.push_back(w->pid);
-        list.push_back({{"name", name}, {"workers", entry.workers.size()}, {"pids", pids}});
-      }
-      std::sort(list.begin(), list.end(),
-                [](const value& a, const value& b) { return a["name"] < b["name"]; });
-      r.result = std::move(list);
-    } else if (req.method == "describe") {
-      if (req.params.size() != 1 || !req.params[0].is_string()) {
-        r.error = plexus::error(errc::invalid_argument, "describe expects (string service)");
-      } else {
-        const auto name = req.params[0].get<std::string>();
-        auto it = services_.find(name);
-        if (it == services_.end())
-          r.error = plexus::error(errc::not_found, "no service named " + name, {{"service", name}});
-        else
-          r.result = {{"name", name},
-                      {"workers", it->second.workers.size()},
-                      {"methods", it->second.methods}};
-      }
-    } else if (req.method == "subscriptions") {
-      value list = value::array();
-      for (const auto* p : subscribers_)
-        list.push_back({{"peer", p->id},
-                        {"name", p->name},
-                        {"pid", p->pid},
-                        {"prefixes", p->prefixes},
-                        {"delivered", p->delivered},
-                        {"dropped", p->dropped}});
-      r.result = std::move(list);
-    } else if (req.method == "stats") {
-      const auto st = stats();
-      std::uint64_t outlet_dropped = 0;
-      for (const auto& o : outlets_)
-        outlet_dropped += o->dropped();
-      r.result = {{"peers", st.peers},         {"forwarded", st.forwarded},
-                  {"no_route", st.no_route},   {"failed_by_peer_loss", st.failed_by_peer_loss},
-                  {"malformed", st.malformed}, {"in_flight", st.in_flight},
-                  {"published", st.published}, {"delivered", st.delivered},
-                  {"dropped", st.dropped},     {"dropped_by_zmq_subscribers", outlet_dropped}};
-    } else if (auto m = methods_.find(req.method); m != methods_.end()) {
+    auto it = methods_.find(req.method);
+    if (it == methods_.end() || !it->second.handler) {
+      // not_found with the service and method in the context: callers (the CLI) tell
+      // "no such method" from other errors by these, not by the message.
+      r.error = plexus::error(errc::not_found, "the router has no method " + req.method,
+                              {{"service", "plexus"}, {"method", req.method}});
+    } else {
       try {
-        auto out = m->second(req.params);
+        auto out = it->second.handler(req.params);
         if (out)
           r.result = std::move(*out);
         else
@@ -422,14 +277,62 @@ class router::impl {
       } catch (const std::exception& e) {
         r.error = plexus::error(errc::internal, req.method + " failed: " + e.what());
       }
-    } else {
-      r.error = plexus::error(errc::not_found, "the router has no method " + req.method,
-                              {{"service", "plexus"}, {"method", req.method}});
     }
     reply(from, r);
   }
 
+  value services() const {
+    value list = value::array();
+    for (const auto& [name, entry] : services_) {
+      value pids = value::array();
+      for (const auto* w : entry.workers)
+        pids.push_back(w->pid);
+      list.push_back({{"name", name}, {"workers", entry.workers.size()}, {"pids", pids}});
+    }
+    std::sort(list.begin(), list.end(),
+              [](const value& a, const value& b) { return a["name"] < b["name"]; });
+    return list;
+  }
+
+  result<value> describe(const value& params) const {
+    if (params.size() != 1 || !params[0].is_string())
+      return plexus::error(errc::invalid_argument, "describe expects (string service)");
+    const auto name = params[0].get<std::string>();
+    auto it = services_.find(name);
+    if (it == services_.end())
+      return plexus::error(errc::not_found, "no service named " + name, {{"service", name}});
+    return value{
+        {"name", name}, {"workers", it->second.workers.size()}, {"methods", it->second.methods}};
+  }
+
+  value stats_value() const {
+    const auto st = stats();
+    return {{"peers", st.peers},
+            {"forwarded", st.forwarded},
+            {"no_route", st.no_route},
+            {"failed_by_peer_loss", st.failed_by_peer_loss},
+            {"malformed", st.malformed},
+            {"in_flight", st.in_flight},
+            {"published", st.published},
+            {"delivered", st.delivered},
+            {"dropped", st.dropped},
+            {"dropped_by_zmq_subscribers", pubsub_.outlet_dropped()}};
+  }
+
   // ---- control frames ----------------------------------------------------------------
+  using control_op = void (impl::*)(peer& from, const std::string& op, const value& v);
+
+  static const std::unordered_map<std::string_view, control_op>& control_ops() {
+    static const std::unordered_map<std::string_view, control_op> ops{
+        {control::hello, &impl::on_hello},
+        {control::register_service, &impl::on_register},
+        {control::unregister_service, &impl::on_unregister},
+        {control::subscribe, &impl::on_subscription},
+        {control::unsubscribe, &impl::on_subscription},
+    };
+    return ops;
+  }
+
   void on_control(peer& from, std::span<const std::uint8_t> payload) {
     auto v = wire::decode_value(payload, {opts_.transport.max_frame_bytes, 64});
     if (!v || !v->is_object() || !v->contains("op") || !(*v)["op"].is_string()) {
@@ -439,57 +342,64 @@ class router::impl {
       return;
     }
     const auto op = control::text_field(*v, "op");
-    if (op == control::hello) {
-      from.name = control::text_field(*v, "name");
-      from.pid = control::int_field(*v, "pid");
-      send_control(from, {{"op", control::welcome}, {"peer", from.id}});
-    } else if (op == control::register_service) {
-      const auto service = control::text_field(*v, "service");
-      if (service.empty() || service.size() > wire::max_name_bytes || service == "plexus" ||
-          service == wire::publish_name) {
-        send_control(
-            from, control::error_reply(op, {errc::invalid_argument,
-                                            "cannot register service '" + service +
-                                                "': names are 1 to 255 bytes; 'plexus' and '*' are "
-                                                "reserved"}));
-        return;
-      }
-      auto& entry = services_[service];
-      if (std::find(entry.workers.begin(), entry.workers.end(), &from) == entry.workers.end()) {
-        entry.workers.push_back(&from);
-        from.services.push_back(service);
-      }
-      if (v->contains("methods") && (*v)["methods"].is_array()) entry.methods = (*v)["methods"];
-      send_control(from, {{"op", control::registered}, {"service", service}});
-    } else if (op == control::unregister_service) {
-      const auto service = control::text_field(*v, "service");
-      unregister(from, service);
-      send_control(from, {{"op", control::unregistered}, {"service", service}});
-    } else if (op == control::subscribe || op == control::unsubscribe) {
-      auto it = v->find("prefix");
-      if (it == v->end() || !it->is_string()) {
-        send_control(from, control::error_reply(op, {errc::invalid_argument,
-                                                     op + " needs a text prefix (\"\" for all)"}));
-        return;
-      }
-      auto prefix = it->get<std::string>();
-      if (op == control::subscribe) {
-        subscribe(from, prefix);
-        send_control(from, {{"op", control::subscribed}, {"prefix", prefix}});
-      } else {
-        unsubscribe(from, prefix);
-        send_control(from, {{"op", control::unsubscribed}, {"prefix", prefix}});
-      }
-    } else {
+    const auto& ops = control_ops();
+    auto it = ops.find(op);
+    if (it == ops.end()) {
       send_control(
           from, control::error_reply(op, {errc::unimplemented, "unknown control op '" + op + "'"}));
+      return;
     }
+    (this->*(it->second))(from, op, *v);
   }
 
-  void send_control(peer& to, const value& v) {
-    std::vector<std::uint8_t> bytes;
-    wire::encode_value(bytes, v);
-    (void)to.conn.send(wire::frame_kind::control, "", bytes);
+  void on_hello(peer& from, const std::string&, const value& v) {
+    from.name = control::text_field(v, "name");
+    from.pid = control::int_field(v, "pid");
+    send_control(from, {{"op", control::welcome}, {"peer", from.id}});
+  }
+
+  void on_register(peer& from, const std::string& op, const value& v) {
+    const auto service = control::text_field(v, "service");
+    if (service.empty() || service.size() > wire::max_name_bytes || service == "plexus" ||
+        service == wire::publish_name) {
+      send_control(from, control::error_reply(
+                             op, {errc::invalid_argument,
+                                  "cannot register service '" + service +
+                                      "': names are 1 to 255 bytes; 'plexus' and '*' are "
+                                      "reserved"}));
+      return;
+    }
+    auto& entry = services_[service];
+    if (std::find(entry.workers.begin(), entry.workers.end(), &from) == entry.workers.end()) {
+      entry.workers.push_back(&from);
+      from.services.push_back(service);
+    }
+    if (v.contains("methods") && v["methods"].is_array()) entry.methods = v["methods"];
+    send_control(from, {{"op", control::registered}, {"service", service}});
+  }
+
+  void on_unregister(peer& from, const std::string&, const value& v) {
+    const auto service = control::text_field(v, "service");
+    unregister(from, service);
+    send_control(from, {{"op", control::unregistered}, {"service", service}});
+  }
+
+  // subscribe and unsubscribe.
+  void on_subscription(peer& from, const std::string& op, const value& v) {
+    auto it = v.find("prefix");
+    if (it == v.end() || !it->is_string()) {
+      send_control(from, control::error_reply(op, {errc::invalid_argument,
+                                                   op + " needs a text prefix (\"\" for all)"}));
+      return;
+    }
+    auto prefix = it->get<std::string>();
+    if (op == control::subscribe) {
+      pubsub_.subscribe(from, prefix);
+      send_control(from, {{"op", control::subscribed}, {"prefix", prefix}});
+    } else {
+      pubsub_.unsubscribe(from, prefix);
+      send_control(from, {{"op", control::unsubscribed}, {"prefix", prefix}});
+    }
   }
 
   void unregister(peer& p, std::string_view service) {
@@ -513,7 +423,7 @@ class router::impl {
     const auto services = owned->services;
     for (const auto& s : services)
       unregister(*owned, s);
-    if (!owned->prefixes.empty()) std::erase(subscribers_, owned.get());
+    pubsub_.forget(*owned);
     // Everything forwarded to this peer and unanswered fails now, not at the deadline.
     const std::string who = owned->name.empty() ? "a worker" : owned->name;
     inflight_.drain_worker(id, [&](std::uint32_t caller_id, std::uint32_t msgid) {
@@ -529,18 +439,15 @@ class router::impl {
 
   boost::asio::io_context& io_;
   router_options opts_;
+  router_stats stats_;
+  detail::pubsub pubsub_;
   std::vector<transport::listener> listeners_;
   std::vector<std::unique_ptr<transport::inlet>> inlets_;
-  std::vector<std::unique_ptr<transport::outlet>> outlets_;
-  std::vector<peer*> subscribers_;  // peers with at least one prefix
   std::unordered_map<std::uint32_t, std::unique_ptr<peer>> peers_;
   std::unordered_map<std::string, service_entry, string_hash, std::equal_to<>> services_;
   detail::inflight_table inflight_;
   std::uint32_t next_peer_id_ = 1;
-  router_stats stats_;
-  std::vector<tap_entry> taps_;
-  std::vector<std::uint8_t> local_scratch_;
-  std::unordered_map<std::string, method_handler> methods_;
+  std::unordered_map<std::string, method_entry, string_hash, std::equal_to<>> methods_;
 };
 
 router::router(boost::asio::io_context& io, router_options opts)

@@ -367,6 +367,31 @@ TEST(Router, PlexusDescribeOfAnUnknownServiceIsNotFound) {
   ASSERT_FALSE(unknown);
   EXPECT_EQ(unknown.error().code, errc::not_found);
   EXPECT_EQ(unknown.error().context.value("method", ""), "frobnicate");
+  EXPECT_EQ(unknown.error().context.value("service", ""), "plexus");
+  EXPECT_EQ(unknown.error().message, "the router has no method frobnicate");
+}
+
+TEST(Router, AddedMethodsJoinTheBuiltInsWhichCannotBeReplaced) {
+  fabric f;
+  f.router.add_method("ping", [](const value&) -> result<value> { return value("replaced"); });
+  f.router.add_method("echo", [](const value& params) -> result<value> { return params; });
+  f.router.add_method("refuse", [](const value&) -> result<value> {
+    return plexus::error(errc::unavailable, "not now");
+  });
+  ASSERT_TRUE(f.router.start());
+  rpc::client c(f.io, f.client());
+  ASSERT_TRUE(c.connect());
+
+  auto ping = call_and_wait(f.io, c, "plexus", "ping", value::array());
+  ASSERT_TRUE(ping) << ping.error().message;
+  EXPECT_EQ(*ping, "pong");
+  auto echo = call_and_wait(f.io, c, "plexus", "echo", value::array({1, "a"}));
+  ASSERT_TRUE(echo) << echo.error().message;
+  EXPECT_EQ(*echo, value::array({1, "a"}));
+  auto refused = call_and_wait(f.io, c, "plexus", "refuse", value::array());
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().code, errc::unavailable);
+  EXPECT_EQ(refused.error().message, "not now");
 }
 
 TEST(Router, GarbageDataFramesLeaveTheRouterServingOthers) {

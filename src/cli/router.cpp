@@ -1,6 +1,9 @@
-// plexus router: a router on its own, configured by flags and/or app.toml's [router].
+// plexus router: a router on its own, configured by app.toml's [router] and/or flags.
+// The flags are made from the router's option table (plexus/broker/router_options.hpp),
+// the same table the config parser and docs/config.md use.
 
 #include <iostream>
+#include <map>
 
 #include "cli/command.hpp"
 #include "plexus/broker/router.hpp"
@@ -25,71 +28,56 @@ int run_router(broker::router_options opts) {
 }
 
 struct router_args {
-  broker::router_options opts;
   std::string config_path;
+  // Each option's texts as given on the command line, by TOML key.
+  std::map<std::string_view, std::vector<std::string>> given;
 };
+
+// The file's [router] (if any), then each option given on the command line in its
+// place. Errors name the flag.
+result<broker::router_options> options_of(const router_args& a, const CLI::App& cmd) {
+  broker::router_options o;
+  if (!a.config_path.empty()) {
+    auto cfg = config::load_file(a.config_path);
+    if (!cfg) return std::move(cfg).error();
+    o = std::move(cfg->router);
+  }
+  for (const auto& opt : broker::router_option_table()) {
+    if (cmd.count(std::string(opt.long_flag())) == 0) continue;
+    auto v = opt.from_text(a.given.at(opt.key));
+    auto ok = v ? opt.set(o, *v) : result<void>(std::move(v).error());
+    if (!ok)
+      return plexus::error(errc::invalid_argument,
+                           std::string(opt.long_flag()) + ": " + ok.error().message);
+  }
+  broker::add_default_listen(o, transport::default_router_address());
+  return o;
+}
 
 }  // namespace
 
 void add_router_command(CLI::App& app, commands& cmds) {
   auto a = std::make_shared<router_args>();
-  auto& o = a->opts;
   auto* cmd = app.add_subcommand("router", "run a router");
   cmd->add_option("--config,-c", a->config_path,
                   "app.toml to read the [router] section from (docs/config.md); "
                   "options given here override it");
-  cmd->add_option("--zmq-frontend", o.zmq_frontend,
-                  "ZeroMQ endpoint for seed-style client DEALERs (repeatable)");
-  cmd->add_option("--zmq-backend", o.zmq_backend,
-                  "ZeroMQ endpoint for seed-style service DEALERs, identity = service "
-                  "name (repeatable)");
-  cmd->add_option("--listen,-l", o.listen,
-                  "address to listen on (repeatable): ipc:///path, tcp://host:port")
-      ->expected(1, -1);
-  cmd->add_option("--zmq-publishers", o.zmq_publishers,
-                  "ZeroMQ endpoint for seed-style PUB clients: [topic, notification] "
-                  "messages are published (repeatable)");
-  cmd->add_option("--zmq-subscribers", o.zmq_subscribers,
-                  "ZeroMQ endpoint for seed-style SUB services: every publication is "
-                  "sent as [topic, notification] (repeatable)");
-  cmd->add_option("--udp", o.udp,
-                  "UDP endpoint udp://host:port[?interface=IP] (multicast joins the "
-                  "group): each datagram, one notification, is published (repeatable)");
-  cmd->add_option("--subscriber-queue-bytes", o.subscriber_queue_bytes,
-                  "bytes queued to one subscriber beyond which publications to it are "
-                  "dropped and counted")
-      ->capture_default_str();
-  cmd->add_option("--max-frame-bytes", o.transport.max_frame_bytes,
-                  "largest frame a peer may send; larger ones disconnect it")
-      ->capture_default_str()
-      ->check(CLI::Range(std::size_t{64}, std::size_t{1} << 31));
-  cmd->add_option("--max-queued-bytes", o.transport.max_queued_bytes,
-                  "bytes queued to one peer beyond which frames to it are refused")
-      ->capture_default_str();
-
+  for (const auto& opt : broker::router_option_table()) {
+    auto* o = cmd->add_option(std::string(opt.flags), a->given[opt.key], opt.plain_help());
+    if (opt.repeatable())
+      o->expected(1, -1);
+    else
+      o->expected(1)
+          ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast)
+          ->default_str(opt.default_value());
+  }
   cmds.add(cmd, [a, cmd]() -> int {
-    auto& r = a->opts;
-    if (!a->config_path.empty()) {
-      auto cfg = config::load_file(a->config_path);
-      if (!cfg) {
-        std::cerr << "plexus router: " << cfg.error().message << "\n";
-        return exit_usage;
-      }
-      // The file gives what the command line did not.
-      const auto given = [&](const char* flag) { return cmd->count(flag) > 0; };
-      const auto& c = cfg->router;
-      if (!given("--listen")) r.listen = c.listen;
-      if (!given("--zmq-frontend")) r.zmq_frontend = c.zmq_frontend;
-      if (!given("--zmq-backend")) r.zmq_backend = c.zmq_backend;
-      if (!given("--zmq-publishers")) r.zmq_publishers = c.zmq_publishers;
-      if (!given("--zmq-subscribers")) r.zmq_subscribers = c.zmq_subscribers;
-      if (!given("--udp")) r.udp = c.udp;
-      if (!given("--max-frame-bytes")) r.transport.max_frame_bytes = c.transport.max_frame_bytes;
-      if (!given("--max-queued-bytes")) r.transport.max_queued_bytes = c.transport.max_queued_bytes;
-      if (!given("--subscriber-queue-bytes")) r.subscriber_queue_bytes = c.subscriber_queue_bytes;
+    auto o = options_of(*a, *cmd);
+    if (!o) {
+      std::cerr << "plexus router: " << o.error().message << "\n";
+      return exit_usage;
     }
-    if (r.listen.empty()) r.listen.push_back(transport::default_router_address());
-    return run_router(std::move(r));
+    return run_router(std::move(*o));
   });
 }
 

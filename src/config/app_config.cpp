@@ -133,37 +133,29 @@ result<void> read_enum(const std::string& source, const toml::node& node, const 
               "unknown value '" + *s + "' (expected one of: " + names + ")");
 }
 
+// [router]: every key is a row of broker::router_option_table(); the value is read
+// here (so errors name the line and column of the item at fault) and set through it.
 result<void> read_router(const std::string& source, const toml::table& t,
                          broker::router_options& r) {
   for (const auto& [k, n] : in_file_order(t)) {
     const toml::node& node = *n;
     const std::string name(k->str());
     const std::string key = "router." + name;
-    result<void> ok;
-    if (name == "listen")
-      ok = read_strings(source, node, key, r.listen);
-    else if (name == "zmq_frontend")
-      ok = read_strings(source, node, key, r.zmq_frontend);
-    else if (name == "zmq_backend")
-      ok = read_strings(source, node, key, r.zmq_backend);
-    else if (name == "zmq_publishers")
-      ok = read_strings(source, node, key, r.zmq_publishers);
-    else if (name == "zmq_subscribers")
-      ok = read_strings(source, node, key, r.zmq_subscribers);
-    else if (name == "udp")
-      ok = read_strings(source, node, key, r.udp);
-    else if (name == "max_frame_bytes")
-      ok = read_size(source, node, key, r.transport.max_frame_bytes, 64);
-    else if (name == "max_queued_bytes")
-      ok = read_size(source, node, key, r.transport.max_queued_bytes, 0);
-    else if (name == "subscriber_queue_bytes")
-      ok = read_size(source, node, key, r.subscriber_queue_bytes, 0);
-    else
-      ok = fail(source, node.source(), key,
-                "unknown key (known: listen, zmq_frontend, zmq_backend, zmq_publishers, "
-                "zmq_subscribers, udp, max_frame_bytes, max_queued_bytes, "
-                "subscriber_queue_bytes)");
-    if (!ok) return ok;
+    const auto* option = broker::find_router_option(name);
+    if (!option)
+      return fail(source, node.source(), key,
+                  "unknown key (known: " + broker::router_option_keys() + ")");
+    value v;
+    if (option->type == broker::option_type::addresses) {
+      std::vector<std::string> addresses;
+      if (auto ok = read_strings(source, node, key, addresses); !ok) return ok;
+      v = addresses;
+    } else {
+      std::size_t size = 0;
+      if (auto ok = read_size(source, node, key, size, option->min); !ok) return ok;
+      v = static_cast<std::int64_t>(size);
+    }
+    if (auto ok = option->set(r, v); !ok) return fail(source, node.source(), key, ok.error().message);
   }
   return {};
 }

@@ -30,15 +30,26 @@ subscriber_queue_bytes = 65536
                    "app.toml");
   ASSERT_TRUE(cfg) << cfg.error().message;
   const auto& r = cfg->router;
-  EXPECT_EQ(r.listen, (std::vector<std::string>{"ipc:///tmp/p/r.sock", "tcp://127.0.0.1:5555"}));
-  EXPECT_EQ(r.zmq_frontend, std::vector<std::string>{"ipc:///tmp/p/front.sock"});
-  EXPECT_EQ(r.zmq_backend, std::vector<std::string>{"ipc:///tmp/p/back.sock"});
-  EXPECT_EQ(r.zmq_publishers, std::vector<std::string>{"ipc:///tmp/p/pub.sock"});
-  EXPECT_EQ(r.zmq_subscribers, std::vector<std::string>{"ipc:///tmp/p/sub.sock"});
-  EXPECT_EQ(r.udp, std::vector<std::string>{"udp://127.0.0.1:9000"});
+  // One list of endpoints; each key's addresses carry its role in the scheme.
+  EXPECT_EQ(r.listen, (std::vector<std::string>{
+                          "ipc:///tmp/p/r.sock", "tcp://127.0.0.1:5555",
+                          "zmq-frontend+ipc:///tmp/p/front.sock",
+                          "zmq-backend+ipc:///tmp/p/back.sock", "zmq-pub+ipc:///tmp/p/pub.sock",
+                          "zmq-sub+ipc:///tmp/p/sub.sock", "udp://127.0.0.1:9000"}));
+  EXPECT_EQ(broker::find_router_option("zmq_backend")->get(r),
+            value::array({"ipc:///tmp/p/back.sock"}));
   EXPECT_EQ(r.transport.max_frame_bytes, 1048576u);
   EXPECT_EQ(r.transport.max_queued_bytes, 8388608u);
   EXPECT_EQ(r.subscriber_queue_bytes, 65536u);
+}
+
+TEST(AppConfig, RouterEndpointsKeepTheOrderOfTheKeysNotOfTheFile) {
+  auto cfg = parse("[router]\nudp = \"udp://127.0.0.1:9000\"\nzmq_frontend = \"ipc:///f\"\n"
+                   "listen = \"ipc:///n\"\n",
+                   "app.toml");
+  ASSERT_TRUE(cfg) << cfg.error().message;
+  EXPECT_EQ(cfg->router.listen, (std::vector<std::string>{"ipc:///n", "zmq-frontend+ipc:///f",
+                                                          "udp://127.0.0.1:9000"}));
 }
 
 TEST(AppConfig, EmptyFileKeepsTheDefaults) {
@@ -59,7 +70,11 @@ void expect_error(std::string_view text, const std::string& where, const std::st
 TEST(AppConfig, ErrorsNameFileLineAndKey) {
   expect_error("[router]\nlisten = 5\n", "2:10", "router.listen: expected a string or an array");
   expect_error("[router]\n\nudp = [\"udp://h:1\", 7]\n", "3:21", "router.udp: expected a string");
-  expect_error("[router]\nlisen = \"ipc:///x\"\n", "2:9", "router.lisen: unknown key");
+  expect_error("[router]\nlisen = \"ipc:///x\"\n", "2:9",
+               "router.lisen: unknown key (known: listen, zmq_frontend, zmq_backend, "
+               "zmq_publishers, zmq_subscribers, udp, max_frame_bytes, max_queued_bytes, "
+               "subscriber_queue_bytes)");
+  expect_error("[router]\nudp = \"tcp://h:1\"\n", "2:7", "router.udp: expected a udp:// address");
   expect_error("[router]\nmax_frame_bytes = 10\n", "2:19", "router.max_frame_bytes");
   expect_error("[router]\nmax_queued_bytes = \"big\"\n", "2:20", "router.max_queued_bytes");
   expect_error("[routr]\n", "1:1", "routr: unknown key");

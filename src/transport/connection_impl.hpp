@@ -1,6 +1,8 @@
 // Internal: what each transport implements behind the connection/listener handles.
 #pragma once
 
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/post.hpp>
 #include <cstddef>
 #include <memory>
 #include <string>
@@ -22,6 +24,70 @@ class connection_impl {
   virtual bool is_open() const noexcept = 0;
   virtual std::size_t queued_bytes() const noexcept = 0;
   virtual std::string description() const = 0;
+};
+
+// The handler and close bookkeeping every connection shares: start() keeps the
+// handlers, detach() silences them, the close handler runs exactly once, posted to the
+// loop (never inside send() or close()). A transport derives from it, calls
+// keep_handlers() from start(), deliver() for each frame (inline: no extra call or
+// allocation per frame) and end() when the connection ends.
+class connection_base : public connection_impl,
+                        public std::enable_shared_from_this<connection_base> {
+ public:
+  void detach() final {
+    detached_ = true;
+    // Handlers may capture their owner; drop them from the loop, not from inside one.
+    boost::asio::post(executor_, [self = shared_from_this()] {
+      self->on_frame_ = nullptr;
+      self->on_close_ = nullptr;
+    });
+  }
+  bool is_open() const noexcept final { return !closed_; }
+  std::string description() const final { return description_; }
+
+ protected:
+  connection_base(boost::asio::any_io_executor executor, std::string description)
+      : executor_(std::move(executor)), description_(std::move(description)) {}
+
+  void keep_handlers(connection::frame_handler on_frame, connection::close_handler on_close) {
+    on_frame_ = std::move(on_frame);
+    on_close_ = std::move(on_close);
+  }
+  // Hands one frame to the frame handler unless the connection is closed or detached.
+  void deliver(const wire::frame_view& f) {
+    if (!closed_ && !detached_ && on_frame_) on_frame_(f);
+  }
+  // Marks the connection closed and posts the close handler with `why`. False (and
+  // nothing done) when it was already closed.
+  bool end(plexus::error why) {
+    if (closed_) return false;
+    closed_ = true;
+    post_closed(std::move(why));
+    return true;
+  }
+  // Posts the close handler with `why`, if it has not run and nobody detached.
+  void post_closed(plexus::error why) {
+    boost::asio::post(executor_, [self = shared_from_this(), why = std::move(why)] {
+      if (self->detached_ || !self->on_close_) return;
+      auto handler = std::move(self->on_close_);
+      self->on_close_ = nullptr;
+      handler(why);
+    });
+  }
+  // The derived object's shared_ptr, for its own completion handlers.
+  template <class Derived>
+  std::shared_ptr<Derived> self_as() {
+    return std::static_pointer_cast<Derived>(shared_from_this());
+  }
+
+  bool closed_ = false;
+  bool detached_ = false;
+
+ private:
+  boost::asio::any_io_executor executor_;
+  std::string description_;
+  connection::frame_handler on_frame_;
+  connection::close_handler on_close_;
 };
 
 class listener_impl {

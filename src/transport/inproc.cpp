@@ -22,11 +22,10 @@ struct queued_frame {
   std::vector<std::uint8_t> payload;
 };
 
-class inproc_connection final : public connection_impl,
-                                public std::enable_shared_from_this<inproc_connection> {
+class inproc_connection final : public connection_base {
  public:
   inproc_connection(asio::io_context& io, const options& opts, std::string description)
-      : io_(io), opts_(opts), description_(std::move(description)) {}
+      : connection_base(io.get_executor(), std::move(description)), io_(io), opts_(opts) {}
 
   static void pair(const std::shared_ptr<inproc_connection>& a,
                    const std::shared_ptr<inproc_connection>& b) {
@@ -35,11 +34,10 @@ class inproc_connection final : public connection_impl,
   }
 
   void start(connection::frame_handler on_frame, connection::close_handler on_close) override {
-    on_frame_ = std::move(on_frame);
-    on_close_ = std::move(on_close);
+    keep_handlers(std::move(on_frame), std::move(on_close));
     started_ = true;
     if (!inbox_.empty()) schedule_delivery();
-    if (closed_) notify_closed({errc::unavailable, "connection is closed"});
+    if (closed_) post_closed({errc::unavailable, "connection is closed"});
   }
 
   result<void> send(wire::frame_kind kind, std::string_view name,
@@ -54,72 +52,52 @@ class inproc_connection final : public connection_impl,
   }
 
   void close() override {
-    if (closed_) return;
-    closed_ = true;
-    notify_closed({errc::unavailable, "connection closed locally"});
+    if (!end_once({errc::unavailable, "connection closed locally"})) return;
     if (auto peer = peer_.lock()) peer->peer_closed();
   }
 
-  void detach() override {
-    detached_ = true;
-    asio::post(io_, [self = shared_from_this()] {
-      self->on_frame_ = nullptr;
-      self->on_close_ = nullptr;
-    });
-  }
-
-  bool is_open() const noexcept override { return !closed_; }
   std::size_t queued_bytes() const noexcept override { return 0; }
-  std::string description() const override { return description_; }
 
  private:
   void peer_closed() {
     // Frames the peer sent before closing are still delivered, then the close.
-    asio::post(io_, [self = shared_from_this()] {
+    asio::post(io_, [self = self_as<inproc_connection>()] {
       if (self->closed_) return;
-      self->deliver();
-      self->closed_ = true;
-      self->notify_closed({errc::unavailable, "peer closed the connection"});
+      self->deliver_inbox();
+      self->end_once({errc::unavailable, "peer closed the connection"});
     });
   }
 
   void schedule_delivery() {
     if (delivery_posted_ || !started_) return;
     delivery_posted_ = true;
-    asio::post(io_, [self = shared_from_this()] {
+    asio::post(io_, [self = self_as<inproc_connection>()] {
       self->delivery_posted_ = false;
-      self->deliver();
+      self->deliver_inbox();
     });
   }
 
-  void deliver() {
+  void deliver_inbox() {
     while (!inbox_.empty() && !closed_ && !detached_) {
       auto f = std::move(inbox_.front());
       inbox_.pop_front();
-      if (on_frame_) on_frame_(wire::frame_view{f.kind, f.name, f.payload});
+      deliver(wire::frame_view{f.kind, f.name, f.payload});
     }
   }
 
-  void notify_closed(plexus::error e) {
-    if (!started_) return;  // start() reports it
-    asio::post(io_, [self = shared_from_this(), e = std::move(e)] {
-      if (self->detached_ || !self->on_close_) return;
-      auto handler = std::move(self->on_close_);
-      self->on_close_ = nullptr;
-      handler(e);
-    });
+  // Closes; the close handler is posted now if started, else start() reports it.
+  bool end_once(plexus::error why) {
+    if (closed_) return false;
+    if (started_) return end(std::move(why));
+    closed_ = true;
+    return true;
   }
 
   asio::io_context& io_;
   options opts_;
-  std::string description_;
   std::weak_ptr<inproc_connection> peer_;
   std::deque<queued_frame> inbox_;
-  connection::frame_handler on_frame_;
-  connection::close_handler on_close_;
   bool started_ = false;
-  bool closed_ = false;
-  bool detached_ = false;
   bool delivery_posted_ = false;
 };
 

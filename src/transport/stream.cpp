@@ -31,25 +31,24 @@ plexus::error io_error(std::string_view what, const error_code& ec) {
 }
 
 template <class Protocol>
-class stream_connection final : public connection_impl,
-                                public batch_member,
-                                public std::enable_shared_from_this<stream_connection<Protocol>> {
+class stream_connection final : public connection_base, public batch_member {
  public:
   using socket_type = typename Protocol::socket;
 
   stream_connection(socket_type socket, const options& opts, std::string description)
-      : socket_(std::move(socket)), opts_(opts), description_(std::move(description)) {
+      : connection_base(socket.get_executor(), std::move(description)),
+        socket_(std::move(socket)),
+        opts_(opts) {
     // Our own writes are attempted directly and must never block the loop.
     error_code ignored;
     socket_.non_blocking(true, ignored);
   }
 
   void start(connection::frame_handler on_frame, connection::close_handler on_close) override {
-    on_frame_ = std::move(on_frame);
-    on_close_ = std::move(on_close);
+    keep_handlers(std::move(on_frame), std::move(on_close));
     read_buffer_.resize(initial_read_buffer);
     if (closed_) {
-      notify_closed(plexus::error(errc::unavailable, "connection is closed"));
+      post_closed(plexus::error(errc::unavailable, "connection is closed"));
       return;
     }
     read_more();
@@ -72,7 +71,6 @@ class stream_connection final : public connection_impl,
 
   void close() override {
     if (closed_) return;
-    closed_ = true;
     // Best effort: hand what is queued to the kernel if it takes it without blocking.
     if (!writing_ && !pending_.empty()) {
       error_code ec;
@@ -80,31 +78,20 @@ class stream_connection final : public connection_impl,
       if (!ec) asio::write(socket_, asio::buffer(pending_), ec);
     }
     shutdown_socket();
-    notify_closed(plexus::error(errc::unavailable, "connection closed locally"));
+    end(plexus::error(errc::unavailable, "connection closed locally"));
   }
 
-  void detach() override {
-    detached_ = true;
-    // Handlers may capture their owner; drop them from the loop, not from inside one.
-    asio::post(socket_.get_executor(), [self = this->shared_from_this()] {
-      self->on_frame_ = nullptr;
-      self->on_close_ = nullptr;
-    });
-  }
-
-  bool is_open() const noexcept override { return !closed_; }
   std::size_t queued_bytes() const noexcept override {
     return pending_.size() + (writing_ ? writing_buffer_.size() : 0);
   }
-  std::string description() const override { return description_; }
 
  private:
   void schedule_flush() {
     if (writing_) return;  // the write in flight flushes pending_ when it completes
-    if (defer_to_batch(this->shared_from_this())) return;
+    if (defer_to_batch(self_as<stream_connection>())) return;
     if (flush_posted_) return;
     flush_posted_ = true;
-    asio::post(socket_.get_executor(), [self = this->shared_from_this()] {
+    asio::post(socket_.get_executor(), [self = self_as<stream_connection>()] {
       self->flush_posted_ = false;
       self->flush();
     });
@@ -132,7 +119,7 @@ class stream_connection final : public connection_impl,
     pending_.clear();
     writing_ = true;
     asio::async_write(socket_, asio::buffer(writing_buffer_),
-                      [self = this->shared_from_this()](const error_code& ec, std::size_t) {
+                      [self = self_as<stream_connection>()](const error_code& ec, std::size_t) {
                         self->writing_ = false;
                         self->writing_buffer_.clear();
                         if (ec) {
@@ -148,7 +135,7 @@ class stream_connection final : public connection_impl,
     if (read_end_ == read_buffer_.size()) read_buffer_.resize(read_buffer_.size() * 2);
     socket_.async_read_some(
         asio::buffer(read_buffer_.data() + read_end_, read_buffer_.size() - read_end_),
-        [self = this->shared_from_this()](const error_code& ec, std::size_t n) {
+        [self = self_as<stream_connection>()](const error_code& ec, std::size_t n) {
           if (ec) {
             self->fail(io_error("read failed", ec));
             return;
@@ -186,7 +173,7 @@ class stream_connection final : public connection_impl,
         return;
       }
       pos += whole;
-      if (!detached_ && on_frame_) on_frame_(*frame);
+      deliver(*frame);
     }
     if (closed_) return;
     if (pos > 0) {
@@ -202,9 +189,8 @@ class stream_connection final : public connection_impl,
 
   void fail(plexus::error e) {
     if (closed_) return;
-    closed_ = true;
     shutdown_socket();
-    notify_closed(std::move(e));
+    end(std::move(e));
   }
 
   void shutdown_socket() {
@@ -213,28 +199,14 @@ class stream_connection final : public connection_impl,
     socket_.close(ignored);
   }
 
-  void notify_closed(plexus::error e) {
-    asio::post(socket_.get_executor(), [self = this->shared_from_this(), e = std::move(e)] {
-      if (self->detached_ || !self->on_close_) return;
-      auto handler = std::move(self->on_close_);
-      self->on_close_ = nullptr;
-      handler(e);
-    });
-  }
-
   socket_type socket_;
   options opts_;
-  std::string description_;
-  connection::frame_handler on_frame_;
-  connection::close_handler on_close_;
   std::vector<std::uint8_t> read_buffer_;
   std::size_t read_end_ = 0;
   std::vector<std::uint8_t> pending_;         // frames queued since the last write began
   std::vector<std::uint8_t> writing_buffer_;  // the write in flight
   bool writing_ = false;
   bool flush_posted_ = false;
-  bool closed_ = false;
-  bool detached_ = false;
 };
 
 template <class Protocol>

@@ -77,7 +77,7 @@ TEST(UdpSender, OversizeMessageIsRefusedNotTruncated) {
 class UdpThroughRouter : public ::testing::Test {
  protected:
   void start(const std::string& udp) {
-    router_.emplace(io_, broker::router_options{.listen = {native_}, .udp = {udp}});
+    router_.emplace(io_, broker::router_options{.listen = {native_, udp}});
     auto ok = router_->start();
     ASSERT_TRUE(ok) << ok.error().message;
     udp_address_ = router_->addresses().back();

@@ -110,64 +110,35 @@ class zmq_waiter {
 class zmq_endpoint;
 
 // One ZeroMQ peer identity seen as a connection.
-class zmq_peer final : public connection_impl, public std::enable_shared_from_this<zmq_peer> {
+class zmq_peer final : public connection_base {
  public:
   zmq_peer(asio::io_context& io, std::weak_ptr<zmq_endpoint> endpoint, std::string identity, int fd,
            std::string description)
-      : io_(io),
+      : connection_base(io.get_executor(), std::move(description)),
         endpoint_(std::move(endpoint)),
         identity_(std::move(identity)),
-        fd_(fd),
-        description_(std::move(description)) {}
+        fd_(fd) {}
 
   void start(connection::frame_handler on_frame, connection::close_handler on_close) override {
-    on_frame_ = std::move(on_frame);
-    on_close_ = std::move(on_close);
+    keep_handlers(std::move(on_frame), std::move(on_close));
   }
   result<void> send(wire::frame_kind kind, std::string_view name,
                     std::span<const std::uint8_t> payload) override;
   void close() override;
-  void detach() override {
-    detached_ = true;
-    // Handlers may capture their owner; drop them from the loop, not from inside one.
-    asio::post(io_, [self = shared_from_this()] {
-      self->on_frame_ = nullptr;
-      self->on_close_ = nullptr;
-    });
-  }
-  bool is_open() const noexcept override { return !closed_; }
   std::size_t queued_bytes() const noexcept override { return 0; }
-  std::string description() const override { return description_; }
 
-  void deliver(const wire::frame_view& f) {
-    if (!closed_ && !detached_ && on_frame_) on_frame_(f);
-  }
+  using connection_base::deliver;
   // Ends this peer (disconnect, reconnect under the same identity, close()). The
   // close handler runs from the loop, never inside send() or close().
-  void ended(plexus::error e) {
-    if (closed_) return;
-    closed_ = true;
-    asio::post(io_, [self = shared_from_this(), e = std::move(e)] {
-      if (self->detached_ || !self->on_close_) return;
-      auto handler = std::move(self->on_close_);
-      self->on_close_ = nullptr;
-      handler(e);
-    });
-  }
+  void ended(plexus::error e) { end(std::move(e)); }
 
   const std::string& identity() const { return identity_; }
   int fd() const { return fd_; }
 
  private:
-  asio::io_context& io_;
   std::weak_ptr<zmq_endpoint> endpoint_;
   std::string identity_;
   int fd_;
-  std::string description_;
-  connection::frame_handler on_frame_;
-  connection::close_handler on_close_;
-  bool closed_ = false;
-  bool detached_ = false;
 };
 
 class zmq_endpoint final : public listener_impl,

@@ -41,12 +41,12 @@ bytes encode(const wire::message& m) {
 
 class ZmqEndpoint : public ::testing::Test {
  protected:
-  void SetUp() override { start({.zmq_frontend = {front_}, .zmq_backend = {back_}}); }
+  void SetUp() override { start({"zmq-frontend+" + front_, "zmq-backend+" + back_}); }
 
-  // Starts the router on native_ and the ZeroMQ endpoints of `opts`.
-  void start(broker::router_options opts) {
-    opts.listen = {native_};
-    router_.emplace(io_, std::move(opts));
+  // Starts the router on native_ and the ZeroMQ `endpoints` (transport/endpoint.hpp).
+  void start(std::vector<std::string> endpoints) {
+    endpoints.insert(endpoints.begin(), native_);
+    router_.emplace(io_, broker::router_options{.listen = std::move(endpoints)});
     ASSERT_TRUE(router_->start());
   }
 
@@ -242,7 +242,7 @@ TEST(ZmqListen, BadEndpointIsInvalidArgumentAndBusyAddressIsUnavailable) {
 // Publish/subscribe with seed-style PUB and SUB nodes.
 class ZmqPubSub : public ZmqEndpoint {
  protected:
-  void SetUp() override { start({.zmq_publishers = {pubs_}, .zmq_subscribers = {subs_}}); }
+  void SetUp() override { start({"zmq-pub+" + pubs_, "zmq-sub+" + subs_}); }
   std::string pubs_ = "ipc://" + dir_.path() + "/publishers.sock";
   std::string subs_ = "ipc://" + dir_.path() + "/subscribers.sock";
 };

@@ -5,6 +5,10 @@
 //   plexus::broker::router r(io, {.listen = {"ipc:///tmp/plexus.sock"}});
 //   if (auto ok = r.start(); !ok) fail(ok.error());  io.run();
 //
+// Endpoints: router_options::listen lists every address to bind; the scheme of each
+// picks the transport and the role (transport/endpoint.hpp): peers connect to a
+// listener, publications come in through an inlet and go out through an outlet.
+//
 // Semantics (docs/protocol.md): workers register service names with a control frame;
 // a request addressed to a service goes to the registered worker with the fewest
 // unanswered requests. A request for an unknown service is answered at once with an
@@ -15,7 +19,7 @@
 //
 // Publish/subscribe: a notification sent to the reserved name "*" is a publication
 // whose topic is its method; it goes to every peer subscribed (control op
-// "subscribe") to a prefix of the topic, to the ZeroMQ subscriber endpoints, and
+// "subscribe") to a prefix of the topic, to the outlets (zmq-sub+… endpoints), and
 // nowhere else. A subscriber whose connection has more than subscriber_queue_bytes
 // queued loses publications instead of slowing anyone down; the losses are counted
 // (plexus.subscriptions, stats) and reported to the subscriber with a "dropped"
@@ -30,30 +34,11 @@
 #include <string_view>
 #include <vector>
 
+#include "plexus/broker/router_options.hpp"
 #include "plexus/transport/connection.hpp"
 #include "plexus/wire/error.hpp"
 
 namespace plexus::broker {
-
-struct router_options {
-  std::vector<std::string> listen;  // native addresses to accept peers on
-  // ZeroMQ endpoints compatible with seeds/001 (transport/zmq.hpp): clients' DEALERs
-  // connect to a frontend, services' DEALERs (identity = service name) to a backend.
-  std::vector<std::string> zmq_frontend;
-  std::vector<std::string> zmq_backend;
-  transport::options transport;  // per-connection limits
-  // Bytes queued to a subscriber beyond which publications to it are dropped.
-  std::size_t subscriber_queue_bytes = 4u << 20;
-  // Seed-style PUB clients connect to these (the router binds SUB sockets): every
-  // message [topic, notification] is published.
-  std::vector<std::string> zmq_publishers;
-  // Seed-style SUB services connect to these (the router binds XPUB sockets): every
-  // publication is sent as [topic, notification]; ZeroMQ filters by prefix.
-  std::vector<std::string> zmq_subscribers;
-  // UDP datagram endpoints (udp://host:port; a multicast host joins its group): each
-  // datagram is one notification, published under its method.
-  std::vector<std::string> udp;
-};
 
 struct router_stats {
   std::uint64_t peers = 0;                // connected now
@@ -74,7 +59,7 @@ class router {
   router(const router&) = delete;
   router& operator=(const router&) = delete;
 
-  // Binds every listen address. Errors name the address that failed.
+  // Binds every address of router_options::listen. Errors name the address that failed.
   result<void> start();
   // Stops accepting and closes every peer. Idempotent.
   void stop();

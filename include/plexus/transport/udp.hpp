@@ -4,7 +4,7 @@
 //
 //   auto tx = plexus::transport::udp_sender::open(io, "udp://127.0.0.1:9000");
 //   tx->notify("temperature", plexus::value::array({21.5}));   // refused if > 65,507 bytes
-//   // the router: router_options.udp = {"udp://127.0.0.1:9000"} publishes each one
+//   // the router: router_options.listen = {"udp://127.0.0.1:9000"} publishes each one
 //
 // Addresses: udp://host:port, udp://[v6]:port. A multicast host (224.0.0.0/4,
 // ff00::/8) joins the group on receive and sends to it. Query keys:
