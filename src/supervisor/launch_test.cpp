@@ -13,7 +13,7 @@
 #include <optional>
 #include <string>
 
-#include "integration/process.hpp"
+#include "support/temp_dir.hpp"
 #include "support/wait.hpp"
 
 // Where a command is found (no process), and one launched /bin/sh child with its
