@@ -12,6 +12,7 @@
 #include "app/exit_codes.hpp"
 #include "app/log_book.hpp"
 #include "plexus/broker/router.hpp"
+#include "plexus/os/limits.hpp"
 #include "plexus/supervisor/process.hpp"
 #include "plexus/supervisor/tree.hpp"
 #include "plexus/transport/address.hpp"
@@ -53,6 +54,7 @@ std::string name_param(const value& params, const char* method) {
 }  // namespace
 
 int run(run_options o) {
+  os::raise_fd_limit();  // about five descriptors per child, one per peer
   auto& app = o.app;
   broker::add_default_listen(app.router, transport::default_router_address());
   const auto log_dir = app.supervisor.log.dir.empty() ? default_log_dir() : app.supervisor.log.dir;

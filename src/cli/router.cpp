@@ -8,12 +8,14 @@
 #include "cli/command.hpp"
 #include "plexus/broker/router.hpp"
 #include "plexus/config/app_config.hpp"
+#include "plexus/os/limits.hpp"
 
 namespace plexus::cli {
 
 namespace {
 
 int run_router(broker::router_options opts) {
+  os::raise_fd_limit();  // one descriptor per peer
   boost::asio::io_context io(1);
   broker::router r(io, std::move(opts));
   if (auto ok = r.start(); !ok) {

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -77,6 +78,32 @@ void tell_keeper(char op, pid_t pgid) noexcept {
   ::_exit(0);
 }
 
+// Closes the descriptors [first, last]. System calls only: it runs in the child between
+// clone and exec. close_range(2) where the kernel has it (5.9), else one close per
+// descriptor the limit allows.
+void close_fds(unsigned first, unsigned last) noexcept {
+  if (first > last) return;
+#ifdef SYS_close_range
+  if (::syscall(SYS_close_range, first, last, 0) == 0) return;
+#endif
+  rlimit lim{};
+  const unsigned end = ::getrlimit(RLIMIT_NOFILE, &lim) == 0 && lim.rlim_cur < (1u << 20)
+                           ? static_cast<unsigned>(lim.rlim_cur)
+                           : (1u << 20);
+  for (unsigned fd = first; fd <= last && fd < end; ++fd)
+    ::close(static_cast<int>(fd));
+}
+
+// Closes every descriptor from `first` up except `keep` (-1: none).
+void close_fds_from(int first, int keep) noexcept {
+  if (keep >= first) {
+    close_fds(static_cast<unsigned>(first), static_cast<unsigned>(keep) - 1);
+    close_fds(static_cast<unsigned>(keep) + 1, ~0u);
+  } else {
+    close_fds(static_cast<unsigned>(first), ~0u);
+  }
+}
+
 // What the child of spawn() needs, prepared before the clone: after it, only
 // async-signal-safe calls, and nothing that allocates (the memory is the parent's).
 struct exec_plan {
@@ -125,6 +152,10 @@ int exec_child(void* arg) {
   } else if (p->fd3 >= 0 && ::dup2(p->fd3, 3) < 0) {
     fail(errno);
   }
+  // The program gets 0, 1, 2 and its fd 3, nothing else of the supervisor's: not a
+  // descriptor some library or another thread opened without close-on-exec either.
+  // (The report pipe is close-on-exec: the exec closes it.)
+  close_fds_from(p->fd3 >= 0 ? 4 : 3, report);
   if (p->cwd && ::chdir(p->cwd) != 0) fail(errno);
   ::execvpe(p->argv[0], p->argv, p->envp);
   fail(errno);
@@ -145,8 +176,7 @@ result<void> process::start_keeper() {
     our_end.close();
     ::setpgid(0, 0);  // out of the terminal's Ctrl-C
     // Everything else this process had open stays with it; the keeper needs none of it.
-    for (int fd = 3; fd < 1024; ++fd)
-      if (fd != keeper_end.get()) ::close(fd);
+    close_fds_from(3, keeper_end.get());
     keeper_main(keeper_end.get());
   }
   keeper_end.close();

@@ -10,10 +10,13 @@
 #include <unistd.h>
 #include "support/wait.hpp"
 
+#include <algorithm>
 #include <boost/asio/io_context.hpp>
 #include <chrono>
 #include <optional>
 #include <string>
+
+#include "plexus/os/unique_fd.hpp"
 
 // Child processes started and watched on a loop the test drives; every wait has a
 // deadline, every child is killed and reaped by the end of its test.
@@ -174,6 +177,46 @@ TEST(Process, ChildDiesWithASupervisorKilledBySigkill) {
   ASSERT_TRUE(run_until(io, [&] { return tool_status.has_value(); }));
   EXPECT_EQ(tool_status->describe(), "killed by SIGKILL");
   EXPECT_TRUE(gone(grandchild)) << "child " << grandchild << " outlived its supervisor";
+}
+
+// The descriptors a child's shell sees, as "0 1 2 3" (ls sorts them). Two
+// descriptors of this process lack close-on-exec, as a library's might (one low, one
+// high); neither may reach the child.
+std::string descriptors_of_child(bool with_fd3) {
+  asio::io_context io;
+  os::unique_fd leaked(::open("/dev/null", O_RDONLY));
+  EXPECT_TRUE(leaked);
+  os::unique_fd leaked_high(::fcntl(leaked.get(), F_DUPFD, 200));
+  EXPECT_TRUE(leaked_high);
+  os::unique_fd null(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+  int out[2], note[2];
+  EXPECT_EQ(::pipe2(out, O_CLOEXEC), 0);
+  EXPECT_EQ(::pipe2(note, O_CLOEXEC), 0);
+  os::unique_fd out_read(out[0]), out_write(out[1]), note_read(note[0]), note_write(note[1]);
+  std::optional<exit_status> status;
+  // "; exit": the shell forks ls instead of becoming it, so ls lists the shell's table.
+  auto p = process::spawn(io,
+                          {.program = "/bin/sh",
+                           .args = {"-c", "ls /proc/$$/fd; exit 0"},
+                           .stdin_fd = null.get(),
+                           .stdout_fd = out_write.get(),
+                           .fd3 = with_fd3 ? note_write.get() : -1},
+                          [&](exit_status s) { status = s; });
+  out_write.close();
+  note_write.close();
+  EXPECT_TRUE(p) << p.error().message;
+  if (!p) return {};
+  std::string fds = read_all(out_read.get());
+  EXPECT_TRUE(run_until(io, [&] { return status.has_value(); }));
+  std::replace(fds.begin(), fds.end(), '\n', ' ');
+  while (!fds.empty() && fds.back() == ' ')
+    fds.pop_back();
+  return fds;
+}
+
+TEST(Process, ChildStartsWithOnlyItsStandardDescriptorsAndFd3) {
+  EXPECT_EQ(descriptors_of_child(true), "0 1 2 3");
+  EXPECT_EQ(descriptors_of_child(false), "0 1 2");
 }
 
 }  // namespace

@@ -5,14 +5,19 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
 #include <cerrno>
+#include <chrono>
+#include <cstdio>
 #include <filesystem>
 
 #include "plexus/transport/address.hpp"
+#include "transport/cloexec.hpp"
 #include "transport/connection_impl.hpp"
 
 namespace plexus::transport::detail {
@@ -216,6 +221,7 @@ class stream_listener final : public listener_impl,
   stream_listener(typename Protocol::acceptor acceptor, const options& opts, std::string address,
                   std::string unlink_path)
       : acceptor_(std::move(acceptor)),
+        backoff_timer_(acceptor_.get_executor()),
         opts_(opts),
         address_(std::move(address)),
         unlink_path_(std::move(unlink_path)) {}
@@ -230,6 +236,7 @@ class stream_listener final : public listener_impl,
   void close() override {
     error_code ignored;
     acceptor_.close(ignored);
+    backoff_timer_.cancel();
     on_accept_ = nullptr;
     remove_socket_file();
   }
@@ -237,11 +244,25 @@ class stream_listener final : public listener_impl,
   std::string address() const override { return address_; }
 
  private:
+  // Out of descriptors, the listener waits this long before it accepts again, doubling
+  // up to the most: the pending peers stay queued in the kernel meanwhile, and the loop
+  // does not spin on a listening socket that stays readable.
+  static constexpr std::chrono::milliseconds first_backoff{100};
+  static constexpr std::chrono::milliseconds most_backoff{1000};
+
   void accept_next() {
     acceptor_.async_accept(
         [self = this->shared_from_this()](const error_code& ec, typename Protocol::socket s) {
           if (ec == asio::error::operation_aborted || !self->acceptor_.is_open()) return;
+          if (ec && !concerns_one_peer(ec)) {
+            // Out of descriptors (EMFILE, ENFILE) or memory: accepting again at once
+            // would fail again at once. Wait, then retry.
+            self->back_off(ec);
+            return;
+          }
           if (!ec) {
+            self->recovered();
+            set_cloexec(s);
             if constexpr (std::is_same_v<Protocol, asio::ip::tcp>) {
               error_code ignored;
               s.set_option(asio::ip::tcp::no_delay(true), ignored);
@@ -250,9 +271,58 @@ class stream_listener final : public listener_impl,
                                                                       self->address_);
             if (self->on_accept_) self->on_accept_(connection(std::move(impl)));
           }
-          // Transient accept errors (EMFILE and friends) must not end the listener.
           self->accept_next();
         });
+  }
+
+  // The accept errors that end one pending connection, not the next one: accept(2)
+  // says to retry these at once.
+  static bool concerns_one_peer(const error_code& ec) {
+    if (ec.category() != boost::system::system_category()) return false;
+    switch (ec.value()) {
+      case ECONNABORTED:
+      case EINTR:
+      case EAGAIN:
+      case EPERM:
+      case EPROTO:
+      case ENOPROTOOPT:
+      case ENETDOWN:
+      case ENETUNREACH:
+      case EHOSTDOWN:
+      case EHOSTUNREACH:
+      case ENONET:
+      case EOPNOTSUPP:
+        return true;
+      default:
+        return false;
+    }
+  }
+
+  // One episode of failing accepts: said once on stderr, then retried after a growing
+  // pause; the next accepted peer ends it (recovered()).
+  void back_off(const error_code& ec) {
+    if (backoff_ == std::chrono::milliseconds::zero()) {
+      backoff_ = first_backoff;
+      std::fprintf(stderr,
+                   "plexus: cannot accept on %s: %s; trying again in %lld ms, then up to every "
+                   "%lld ms until it succeeds\n",
+                   address_.c_str(), ec.message().c_str(),
+                   static_cast<long long>(first_backoff.count()),
+                   static_cast<long long>(most_backoff.count()));
+    } else {
+      backoff_ = std::min(backoff_ * 2, most_backoff);
+    }
+    backoff_timer_.expires_after(backoff_);
+    backoff_timer_.async_wait([self = this->shared_from_this()](const error_code& ec) {
+      if (ec || !self->acceptor_.is_open()) return;
+      self->accept_next();
+    });
+  }
+
+  void recovered() {
+    if (backoff_ == std::chrono::milliseconds::zero()) return;
+    backoff_ = std::chrono::milliseconds::zero();
+    std::fprintf(stderr, "plexus: accepting on %s again\n", address_.c_str());
   }
 
   void remove_socket_file() {
@@ -262,6 +332,8 @@ class stream_listener final : public listener_impl,
   }
 
   typename Protocol::acceptor acceptor_;
+  asio::steady_timer backoff_timer_;
+  std::chrono::milliseconds backoff_{0};  // zero: not backing off
   options opts_;
   std::string address_;
   std::string unlink_path_;
@@ -298,7 +370,8 @@ result<connection> connect_stream(asio::io_context& io, const address& addr, con
   error_code ec;
   if (addr.scheme == scheme::ipc) {
     asio::local::stream_protocol::socket s(io);
-    s.connect(asio::local::stream_protocol::endpoint(addr.path), ec);
+    open_cloexec(s, asio::local::stream_protocol(), ec);
+    if (!ec) s.connect(asio::local::stream_protocol::endpoint(addr.path), ec);
     if (ec) return os_error(addr, "cannot connect to", ec);
     return connection(std::make_shared<stream_connection<asio::local::stream_protocol>>(
         std::move(s), opts, addr.to_string()));
@@ -306,7 +379,8 @@ result<connection> connect_stream(asio::io_context& io, const address& addr, con
   auto ep = tcp_endpoint(io, addr, false);
   if (!ep) return std::move(ep).error();
   asio::ip::tcp::socket s(io);
-  s.connect(*ep, ec);
+  open_cloexec(s, ep->protocol(), ec);
+  if (!ec) s.connect(*ep, ec);
   if (ec) return os_error(addr, "cannot connect to", ec);
   s.set_option(asio::ip::tcp::no_delay(true), ec);
   return connection(
@@ -328,7 +402,8 @@ result<listener> listen_stream(asio::io_context& io, const address& addr, const 
     // A socket file left by a dead process is removed; a live one is an error.
     if (fs::exists(fs::symlink_status(path))) {
       asio::local::stream_protocol::socket probe(io);
-      probe.connect(asio::local::stream_protocol::endpoint(addr.path), ec);
+      open_cloexec(probe, asio::local::stream_protocol(), ec);
+      if (!ec) probe.connect(asio::local::stream_protocol::endpoint(addr.path), ec);
       if (!ec)
         return plexus::error(
             errc::unavailable,
@@ -337,7 +412,7 @@ result<listener> listen_stream(asio::io_context& io, const address& addr, const 
       ::unlink(addr.path.c_str());
     }
     asio::local::stream_protocol::acceptor acceptor(io);
-    acceptor.open(asio::local::stream_protocol(), ec);
+    open_cloexec(acceptor, asio::local::stream_protocol(), ec);
     if (!ec) acceptor.bind(asio::local::stream_protocol::endpoint(addr.path), ec);
     if (!ec) acceptor.listen(asio::socket_base::max_listen_connections, ec);
     if (ec) return os_error(addr, "cannot listen on", ec);
@@ -347,7 +422,7 @@ result<listener> listen_stream(asio::io_context& io, const address& addr, const 
   auto ep = tcp_endpoint(io, addr, true);
   if (!ep) return std::move(ep).error();
   asio::ip::tcp::acceptor acceptor(io);
-  acceptor.open(ep->protocol(), ec);
+  open_cloexec(acceptor, ep->protocol(), ec);
   if (!ec) acceptor.set_option(asio::socket_base::reuse_address(true), ec);
   if (!ec) acceptor.bind(*ep, ec);
   if (!ec) acceptor.listen(asio::socket_base::max_listen_connections, ec);

@@ -9,6 +9,7 @@
 
 #include "plexus/transport/address.hpp"
 #include "plexus/wire/message.hpp"
+#include "transport/cloexec.hpp"
 
 namespace plexus::transport {
 
@@ -107,7 +108,7 @@ result<udp_sender> udp_sender::open(asio::io_context& io, std::string_view addre
   auto s = std::make_unique<state>(io);
   s->to = *to;
   boost::system::error_code ec;
-  s->socket.open(to->protocol(), ec);
+  detail::open_cloexec(s->socket, to->protocol(), ec);
   if (!ec) s->socket.non_blocking(true, ec);
   if (!ec && to->address().is_multicast()) {
     s->socket.set_option(asio::ip::multicast::hops(a->ttl), ec);
@@ -220,7 +221,7 @@ result<std::unique_ptr<inlet>> bind_udp(asio::io_context& io, std::string_view a
   auto in = std::make_unique<udp_inlet>(io, std::string(address));
   auto& sock = in->socket();
   boost::system::error_code ec;
-  sock.open(at->protocol(), ec);
+  detail::open_cloexec(sock, at->protocol(), ec);
   if (ec) return fail(ec);
   if (multicast) {
     // Several receivers of one group on one host share the port.

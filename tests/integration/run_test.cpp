@@ -3,12 +3,17 @@
 
 #include <gtest/gtest.h>
 #include <poll.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 
+#include <algorithm>
 #include <boost/asio/io_context.hpp>
 #include <chrono>
+#include <cstring>
+#include <filesystem>
 #include <fstream>
+#include <sstream>
 
 #include "plexus/rpc/client.hpp"
 #include "support/process.hpp"
@@ -53,8 +58,16 @@ class Run : public ::testing::Test {
   // second (RSS and health are sampled without an event). Returns the last answer.
   template <class Pred>
   plexus::value wait_ps(Pred pred, std::chrono::milliseconds limit = 10000ms) {
+    return wait_answer("ps", plexus::value::array(), pred, limit);
+  }
+
+  // The same for any method of the plexus service: asks `method` with `params` until
+  // `pred(answer)` holds.
+  template <class Pred>
+  plexus::value wait_answer(const std::string& method, const plexus::value& params, Pred pred,
+                            std::chrono::milliseconds limit = 10000ms) {
     boost::asio::io_context io(1);
-    plexus::rpc::client c(io, {.router = address_, .name = "test-ps"});
+    plexus::rpc::client c(io, {.router = address_, .name = "test-" + method});
     plexus::value last;
     if (auto ok = c.connect(); !ok) {
       ADD_FAILURE() << ok.error().message;
@@ -65,7 +78,7 @@ class Run : public ::testing::Test {
     const auto end = std::chrono::steady_clock::now() + limit;
     while (std::chrono::steady_clock::now() < end) {
       const auto seen = events;
-      if (auto r = c.call_value("plexus", "ps", plexus::value::array(), 5s); r) {
+      if (auto r = c.call_value("plexus", method, params, 5s); r) {
         last = *r;
         if (pred(last)) return last;
       }
@@ -74,7 +87,7 @@ class Run : public ::testing::Test {
       plexus::test::run_until(
           io, [&] { return events != seen; }, std::min(left, 1000ms));
     }
-    ADD_FAILURE() << "ps never matched; last: " << last.dump();
+    ADD_FAILURE() << method << " never matched; last: " << last.dump();
     return last;
   }
 
@@ -274,6 +287,112 @@ TEST_F(Run, ThePsOfAPlainRouterSaysItSupervisesNothing) {
   auto [rc, out] = cli({"ps"});
   EXPECT_EQ(rc, 3) << out;
   EXPECT_NE(out.find("supervises nothing"), std::string::npos) << out;
+}
+
+// The lines of `ls -l /proc/$$/fd` in a child's log: "<fd> -> <what>" each.
+std::vector<std::string> listed_descriptors(const plexus::value& records) {
+  std::vector<std::string> out;
+  for (const auto& r : records) {
+    const auto message = r.value("message", std::string());
+    const auto arrow = message.find(" -> ");
+    if (arrow == std::string::npos) continue;
+    const auto start = message.rfind(' ', arrow - 1);
+    out.push_back(message.substr(start == std::string::npos ? 0 : start + 1));
+  }
+  return out;
+}
+
+// What /proc/PID/fd holds: readlink of each descriptor.
+std::vector<std::string> descriptor_targets(pid_t pid) {
+  std::vector<std::string> out;
+  const auto dir = "/proc/" + std::to_string(pid) + "/fd";
+  for (const auto& e : std::filesystem::directory_iterator(dir)) {
+    std::error_code ec;
+    const auto target = std::filesystem::read_symlink(e.path(), ec);
+    if (!ec) out.push_back(target.string());
+  }
+  return out;
+}
+
+TEST_F(Run, AChildInheritsOnlyItsStandardDescriptorsAndTheNotifyFd) {
+  // Every kind of socket the router has: native ipc and tcp, libzmq's, udp.
+  const auto path = dir_.path() + "/fds.toml";
+  std::ofstream(path) << "[router]\nlisten = [\"" << address_ << "\", \"tcp://127.0.0.1:0\"]\n"
+                      << "zmq_frontend = \"tcp://127.0.0.1:*\"\nudp = \"udp://127.0.0.1:0\"\n\n"
+                      << "[log]\ndir = \"" << dir_.path() << "/logs\"\necho = false\n\n"
+                      << R"([[process]]
+name = "fds"
+command = "/bin/sh"
+args = ["-c", "ls -l /proc/$$/fd; echo READY=1 >&3; exec sleep 1000"]
+)";
+  start(path);
+  const auto first = wait_ps(all_ready);
+  // Started again while a client is connected: the supervisor then also holds an
+  // accepted socket, and the log file of the first run.
+  boost::asio::io_context io(1);
+  plexus::rpc::client c(io, {.router = address_, .name = "test-holder"});
+  ASSERT_TRUE(c.connect());
+  ASSERT_TRUE(c.call_value("plexus", "restart", plexus::value::array({"fds"}), 5s));
+  wait_ps(
+      [&](const plexus::value& ps) { return all_ready(ps) && ps[0]["pid"] != first[0]["pid"]; });
+  // Two listings of four descriptors each.
+  const auto logs =
+      wait_answer("logs", plexus::value::array({plexus::value{{"process", "fds"}}}),
+                  [](const plexus::value& r) { return listed_descriptors(r).size() >= 8; });
+  const auto listed = listed_descriptors(logs);
+  ASSERT_GE(listed.size(), 8u) << logs.dump();
+  for (const auto& line : listed) {
+    const int fd = std::stoi(line);
+    EXPECT_TRUE(fd >= 0 && fd <= 3) << "the child inherited " << line;
+  }
+
+  const auto held = descriptor_targets(run_->pid());
+  const auto holds = [&](const std::string& needle) {
+    return std::any_of(held.begin(), held.end(),
+                       [&](const std::string& t) { return t.find(needle) != std::string::npos; });
+  };
+  EXPECT_TRUE(holds("socket:[")) << testing::PrintToString(held);
+  EXPECT_TRUE(holds("/logs/fds.0.log")) << testing::PrintToString(held);
+}
+
+// The soft limit of a process, from /proc/PID/limits.
+std::pair<std::string, std::string> open_files_limit(pid_t pid) {
+  std::ifstream f("/proc/" + std::to_string(pid) + "/limits");
+  std::string line;
+  while (std::getline(f, line))
+    if (line.rfind("Max open files", 0) == 0) {
+      std::istringstream in(line.substr(std::strlen("Max open files")));
+      std::string soft, hard;
+      in >> soft >> hard;
+      return {soft, hard};
+    }
+  return {};
+}
+
+TEST_F(Run, RunAndRouterRaiseTheSoftDescriptorLimitToTheHardOne) {
+  rlimit lim{};
+  ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &lim), 0);
+  if (lim.rlim_max <= 256) GTEST_SKIP() << "the hard limit leaves nothing to raise";
+  const auto path = config(R"(
+[[process]]
+name = "idle"
+command = "/bin/sh"
+args = ["-c", "echo READY=1 >&3; exec sleep 1000"]
+)");
+  // Each started from a shell that lowered the soft limit to 256 first.
+  const std::vector<std::vector<std::string>> commands{
+      {bin("plexus"), "run", path},
+      {bin("plexus"), "router", "--listen", "ipc://" + dir_.path() + "/alone.sock"}};
+  for (const auto& command : commands) {
+    std::vector<std::string> argv{"/bin/sh", "-c", "ulimit -Sn 256 && exec \"$@\"", "sh"};
+    argv.insert(argv.end(), command.begin(), command.end());
+    child p(argv);
+    ASSERT_TRUE(p.wait_for_output(command[1] == "run" ? "router on" : "listening", 5s))
+        << p.output();
+    const auto [soft, hard] = open_files_limit(p.pid());
+    EXPECT_EQ(soft, std::to_string(lim.rlim_max)) << command[1];
+    EXPECT_EQ(soft, hard) << command[1];
+  }
 }
 
 }  // namespace

@@ -36,6 +36,8 @@ struct spawn_spec {
   int stdout_fd = -1;  // -1: inherit
   int stderr_fd = -1;  // -1: inherit
   int fd3 = -1;        // given to the child as its descriptor 3 (-1: none)
+  // Nothing else of this process's reaches the child: every descriptor above 2 (above
+  // 3 with fd3) is closed before the exec, close-on-exec or not.
 };
 
 struct exit_status {
