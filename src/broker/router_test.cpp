@@ -760,7 +760,9 @@ TEST(RouterPubSub, SlowSubscriberLosesPublicationsCountedAndToldWithoutSlowingOt
     const value chunk = value::array({value::binary(std::vector<std::uint8_t>(16 * 1024, 7))});
     for (int i = 0; i < count; ++i) {
       ASSERT_TRUE(pub.publish("bulk", chunk));
-      if (i % 32 == 31) ASSERT_TRUE(synced(f.io, pub));  // keep the publisher's queue short
+      if (i % 32 == 31) {
+        ASSERT_TRUE(synced(f.io, pub));  // keep the publisher's queue short
+      }
     }
     ASSERT_TRUE(run_until(
         f.io, [&] { return got.items.size() == count; }, 10000ms));

@@ -106,7 +106,7 @@ result<Tuple> convert_args(const value& params, const std::string& method, const
                          {{"method", method}, {"signature", sig}});
   Tuple out;
   std::optional<plexus::error> err;
-  auto one = [&](auto& slot, std::size_t i) {
+  [[maybe_unused]] auto one = [&](auto& slot, std::size_t i) {  // unused with no arguments
     if (err) return;
     using T = std::remove_cvref_t<decltype(slot)>;
     auto r = convert_value<T>(params[i],
