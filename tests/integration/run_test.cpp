@@ -145,10 +145,13 @@ args = ["-c", "sleep 1000 & echo READY=1 >&3; wait"]
 }
 
 TEST_F(Run, PsCallRestartAndLogs) {
+  // flaky crashes every ~0.35 s: a high intensity keeps a slow run (sanitizers, a
+  // loaded machine) from ending in "too many restarts" before the test is done.
   start(config(R"(
 [supervisor]
 backoff_initial = 0
 backoff_max = 0
+intensity = 1000
 
 [[process]]
 name = "calc"
