@@ -170,7 +170,8 @@ void print_json_line(std::string_view bench, std::string_view system, std::strin
 void round_figures::add(std::string_view metric, double value, int decimals, bool whole) {
   auto it = std::find_if(series_.begin(), series_.end(),
                          [&](const series& s) { return s.metric == metric; });
-  if (it == series_.end()) it = series_.insert(series_.end(), {std::string(metric), decimals, whole, {}});
+  if (it == series_.end())
+    it = series_.insert(series_.end(), {std::string(metric), decimals, whole, {}});
   it->values.push_back(value);
 }
 
@@ -184,8 +185,8 @@ double round_figures::median(std::string_view metric) const {
 void round_figures::print(std::string_view bench, std::string_view system) const {
   for (const auto& s : series_) {
     const double m = bench::median(s.values);
-    print_json_line(bench, system, s.metric, s.whole ? static_cast<double>(static_cast<long>(m)) : m,
-                    s.decimals);
+    print_json_line(bench, system, s.metric,
+                    s.whole ? static_cast<double>(static_cast<long>(m)) : m, s.decimals);
   }
 }
 

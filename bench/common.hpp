@@ -84,7 +84,7 @@ class round_figures {
 enum class child_stdout { to_stderr, to_null };
 
 struct spawn_options {
-  std::vector<std::string> args;                  // argv[1..]; argv[0] is the executable path
+  std::vector<std::string> args;  // argv[1..]; argv[0] is the executable path
   child_stdout out = child_stdout::to_stderr;
 };
 

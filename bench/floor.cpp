@@ -146,9 +146,7 @@ class floor_client final : public bench::echo_client {
     }
   }
 
-  void send(std::size_t n) override {
-    bench::write_all(fd_.get(), batch_.data(), n * frame_size_);
-  }
+  void send(std::size_t n) override { bench::write_all(fd_.get(), batch_.data(), n * frame_size_); }
 
   std::size_t receive() override {
     for (;;) {

@@ -242,7 +242,6 @@ long calc_workers(const plexus::value& services) {
   return 0;
 }
 
-
 // Milliseconds since midnight (UTC) of a log line "2026-12-02T12:00:00.123Z ..."; -1 if not one.
 double log_line_ms(const std::string& line) {
   int h = 0, m = 0, sec = 0, milli = 0;
@@ -435,9 +434,9 @@ direct_result run_supervisor_direct(const supervisor_config& cfg) {
     calcs.add(pid);
   }
   out.spawn_all_ms = ms_between(t0, mono_now());
-  const auto registered = poll_until(
-      [&] { return calc_workers(client.call("services")); }, cfg.replicas, router, "plexus router",
-      t0 + wait_limit, "calc workers registered");
+  const auto registered =
+      poll_until([&] { return calc_workers(client.call("services")); }, cfg.replicas, router,
+                 "plexus router", t0 + wait_limit, "calc workers registered");
   out.ready_all_ms = ms_between(t0, registered);
   out.rss_mib = kib_to_mib(read_status_kib(router, "VmRSS"));
   client.c->close();
@@ -458,8 +457,7 @@ int run_supervisor_bench(const supervisor_config& cfg, int repeat, bool check) {
     try {
       run();
     } catch (const std::exception& e) {
-      std::fprintf(stderr, "supervisor %s run %d/%d FAILED: %s\n", system, round, repeat,
-                   e.what());
+      std::fprintf(stderr, "supervisor %s run %d/%d FAILED: %s\n", system, round, repeat, e.what());
       failed = true;
     }
   };

@@ -307,16 +307,11 @@ class router::impl {
 
   value stats_value() const {
     const auto st = stats();
-    return {{"peers", st.peers},
-            {"forwarded", st.forwarded},
-            {"no_route", st.no_route},
-            {"failed_by_peer_loss", st.failed_by_peer_loss},
-            {"malformed", st.malformed},
-            {"in_flight", st.in_flight},
-            {"published", st.published},
-            {"delivered", st.delivered},
-            {"dropped", st.dropped},
-            {"dropped_by_zmq_subscribers", pubsub_.outlet_dropped()}};
+    return {{"peers", st.peers},         {"forwarded", st.forwarded},
+            {"no_route", st.no_route},   {"failed_by_peer_loss", st.failed_by_peer_loss},
+            {"malformed", st.malformed}, {"in_flight", st.in_flight},
+            {"published", st.published}, {"delivered", st.delivered},
+            {"dropped", st.dropped},     {"dropped_by_zmq_subscribers", pubsub_.outlet_dropped()}};
   }
 
   // ---- control frames ----------------------------------------------------------------
@@ -362,11 +357,11 @@ class router::impl {
     const auto service = control::text_field(v, "service");
     if (service.empty() || service.size() > wire::max_name_bytes || service == "plexus" ||
         service == wire::publish_name) {
-      send_control(from, control::error_reply(
-                             op, {errc::invalid_argument,
-                                  "cannot register service '" + service +
-                                      "': names are 1 to 255 bytes; 'plexus' and '*' are "
-                                      "reserved"}));
+      send_control(
+          from, control::error_reply(op, {errc::invalid_argument,
+                                          "cannot register service '" + service +
+                                              "': names are 1 to 255 bytes; 'plexus' and '*' are "
+                                              "reserved"}));
       return;
     }
     auto& entry = services_[service];

@@ -135,7 +135,8 @@ value router_option::get(const router_options& o) const {
 }
 
 result<value> router_option::from_text(std::span<const std::string> texts) const {
-  if (type == option_type::addresses) return value(std::vector<std::string>(texts.begin(), texts.end()));
+  if (type == option_type::addresses)
+    return value(std::vector<std::string>(texts.begin(), texts.end()));
   if (texts.size() != 1) return invalid("expected one integer");
   std::int64_t n = 0;
   const auto& t = texts.front();

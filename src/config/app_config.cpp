@@ -155,7 +155,8 @@ result<void> read_router(const std::string& source, const toml::table& t,
       if (auto ok = read_size(source, node, key, size, option->min); !ok) return ok;
       v = static_cast<std::int64_t>(size);
     }
-    if (auto ok = option->set(r, v); !ok) return fail(source, node.source(), key, ok.error().message);
+    if (auto ok = option->set(r, v); !ok)
+      return fail(source, node.source(), key, ok.error().message);
   }
   return {};
 }

@@ -44,8 +44,8 @@ enum class option_type {
 // One router option as users know it: TOML key in [router], command-line flag, and
 // how it sets router_options.
 struct router_option {
-  std::string_view key;           // in [router]: "zmq_frontend"
-  std::string_view flags;         // CLI11 names: "--listen,-l"
+  std::string_view key;    // in [router]: "zmq_frontend"
+  std::string_view flags;  // CLI11 names: "--listen,-l"
   option_type type;
   std::string_view type_text;     // docs/config.md "type" column
   std::string_view default_text;  // docs/config.md "default" column
@@ -55,7 +55,7 @@ struct router_option {
   std::string_view role;
   // addresses: the scheme every address must have ("udp"), empty for any.
   std::string_view scheme;
-  std::int64_t min = 0;  // size: the smallest value accepted
+  std::int64_t min = 0;                              // size: the smallest value accepted
   std::size_t& (*field)(router_options&) = nullptr;  // size: the member it sets
 
   // Replaces this option's setting in `o` with `v` (addresses: a string or an array
