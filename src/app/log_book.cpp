@@ -44,13 +44,23 @@ void log_book::add(std::string_view topic, const value& params) {
   if (params.is_array() && !params.empty() && params[0].is_object()) {
     record = params[0];
   } else {  // someone published a bare value under log.*: keep it, as a message
-    record = {{"level", "info"}, {"message", params.dump()}};
+    record = {{"level", "info"},
+              {"message", params.dump(-1, ' ', false, value::error_handler_t::replace)}};
   }
   if (!record.contains("process") || !record["process"].is_string())
     record["process"] = std::string(topic.substr(topic.find('.') + 1));
   if (!record.contains("time"))
     record["time"] =
         std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+  // The file gets a captured line's bytes as written; the history, `plexus logs` and
+  // the echo get valid text only: one bad string would make every answer that holds
+  // it undecodable (CBOR text must be UTF-8), whoever logged it.
+  std::string raw_line;
+  if (auto raw = record.find("raw"); raw != record.end()) {
+    raw_line = log::format_raw(record);
+    record.erase(raw);
+  }
+  log::make_valid(record);
   const auto line = log::format(record);
 
   const auto process = text_of(record, "process");
@@ -67,7 +77,7 @@ void log_book::add(std::string_view topic, const value& params) {
     else
       ++file_errors_;
   }
-  if (it != files_.end()) it->second->write_line(line);
+  if (it != files_.end()) it->second->write_line(raw_line.empty() ? line : raw_line);
   if (echo_ && log::level_rank(text_of(record, "level")) >= log::level_rank("info")) {
     std::fputs(line.c_str(), echo_);
     std::fputc('\n', echo_);

@@ -1,7 +1,8 @@
 // The log side of `plexus run`: every record published under "log." (children's
 // captured lines, supervisor events, library log calls) is kept in a bounded history
 // for `plexus logs`, appended to a rotating file per process and replica, and echoed
-// on the terminal.
+// on the terminal. What it keeps, serves and echoes is valid UTF-8 (log::make_valid);
+// the file gets a captured line's "raw" bytes as the child wrote them.
 #pragma once
 
 #include <boost/asio/io_context.hpp>

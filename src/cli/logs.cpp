@@ -35,10 +35,16 @@ int print_logs(const logs_args& l) {
   rpc::client c(io, {.router = a.router, .name = "plexus-logs"});
   if (!connect_or_report(c, a)) return exit_unavailable;
   auto print = [&](const value& record) {
-    if (a.json)
-      std::cout << record.dump() << "\n";
-    else
+    if (!a.json) {
       std::cout << log::format(record) << "\n";
+    } else if (record.contains("raw")) {
+      // A live line that was not UTF-8 carries its bytes for the log file: not shown.
+      value shown = record;
+      shown.erase("raw");
+      std::cout << shown.dump() << "\n";
+    } else {
+      std::cout << record.dump() << "\n";
+    }
   };
   std::vector<value> live;
   bool history_done = false;

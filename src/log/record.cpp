@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cmath>
 #include <ctime>
+#include <vector>
 
 namespace plexus::log {
 
@@ -27,7 +28,122 @@ std::string iso_time(double t) {
   return buf;
 }
 
+// One step of a UTF-8 decoder at the start of `t` (not empty): `need` is how many bytes
+// the sequence there announces; `bytes` how many form the character (== need) or its
+// maximal invalid subpart (< need, also when `t` ends inside a well-formed prefix).
+struct utf8_step {
+  std::size_t bytes;
+  std::size_t need;
+  bool valid() const noexcept { return bytes == need; }
+};
+
+utf8_step step_at(std::string_view t) noexcept {
+  const auto byte = [&](std::size_t i) { return static_cast<unsigned char>(t[i]); };
+  const unsigned char lead = byte(0);
+  if (lead < 0x80) return {1, 1};
+  // The sequence length a lead byte announces, and the range its second byte must be
+  // in (which excludes overlong forms, surrogates and code points above U+10FFFF).
+  std::size_t need;
+  unsigned char lo = 0x80, hi = 0xbf;
+  if (lead >= 0xc2 && lead <= 0xdf) {
+    need = 2;
+  } else if (lead >= 0xe0 && lead <= 0xef) {
+    need = 3;
+    lo = lead == 0xe0 ? 0xa0 : 0x80;
+    hi = lead == 0xed ? 0x9f : 0xbf;
+  } else if (lead >= 0xf0 && lead <= 0xf4) {
+    need = 4;
+    lo = lead == 0xf0 ? 0x90 : 0x80;
+    hi = lead == 0xf4 ? 0x8f : 0xbf;
+  } else {
+    return {1, 2};  // a continuation byte, C0, C1 or F5..FF: never valid here
+  }
+  for (std::size_t k = 1; k < need; ++k) {
+    if (k >= t.size()) return {k, need};  // the text ends inside the character
+    const auto b = byte(k);
+    if (k == 1 ? (b < lo || b > hi) : (b & 0xc0) != 0x80) return {k, need};
+  }
+  return {need, need};
+}
+
+constexpr std::string_view replacement = "\xef\xbf\xbd";  // U+FFFD
+
 }  // namespace
+
+bool is_valid_utf8(std::string_view text) noexcept {
+  for (std::size_t i = 0; i < text.size();) {
+    if (static_cast<unsigned char>(text[i]) < 0x80) {
+      ++i;
+      continue;
+    }
+    const auto s = step_at(text.substr(i));
+    if (!s.valid()) return false;
+    i += s.bytes;
+  }
+  return true;
+}
+
+std::string make_valid_utf8(std::string_view text) {
+  std::string out;
+  std::size_t copied = 0;  // text before this is in `out` (once something was invalid)
+  for (std::size_t i = 0; i < text.size();) {
+    if (static_cast<unsigned char>(text[i]) < 0x80) {
+      ++i;
+      continue;
+    }
+    const auto s = step_at(text.substr(i));
+    if (!s.valid()) {
+      if (out.empty()) out.reserve(text.size() + 8);
+      out.append(text.substr(copied, i - copied)).append(replacement);
+      copied = i + s.bytes;
+    }
+    i += s.bytes;
+  }
+  if (copied == 0) return std::string(text);  // valid: nothing was replaced
+  out.append(text.substr(copied));
+  return out;
+}
+
+std::size_t cut_at_boundary(std::string_view text, std::size_t max) noexcept {
+  if (text.size() <= max) return text.size();
+  // The character that holds text[max] starts at most 3 bytes before it.
+  std::size_t start = max;
+  while (start > 0 && max - start < 3 && (static_cast<unsigned char>(text[start]) & 0xc0) == 0x80)
+    --start;
+  if (start == max || start == 0) return max;
+  // Well formed as far as it goes (the rest of it may not have arrived yet) and
+  // crossing `max`: cut before it. Invalid bytes are no character: cut at `max`.
+  const auto s = step_at(text.substr(start));
+  const bool character = s.valid() || start + s.bytes == text.size();
+  return character && start + s.need > max ? start : max;
+}
+
+bool make_valid(value& v) {
+  if (v.is_string()) {
+    auto& s = v.get_ref<std::string&>();
+    if (is_valid_utf8(s)) return false;
+    s = make_valid_utf8(s);
+    return true;
+  }
+  bool changed = false;
+  if (v.is_array()) {
+    for (auto& e : v)
+      changed = make_valid(e) || changed;
+  } else if (v.is_object()) {
+    std::vector<std::string> bad_keys;
+    for (auto it = v.begin(); it != v.end(); ++it) {
+      changed = make_valid(it.value()) || changed;
+      if (!is_valid_utf8(it.key())) bad_keys.push_back(it.key());
+    }
+    for (const auto& k : bad_keys) {
+      value moved = std::move(v[k]);
+      v.erase(k);
+      v[make_valid_utf8(k)] = std::move(moved);
+      changed = true;
+    }
+  }
+  return changed;
+}
 
 int level_rank(std::string_view level) noexcept {
   for (int i = 0; i < static_cast<int>(std::size(levels)); ++i)
@@ -50,13 +166,32 @@ std::string topic(std::string_view process) {
 value make_record(std::string_view level, std::string_view message, value fields,
                   std::string_view process, std::int64_t replica, std::optional<std::int64_t> pid) {
   const auto now = std::chrono::system_clock::now().time_since_epoch();
+  make_valid(fields);
   return {{"time", std::chrono::duration<double>(now).count()},
-          {"level", std::string(level)},
-          {"process", std::string(process)},
+          {"level", make_valid_utf8(level)},
+          {"process", make_valid_utf8(process)},
           {"replica", replica},
           {"pid", pid ? *pid : static_cast<std::int64_t>(::getpid())},
-          {"message", std::string(message)},
+          {"message", make_valid_utf8(message)},
           {"fields", fields.is_object() ? std::move(fields) : value::object()}};
+}
+
+value make_line_record(std::string_view level, std::string_view line, value fields,
+                       std::string_view process, std::int64_t replica, std::int64_t pid) {
+  auto r = make_record(level, line, std::move(fields), process, replica, pid);
+  if (r["message"].get_ref<const std::string&>() != line)
+    r["raw"] = value::binary(value::binary_t::container_type(line.begin(), line.end()));
+  return r;
+}
+
+std::string format_raw(const value& r) {
+  const auto raw = r.find("raw");
+  if (raw == r.end() || !raw->is_binary()) return format(r);
+  const auto& bytes = raw->get_binary();
+  if (std::find(bytes.begin(), bytes.end(), '\n') != bytes.end()) return format(r);
+  value copy = r;
+  copy["message"] = std::string(bytes.begin(), bytes.end());
+  return format(copy);
 }
 
 std::string format(const value& r) {
@@ -79,7 +214,8 @@ std::string format(const value& r) {
       rest.erase("stream");
       rest.erase("event");
     }
-    if (!rest.empty()) out += " " + rest.dump();
+    // Invalid text in a field is replaced here rather than thrown (nlohmann's default).
+    if (!rest.empty()) out += " " + rest.dump(-1, ' ', false, value::error_handler_t::replace);
   }
   return out;
 }

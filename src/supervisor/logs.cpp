@@ -13,6 +13,7 @@
 #include <system_error>
 #include <utility>
 
+#include "plexus/log/record.hpp"
 #include "plexus/os/unique_fd.hpp"
 
 namespace plexus::supervisor {
@@ -77,8 +78,9 @@ struct line_reader::state : std::enable_shared_from_this<line_reader::state> {
   bool emit_line(std::string_view line) {
     if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
     while (line.size() > opts.max_line) {
-      if (!deliver(line.substr(0, opts.max_line), true)) return false;
-      line.remove_prefix(opts.max_line);
+      const auto n = log::cut_at_boundary(line, opts.max_line);
+      if (!deliver(line.substr(0, n), true)) return false;
+      line.remove_prefix(n);
     }
     return deliver(line, false);
   }
@@ -91,11 +93,13 @@ struct line_reader::state : std::enable_shared_from_this<line_reader::state> {
     std::size_t off = 0;
     bool ok = true;
     while (certain - off > opts.max_line) {
-      if (!deliver(std::string_view(pending).substr(off, opts.max_line), true)) {
+      const auto rest = std::string_view(pending).substr(off, certain - off);
+      const auto n = log::cut_at_boundary(rest, opts.max_line);
+      if (!deliver(rest.substr(0, n), true)) {
         ok = false;
         break;
       }
-      off += opts.max_line;
+      off += n;
     }
     if (ok && off > 0) pending.erase(0, off);
     return ok;

@@ -1,5 +1,7 @@
 #include "plexus/supervisor/logs.hpp"
 
+#include "plexus/log/record.hpp"
+
 #include <fcntl.h>
 #include <gtest/gtest.h>
 
@@ -169,6 +171,30 @@ TEST(LineReader, SplitsALongLineArrivingInParts) {
   f.write("\n");
   ASSERT_TRUE(f.wait_for(2));
   EXPECT_EQ(f.got, (std::vector<piece>{{"abcd", true}, {"efgh", false}}));
+}
+
+TEST(LineReader, CutsALongLineBetweenCharactersNotInsideThem) {
+  // "é" is 2 bytes: with max_line 5, a byte cut would split every third one.
+  reader_fixture f({.max_line = 5});
+  std::string line;
+  for (int i = 0; i < 20; ++i)
+    line += "\xc3\xa9";
+  f.write(line.substr(0, 17));  // arrives in parts: the unterminated path
+  f.write(line.substr(17) + "\n" + line + "\n");
+  ASSERT_TRUE(f.wait_for(20));
+  std::string first, second;
+  std::size_t line_ends = 0;
+  for (const auto& p : f.got) {
+    if (p.partial) {
+      EXPECT_EQ(p.text.size(), 4u) << p;
+    }
+    EXPECT_TRUE(log::is_valid_utf8(p.text)) << p;
+    (line_ends == 0 ? first : second) += p.text;
+    if (!p.partial) ++line_ends;
+  }
+  EXPECT_EQ(line_ends, 2u);
+  EXPECT_EQ(first, line);
+  EXPECT_EQ(second, line);
 }
 
 TEST(LineReader, SplitsAVeryLongLineWithTheDefaultLimit) {

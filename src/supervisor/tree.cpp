@@ -242,8 +242,9 @@ class tree::impl : public std::enable_shared_from_this<tree::impl> {
         });
   }
 
-  // stdout/stderr: one log record per line. The reader lives until the end of its
-  // input, which may come after the child's exit (a grandchild can hold the pipe).
+  // stdout/stderr: one log record per line (log::make_line_record). The reader lives
+  // until the end of its input, which may come after the child's exit (a grandchild
+  // can hold the pipe).
   void read_lines(std::size_t i, int fd, const char* stream, const char* level) {
     readers_.emplace_back();
     auto it = std::prev(readers_.end());
@@ -253,9 +254,13 @@ class tree::impl : public std::enable_shared_from_this<tree::impl> {
     *it = std::make_unique<line_reader>(
         io_, fd, line_reader_options{},
         [this, name, replica, pid, stream, level](std::string_view line, bool partial) {
+          if (!opts_.on_log) return;
           value fields{{"stream", stream}};
           if (partial) fields["partial"] = true;
-          publish_record(name, replica, pid, level, line, std::move(fields));
+          // Valid text for everyone; the bytes as written ride along for the log file.
+          opts_.on_log(log::topic(name),
+                       log::make_line_record(level, line, std::move(fields), name,
+                                             static_cast<std::int64_t>(replica), pid));
         },
         [this, weak = weak_from_this(), it] {
           // Destroyed later: this runs inside the reader.

@@ -13,6 +13,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <sstream>
 
 #include "plexus/rpc/client.hpp"
@@ -81,6 +82,8 @@ class Run : public ::testing::Test {
       if (auto r = c.call_value("plexus", method, params, 5s); r) {
         last = *r;
         if (pred(last)) return last;
+      } else {
+        last = r.error().message;
       }
       const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
           end - std::chrono::steady_clock::now());
@@ -142,6 +145,65 @@ args = ["-c", "sleep 1000 & echo READY=1 >&3; wait"]
   run_->kill(SIGKILL);
   for (auto pid : pids)
     EXPECT_TRUE(gone(pid)) << "pid " << pid << " outlived plexus run";
+}
+
+TEST_F(Run, OutputThatIsNotUtf8DoesNotBreakTheLogs) {
+  // A line of two bytes that are not UTF-8, then a line of 80001 bytes: "x" and 40000
+  // "é", so that the 64 KiB piece limit falls inside a character.
+  start(config(R"(
+[[process]]
+name = "bytes"
+command = "/bin/sh"
+args = ["-c", "printf '\\377\\376\\n'; printf x; yes '\u00e9' | head -n 40000 | tr -d '\\n'; echo; echo READY=1 >&3; exec sleep 1000"]
+)"));
+  std::string long_line = "x";
+  for (int i = 0; i < 40000; ++i)
+    long_line += "\xc3\xa9";
+  const std::string fffd = "\xef\xbf\xbd";
+  // Until the long line's last piece is in the history (or plexus.logs fails to the end).
+  auto history = wait_answer("logs", plexus::value::array({plexus::value{{"process", "bytes"}}}),
+                             [](const plexus::value& records) {
+                               for (const auto& r : records)
+                                 if (r["fields"].is_object() && r["fields"]["stream"] == "stdout" &&
+                                     !r["fields"].contains("partial") &&
+                                     r["message"].get<std::string>().size() > 1000)
+                                   return true;
+                               return false;
+                             });
+  std::vector<std::string> lines;  // stdout, pieces joined
+  bool joining = false;
+  for (const auto& r : history) {
+    if (!r.is_object() || r["fields"]["stream"] != "stdout") continue;
+    EXPECT_FALSE(r.contains("raw")) << "the history keeps only valid text";
+    const auto& text = r["message"].get_ref<const std::string&>();
+    if (joining)
+      lines.back() += text;
+    else
+      lines.push_back(text);
+    joining = r["fields"].contains("partial");
+    if (joining) {
+      EXPECT_EQ(text.size(), 65535u) << "cut at the character before 64 KiB";
+    }
+  }
+  ASSERT_EQ(lines.size(), 2u);
+  EXPECT_EQ(lines[0], fffd + fffd);  // one U+FFFD per invalid byte
+  EXPECT_EQ(lines[1], long_line);    // no U+FFFD: no character was cut
+
+  auto [rc, out] = cli({"logs", "--process", "bytes"});
+  EXPECT_EQ(rc, 0) << out;
+  EXPECT_NE(out.find(" bytes[0] " + fffd + fffd + "\n"), std::string::npos) << out.substr(0, 500);
+  auto [json_rc, json] = cli({"logs", "--process", "bytes", "--json"});
+  EXPECT_EQ(json_rc, 0) << json.substr(0, 500);
+  EXPECT_NE(json.find("\"message\":\"" + fffd + fffd + "\""), std::string::npos)
+      << json.substr(0, 500);
+
+  // The file keeps the bytes as written.
+  std::ifstream file(dir_.path() + "/logs/bytes.0.log", std::ios::binary);
+  const std::string text((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
+  EXPECT_NE(text.find(" bytes[0] \xff\xfe\n"), std::string::npos);
+  EXPECT_NE(text.find(" bytes[0] " + long_line.substr(0, 65535) + " "), std::string::npos);
+  EXPECT_NE(text.find(" bytes[0] " + long_line.substr(65535) + "\n"), std::string::npos);
+  EXPECT_EQ(text.find(fffd), std::string::npos);
 }
 
 TEST_F(Run, PsCallRestartAndLogs) {

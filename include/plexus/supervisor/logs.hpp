@@ -24,8 +24,10 @@
 namespace plexus::supervisor {
 
 struct line_reader_options {
-  // A line longer than this is delivered in pieces of max_line bytes, each with
-  // partial = true except the last one.
+  // A line longer than this is delivered in pieces of at most max_line bytes, each
+  // with partial = true except the last one. A piece ends before a UTF-8 character
+  // that would cross the limit (log::cut_at_boundary), so a piece is up to 3 bytes
+  // shorter; the bytes are passed on as read, valid or not.
   std::size_t max_line = 64u << 10;
 };
 

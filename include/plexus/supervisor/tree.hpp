@@ -55,7 +55,8 @@ struct child_status {
 struct tree_options {
   std::string router_address;  // given to every child as $PLEXUS_ROUTER
   // Every line a child writes to stdout/stderr and every supervisor event about a
-  // child, as a log record (plexus/log/record.hpp) and its topic "log.<name>".
+  // child, as a log record (plexus/log/record.hpp) and its topic "log.<name>". Its
+  // text is valid UTF-8; a line that was not also carries its bytes as "raw".
   std::function<void(std::string_view topic, value record)> on_log;
   // A command without '/' is looked up here first, then in $PATH.
   std::string program_dir;
