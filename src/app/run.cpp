@@ -77,6 +77,18 @@ int run(run_options o) {
     std::fprintf(stderr, "plexus run: cannot start the keeper: %s\n", ok.error().message.c_str());
     return exit_local_failure;
   }
+  // A grandchild that leaves its parent's group (setsid) is out of reach of the group
+  // signals; as a subreaper this process inherits it when its parent exits, and kills
+  // it when the tree has stopped (the sweeper below, destroyed after the tree).
+  if (auto ok = supervisor::process::adopt_orphans(); !ok)
+    std::fprintf(stderr, "plexus run: %s (a grandchild that calls setsid() may outlive the tree)\n",
+                 ok.error().message.c_str());
+  // Where the machine allows it, the children and all their descendants are also born
+  // in a cgroup of their own, killed as one at the end, or by the keeper after a kill -9.
+  (void)supervisor::process::contain_children();
+  struct orphan_sweeper {
+    ~orphan_sweeper() { supervisor::process::sweep_orphans(); }
+  } sweeper;
   asio::io_context io(1);
   broker::router router(io, app.router);
   if (auto ok = router.start(); !ok) {
@@ -158,14 +170,17 @@ int run(run_options o) {
   }
   std::fflush(o.out);
 
-  asio::signal_set signals(io, SIGINT, SIGTERM);
+  // SIGHUP (the terminal closed) stops the tree in order, as SIGINT and SIGTERM do.
+  asio::signal_set signals(io, SIGINT, SIGTERM, SIGHUP);
   int signals_seen = 0;
   std::function<void()> wait_signal = [&] {
     signals.async_wait([&](const boost::system::error_code& ec, int sig) {
       if (ec) return;
       if (++signals_seen == 1) {
         std::fprintf(o.out, "plexus run: %s: stopping (again to kill at once)\n",
-                     sig == SIGINT ? "interrupted" : "terminated");
+                     sig == SIGINT   ? "interrupted"
+                     : sig == SIGHUP ? "hangup"
+                                     : "terminated");
         std::fflush(o.out);
         t.stop();
         wait_signal();
@@ -177,6 +192,25 @@ int run(run_options o) {
     });
   };
   wait_signal();
+  // Adopted orphans that exit during the run are reaped as they go.
+  asio::signal_set child_exits(io, SIGCHLD);
+  {
+    // asio (1.81) installs its handler without SA_RESTART: a child's exit must not make
+    // a blocking call elsewhere fail with EINTR.
+    struct sigaction sa {};
+    if (::sigaction(SIGCHLD, nullptr, &sa) == 0) {
+      sa.sa_flags |= SA_RESTART | SA_NOCLDSTOP;
+      ::sigaction(SIGCHLD, &sa, nullptr);
+    }
+  }
+  std::function<void()> wait_child = [&] {
+    child_exits.async_wait([&](const boost::system::error_code& ec, int) {
+      if (ec) return;
+      supervisor::process::reap_orphans();
+      wait_child();
+    });
+  };
+  wait_child();
   io.run();
   return rc;
 }

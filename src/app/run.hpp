@@ -4,9 +4,10 @@
 //   return plexus::app::run({.app = *cfg, .config_dir = "."});
 //
 // The router gains the methods plexus.ps, plexus.stop, plexus.restart and plexus.logs
-// (docs/protocol.md §15); the children get $PLEXUS_ROUTER. Ends on SIGINT/SIGTERM
-// (a second one kills the children at once), on `plexus stop`, or when the tree gives
-// up; the exit code (app/exit_codes.hpp) says which.
+// (docs/protocol.md §15); the children get $PLEXUS_ROUTER. Ends on SIGINT, SIGTERM or
+// SIGHUP (a second one kills the children at once), on `plexus stop`, or when the tree
+// gives up; the exit code (app/exit_codes.hpp) says which. Grandchildren orphaned on
+// the way (setsid() included) are adopted and killed at the end.
 #pragma once
 
 #include <cstdio>

@@ -1,6 +1,7 @@
 #include "plexus/supervisor/process.hpp"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -9,6 +10,7 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -16,7 +18,12 @@
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <cerrno>
+#include <filesystem>
+#include <fstream>
+#include <mutex>
 #include <set>
+#include <sstream>
+#include <vector>
 
 #include "plexus/os/unique_fd.hpp"
 
@@ -35,9 +42,72 @@ std::string exit_status::describe() const {
 namespace {
 
 // The write end of the keeper's socket (empty: no keeper). Each line is "+PGID" when a
-// child's group starts, "-PGID" when it has been swept. Closed only by the exit of
-// this process, which the keeper reads as EOF.
+// child's group starts, "-PGID" when it has been swept, "=DIR" when the children's
+// cgroup is DIR (empty: none). Closed only by the exit of this process, which the
+// keeper reads as EOF.
 os::unique_fd keeper_fd;
+
+// The children spawn() started that have not been reaped yet, and the keeper: the
+// children of this process that are not adopted orphans.
+std::mutex spawned_mutex;
+std::set<pid_t> spawned;  // guarded by spawned_mutex
+pid_t keeper_pid = 0;
+
+void track(pid_t pid, bool running) {
+  std::lock_guard lock(spawned_mutex);
+  if (running)
+    spawned.insert(pid);
+  else
+    spawned.erase(pid);
+}
+
+// The children of this process (of any of its threads) that are adopted orphans.
+std::vector<pid_t> orphans() {
+  std::vector<pid_t> out;
+  std::lock_guard lock(spawned_mutex);
+  std::error_code ec;
+  for (const auto& task : std::filesystem::directory_iterator("/proc/self/task", ec)) {
+    std::ifstream children(task.path() / "children");
+    pid_t pid;
+    while (children >> pid)
+      if (pid != keeper_pid && !spawned.contains(pid)) out.push_back(pid);
+  }
+  return out;
+}
+
+// The cgroup v2 group the children are born in (contain_children), and its cgroup.procs
+// open for writing; empty when they are not contained.
+std::string cgroup_dir;
+os::unique_fd cgroup_procs;
+
+// Kills every process in the cgroup `dir` (cgroup.kill) and removes the group once it
+// is empty, waiting for that at most `limit`.
+void kill_cgroup(const std::string& dir, std::chrono::milliseconds limit) {
+  if (os::unique_fd all(::open((dir + "/cgroup.kill").c_str(), O_WRONLY | O_CLOEXEC)); all)
+    (void)!::write(all.get(), "1", 1);
+  os::unique_fd events(::open((dir + "/cgroup.events").c_str(), O_RDONLY | O_CLOEXEC));
+  const auto end = std::chrono::steady_clock::now() + limit;
+  while (events) {
+    char buf[256];
+    const auto n = ::pread(events.get(), buf, sizeof buf - 1, 0);
+    if (n <= 0) break;
+    buf[n] = '\0';
+    if (std::strstr(buf, "populated 0")) break;
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        end - std::chrono::steady_clock::now());
+    if (left.count() <= 0) break;
+    pollfd p{events.get(), POLLPRI, 0};  // a change of cgroup.events wakes it
+    ::poll(&p, 1, static_cast<int>(left.count()));
+  }
+  ::rmdir(dir.c_str());
+}
+
+void tell_keeper_cgroup(const std::string& dir) {
+  if (!keeper_fd) return;
+  const std::string line = "=" + dir + "\n";
+  while (::send(keeper_fd.get(), line.data(), line.size(), MSG_NOSIGNAL) < 0 && errno == EINTR) {
+  }
+}
 
 void tell_keeper(char op, pid_t pgid) noexcept {
   if (!keeper_fd) return;
@@ -53,6 +123,7 @@ void tell_keeper(char op, pid_t pgid) noexcept {
   for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGTSTP})
     ::signal(sig, SIG_IGN);
   std::set<pid_t> groups;
+  std::string cgroup;  // "=DIR": the children's cgroup ("=": none any more)
   std::string pending;
   char buf[4096];
   for (;;) {
@@ -63,7 +134,9 @@ void tell_keeper(char op, pid_t pgid) noexcept {
     std::size_t start = 0, end;
     while ((end = pending.find('\n', start)) != std::string::npos) {
       const pid_t pgid = static_cast<pid_t>(std::atoi(pending.c_str() + start + 1));
-      if (pgid > 0) {
+      if (pending[start] == '=') {
+        cgroup = pending.substr(start + 1, end - start - 1);
+      } else if (pgid > 0) {
         if (pending[start] == '+')
           groups.insert(pgid);
         else
@@ -75,6 +148,7 @@ void tell_keeper(char op, pid_t pgid) noexcept {
   }
   for (pid_t g : groups)
     ::kill(-g, SIGKILL);
+  if (!cgroup.empty()) kill_cgroup(cgroup, std::chrono::seconds(2));
   ::_exit(0);
 }
 
@@ -113,6 +187,7 @@ struct exec_plan {
   int stdin_fd, stdout_fd, stderr_fd, fd3;
   int report_read, report_write;
   pid_t parent;
+  int cgroup_procs;  // -1: not contained
 };
 
 int exec_child(void* arg) {
@@ -138,6 +213,9 @@ int exec_child(void* arg) {
   for (int sig : {SIGPIPE, SIGINT, SIGTERM, SIGHUP, SIGCHLD})
     ::sigaction(sig, &dfl, nullptr);
   ::setpgid(0, 0);
+  // Into the children's cgroup before anything of the child's own runs, so that all it
+  // starts is born there (best effort: a failed write leaves it outside).
+  if (p->cgroup_procs >= 0) (void)!::write(p->cgroup_procs, "0", 1);
   ::prctl(PR_SET_PDEATHSIG, SIGKILL);
   if (::getppid() != p->parent) ::_exit(127);  // the parent died before prctl
   sigset_t none;
@@ -181,7 +259,96 @@ result<void> process::start_keeper() {
   }
   keeper_end.close();
   keeper_fd = std::move(our_end);
+  keeper_pid = pid;
   return {};
+}
+
+result<void> process::adopt_orphans() {
+  if (::prctl(PR_SET_CHILD_SUBREAPER, 1) != 0)
+    return plexus::error(errc::internal,
+                         std::string("prctl(PR_SET_CHILD_SUBREAPER): ") + ::strerror(errno));
+  return {};
+}
+
+void process::reap_orphans() {
+  for (pid_t pid : orphans()) {
+    siginfo_t info{};
+    ::waitid(P_PID, static_cast<id_t>(pid), &info, WEXITED | WNOHANG);
+  }
+}
+
+result<std::string> process::contain_children() {
+  if (!cgroup_dir.empty()) return cgroup_dir;
+  // The cgroup2 hierarchy: /sys/fs/cgroup, or /sys/fs/cgroup/unified on a hybrid system.
+  std::string mount;
+  {
+    std::ifstream info("/proc/self/mountinfo");
+    std::string line;
+    while (mount.empty() && std::getline(info, line)) {
+      const auto dash = line.find(" - cgroup2 ");
+      if (dash == std::string::npos) continue;
+      std::istringstream fields(line.substr(0, dash));
+      std::string id, parent, device, root, point;
+      fields >> id >> parent >> device >> root >> point;
+      if (root == "/") mount = point;
+    }
+  }
+  if (mount.empty()) return plexus::error(errc::unavailable, "no cgroup2 hierarchy is mounted");
+  std::string own;
+  {
+    std::ifstream groups("/proc/self/cgroup");
+    std::string line;
+    while (std::getline(groups, line))
+      if (line.starts_with("0::")) own = line.substr(3);
+  }
+  if (own.empty()) return plexus::error(errc::unavailable, "this process has no cgroup2 group");
+  if (own == "/") own.clear();
+  const auto dir = mount + own + "/plexus-" + std::to_string(::getpid());
+  if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST)
+    return plexus::error(errc::unavailable,
+                         "cannot create the cgroup " + dir + ": " + ::strerror(errno));
+  if (::access((dir + "/cgroup.kill").c_str(), W_OK) != 0) {
+    ::rmdir(dir.c_str());
+    return plexus::error(
+        errc::unavailable,
+        "the cgroup " + dir + " has no writable cgroup.kill (Linux 5.14 or later)");
+  }
+  os::unique_fd procs(::open((dir + "/cgroup.procs").c_str(), O_WRONLY | O_CLOEXEC));
+  if (!procs) {
+    const int err = errno;
+    ::rmdir(dir.c_str());
+    return plexus::error(errc::unavailable,
+                         "cannot open " + dir + "/cgroup.procs: " + ::strerror(err));
+  }
+  cgroup_dir = dir;
+  cgroup_procs = std::move(procs);
+  tell_keeper_cgroup(cgroup_dir);
+  return cgroup_dir;
+}
+
+std::size_t process::sweep_orphans() {
+  if (!cgroup_dir.empty()) {
+    // Everything born in the group, whoever its parent is now.
+    cgroup_procs.close();
+    kill_cgroup(cgroup_dir, std::chrono::seconds(2));
+    cgroup_dir.clear();
+    tell_keeper_cgroup("");
+  }
+  std::size_t swept = 0;
+  // Each round kills the orphans found; their own children are orphans next round.
+  // Bounded, in case something forks faster than it is killed.
+  for (int round = 0; round < 64; ++round) {
+    const auto found = orphans();
+    if (found.empty()) break;
+    for (pid_t pid : found)
+      ::kill(pid, SIGKILL);
+    for (pid_t pid : found) {
+      while (::waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
+      }
+    }
+    swept += found.size();
+  }
+  return swept;
 }
 
 struct process::state : std::enable_shared_from_this<process::state> {
@@ -205,6 +372,7 @@ struct process::state : std::enable_shared_from_this<process::state> {
       return;
     }
     alive = false;
+    track(pid, false);
     kill_timer.cancel();
     // Whatever the child left behind in its group goes with it.
     ::kill(-pid, SIGKILL);
@@ -244,6 +412,7 @@ process::~process() {
          errno == EINTR) {
   }
   s_->alive = false;
+  track(s_->pid, false);
   ::kill(-s_->pid, SIGKILL);
   tell_keeper('-', s_->pid);
   boost::system::error_code ignored;
@@ -311,10 +480,17 @@ result<std::unique_ptr<process>> process::spawn(asio::io_context& io, const spaw
   if (::pipe2(report_fds, O_CLOEXEC) != 0)
     return plexus::error(errc::internal, std::string("pipe: ") + ::strerror(errno));
   os::unique_fd report_read(report_fds[0]), report_write(report_fds[1]);
-  exec_plan plan{argv.data(),   envp.data(),       spec.cwd.empty() ? nullptr : spec.cwd.c_str(),
-                 spec.stdin_fd, spec.stdout_fd,    spec.stderr_fd,
-                 spec.fd3,      report_read.get(), report_write.get(),
-                 ::getpid()};
+  exec_plan plan{argv.data(),
+                 envp.data(),
+                 spec.cwd.empty() ? nullptr : spec.cwd.c_str(),
+                 spec.stdin_fd,
+                 spec.stdout_fd,
+                 spec.stderr_fd,
+                 spec.fd3,
+                 report_read.get(),
+                 report_write.get(),
+                 ::getpid(),
+                 cgroup_procs ? cgroup_procs.get() : -1};
   // clone(CLONE_VM | CLONE_VFORK), as posix_spawn does: no copy of this process's page
   // tables (and no copy-on-write faults afterwards), which fork() would pay per child.
   // The child runs on its own stack until it execs; this thread waits meanwhile. All
@@ -340,6 +516,7 @@ result<std::unique_ptr<process>> process::spawn(asio::io_context& io, const spaw
   report_write.close();
   ::setpgid(pid, pid);  // also from here, so the group exists before anyone signals it
   tell_keeper('+', pid);
+  track(pid, true);
   int child_errno = 0;
   ssize_t n;
   while ((n = ::read(report_read.get(), &child_errno, sizeof child_errno)) < 0 && errno == EINTR) {
@@ -347,6 +524,7 @@ result<std::unique_ptr<process>> process::spawn(asio::io_context& io, const spaw
   report_read.close();
   if (n > 0) {
     ::waitpid(pid, nullptr, 0);
+    track(pid, false);
     tell_keeper('-', pid);
     const std::string what = spec.cwd.empty() || child_errno != ENOENT
                                  ? spec.program
@@ -361,6 +539,7 @@ result<std::unique_ptr<process>> process::spawn(asio::io_context& io, const spaw
     const int err = errno;
     ::kill(-pid, SIGKILL);
     ::waitpid(pid, nullptr, 0);
+    track(pid, false);
     tell_keeper('-', pid);
     return plexus::error(errc::internal, std::string("pidfd_open: ") + ::strerror(err));
   }

@@ -5,14 +5,20 @@
 
 #include <poll.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include "support/process.hpp"
 #include "support/wait.hpp"
 
 #include <algorithm>
 #include <boost/asio/io_context.hpp>
 #include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <memory>
 #include <optional>
 #include <string>
 
@@ -43,6 +49,7 @@ std::string read_all(int fd, std::chrono::milliseconds limit = 5000ms) {
 }
 
 using test::gone;
+using test::session_of;
 
 TEST(Process, ReportsTheExitCode) {
   asio::io_context io;
@@ -217,6 +224,77 @@ std::string descriptors_of_child(bool with_fd3) {
 TEST(Process, ChildStartsWithOnlyItsStandardDescriptorsAndFd3) {
   EXPECT_EQ(descriptors_of_child(true), "0 1 2 3");
   EXPECT_EQ(descriptors_of_child(false), "0 1 2");
+}
+
+// A shell whose child leaves the shell's process group and session (setsid), out of
+// reach of the group signals; the shell then waits for it. `grandchild` is its pid.
+struct setsid_shell {
+  std::unique_ptr<process> shell;
+  pid_t grandchild = 0;
+};
+
+setsid_shell spawn_setsid_shell(asio::io_context& io, process::exit_handler on_exit) {
+  int out[2];
+  EXPECT_EQ(::pipe2(out, O_CLOEXEC), 0);
+  os::unique_fd out_read(out[0]), out_write(out[1]);
+  auto p = process::spawn(
+      io,
+      {.program = "/bin/sh",
+       .args = {"-c", "setsid sh -c 'echo $$; exec sleep 30 >/dev/null' & exec >/dev/null; wait"},
+       .stdout_fd = out_write.get()},
+      std::move(on_exit));
+  out_write.close();
+  EXPECT_TRUE(p) << p.error().message;
+  if (!p) return {};
+  const auto pid = read_all(out_read.get());
+  return {std::move(*p), pid.empty() ? 0 : std::stoi(pid)};
+}
+
+TEST(Process, AnOrphanThatLeftItsGroupIsAdoptedAndSwept) {
+  ASSERT_TRUE(process::adopt_orphans());
+  struct subreaper_off {
+    ~subreaper_off() { ::prctl(PR_SET_CHILD_SUBREAPER, 0); }
+  } off;
+  asio::io_context io;
+  std::optional<exit_status> status;
+  auto [shell, grandchild] = spawn_setsid_shell(io, [&](exit_status s) { status = s; });
+  auto bystander = process::spawn(io, {.program = "sleep", .args = {"30"}}, [](exit_status) {});
+  ASSERT_TRUE(shell);
+  ASSERT_TRUE(bystander);
+  ASSERT_GT(grandchild, 0);
+  ASSERT_EQ(session_of(grandchild), grandchild) << "the grandchild did not call setsid()";
+  shell->stop(5s);
+  ASSERT_TRUE(run_until(io, [&] { return status.has_value(); }));
+  // The group signals missed it; it is now this process's child.
+  ASSERT_FALSE(gone(grandchild, 0ms)) << "the setsid grandchild was stopped with its group";
+  EXPECT_EQ(process::sweep_orphans(), 1u);
+  EXPECT_TRUE(gone(grandchild, 1000ms));
+  EXPECT_EQ(::waitpid(grandchild, nullptr, WNOHANG), -1);  // and reaped
+  EXPECT_TRUE((*bystander)->running());
+  EXPECT_FALSE(gone((*bystander)->pid(), 0ms)) << "a spawned child is not an orphan";
+}
+
+TEST(Process, ContainedChildrenAreKilledWithTheirSetsidDescendants) {
+  auto dir = process::contain_children();
+  if (!dir) GTEST_SKIP() << "the cgroup path is not available here: " << dir.error().message;
+  struct uncontain {
+    ~uncontain() { process::sweep_orphans(); }  // also ends the containment
+  } end;
+  asio::io_context io;
+  auto [shell, grandchild] = spawn_setsid_shell(io, [](exit_status) {});
+  ASSERT_TRUE(shell);
+  ASSERT_GT(grandchild, 0);
+  ASSERT_EQ(session_of(grandchild), grandchild) << "the grandchild did not call setsid()";
+  std::ifstream cgroup("/proc/" + std::to_string(grandchild) + "/cgroup");
+  const std::string groups((std::istreambuf_iterator<char>(cgroup)),
+                           std::istreambuf_iterator<char>());
+  EXPECT_NE(groups.find("/plexus-" + std::to_string(::getpid()) + "\n"), std::string::npos)
+      << groups;
+  shell.reset();  // SIGKILL to the shell's group: the grandchild is not in it
+  ASSERT_FALSE(gone(grandchild, 0ms)) << "the setsid grandchild was killed with the group";
+  process::sweep_orphans();
+  EXPECT_TRUE(gone(grandchild)) << "grandchild " << grandchild << " outlived its cgroup";
+  EXPECT_FALSE(std::filesystem::exists(*dir)) << *dir;
 }
 
 }  // namespace

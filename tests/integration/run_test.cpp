@@ -27,6 +27,7 @@ using plexus::test::bin;
 using plexus::test::child;
 
 using plexus::test::gone;
+using plexus::test::session_of;
 
 class Run : public ::testing::Test {
  protected:
@@ -145,6 +146,82 @@ args = ["-c", "sleep 1000 & echo READY=1 >&3; wait"]
   run_->kill(SIGKILL);
   for (auto pid : pids)
     EXPECT_TRUE(gone(pid)) << "pid " << pid << " outlived plexus run";
+}
+
+// A shell whose child leaves the shell's process group and session (setsid) before
+// the shell reports ready; the group signals of the supervisor do not reach it.
+const char* const setsid_shell = R"(
+[[process]]
+name = "shell"
+command = "/bin/sh"
+args = ["-c", "setsid sh -c 'echo READY=1 >&3; exec sleep 1000' & wait"]
+)";
+
+// The shell's setsid child (a grandchild of plexus run), once the shell is ready.
+pid_t setsid_grandchild(const plexus::value& ps) {
+  if (ps.size() != 1) return 0;
+  const auto shell = ps[0]["pid"].get<pid_t>();
+  std::ifstream children("/proc/" + std::to_string(shell) + "/task/" + std::to_string(shell) +
+                         "/children");
+  pid_t grandchild = 0;
+  children >> grandchild;
+  return grandchild;
+}
+
+TEST_F(Run, SighupStopsTheTreeInOrderWithItsSetsidGrandchildren) {
+  start(config(setsid_shell));
+  const auto ps = wait_ps(all_ready);
+  const pid_t grandchild = setsid_grandchild(ps);
+  ASSERT_GT(grandchild, 0);
+  const auto shell = ps[0]["pid"].get<pid_t>();
+  ASSERT_EQ(session_of(grandchild), grandchild) << "the grandchild did not call setsid()";
+
+  ASSERT_EQ(::kill(run_->pid(), SIGHUP), 0);    // the terminal closed
+  run_->wait_for_output("\x01never\x01", 10s);  // until plexus run (and its keeper) ended
+  ASSERT_TRUE(run_->output_closed()) << run_->output();
+  const int status = run_->wait();
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
+      << "status " << status << ": " << run_->output();
+  EXPECT_NE(run_->output().find("plexus run: hangup: stopping"), std::string::npos)
+      << run_->output();
+  EXPECT_TRUE(gone(shell)) << "the shell " << shell << " outlived plexus run";
+  EXPECT_TRUE(gone(grandchild)) << "the setsid grandchild " << grandchild << " outlived plexus run";
+  if (!gone(grandchild, 0ms)) ::kill(grandchild, SIGKILL);
+  // In order: the shell was asked to stop (SIGTERM), not killed with its supervisor.
+  std::ifstream file(dir_.path() + "/logs/shell.0.log");
+  const std::string log((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
+  EXPECT_NE(log.find("stopped (killed by SIGTERM)"), std::string::npos) << log;
+}
+
+TEST_F(Run, PlexusStopAlsoStopsSetsidGrandchildren) {
+  start(config(setsid_shell));
+  const pid_t grandchild = setsid_grandchild(wait_ps(all_ready));
+  ASSERT_GT(grandchild, 0);
+  ASSERT_EQ(session_of(grandchild), grandchild) << "the grandchild did not call setsid()";
+
+  auto [rc, out] = cli({"stop"});
+  EXPECT_EQ(rc, 0) << out;
+  EXPECT_EQ(exit_code(), 0);
+  EXPECT_TRUE(gone(grandchild)) << "the setsid grandchild " << grandchild << " outlived plexus run";
+  if (!gone(grandchild, 0ms)) ::kill(grandchild, SIGKILL);
+}
+
+TEST_F(Run, KillNineTakesSetsidGrandchildrenWhenTheChildrenHaveACgroup) {
+  start(config(setsid_shell));
+  const pid_t grandchild = setsid_grandchild(wait_ps(all_ready));
+  ASSERT_GT(grandchild, 0);
+  std::ifstream cgroup("/proc/" + std::to_string(grandchild) + "/cgroup");
+  const std::string groups((std::istreambuf_iterator<char>(cgroup)),
+                           std::istreambuf_iterator<char>());
+  if (groups.find("/plexus-" + std::to_string(run_->pid()) + "\n") == std::string::npos) {
+    ::kill(grandchild, SIGKILL);
+    GTEST_SKIP() << "no cgroup v2 group for the children here (" << groups
+                 << "): only the subreaper path, and a setsid grandchild outlives a kill -9 of "
+                    "plexus run";
+  }
+  run_->kill(SIGKILL);  // no cleanup runs: the keeper kills the group
+  EXPECT_TRUE(gone(grandchild)) << "the setsid grandchild " << grandchild << " outlived plexus run";
+  if (!gone(grandchild, 0ms)) ::kill(grandchild, SIGKILL);
 }
 
 TEST_F(Run, OutputThatIsNotUtf8DoesNotBreakTheLogs) {

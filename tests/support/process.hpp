@@ -17,6 +17,9 @@
 
 #include <chrono>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <sstream>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -29,6 +32,20 @@ namespace plexus::test {
 
 inline std::string bin(const std::string& name) {
   return std::string(PLEXUS_BIN_DIR) + "/" + name;
+}
+
+// The session id of `pid` (field 6 of /proc/PID/stat), 0 if unknown: a process that
+// called setsid() is its session's leader, session_of(pid) == pid.
+inline pid_t session_of(pid_t pid) {
+  std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
+  const std::string stat((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  const auto close = stat.rfind(')');
+  if (close == std::string::npos) return 0;
+  std::istringstream rest(stat.substr(close + 1));
+  char state = 0;
+  pid_t ppid = 0, pgrp = 0, session = 0;
+  rest >> state >> ppid >> pgrp >> session;
+  return session;
 }
 
 class child {

@@ -63,6 +63,32 @@ class process {
   // exist. Errors: internal (socketpair, fork).
   static result<void> start_keeper();
 
+  // Makes this process the reaper of the orphans among its descendants
+  // (PR_SET_CHILD_SUBREAPER): a grandchild that outlives its parent — one that left
+  // the child's process group with setsid(), which the group signals do not reach —
+  // becomes a child of this process instead of init's, so that sweep_orphans() can
+  // stop it. Call once, from the supervisor's main process. Errors: internal.
+  //   process::adopt_orphans();  ...  on SIGCHLD: process::reap_orphans();
+  //   at the end, after the children have been stopped: process::sweep_orphans();
+  static result<void> adopt_orphans();
+  // Reaps the adopted orphans that have exited (call on SIGCHLD); never waits, never
+  // touches a child that spawn() started nor the keeper.
+  static void reap_orphans();
+  // Where the machine allows it, puts every child spawned from now on — and so all of
+  // its descendants, setsid() or not — into a cgroup v2 group of its own,
+  // "plexus-<pid>" below this process's group, killed as one (cgroup.kill) by
+  // sweep_orphans() or, if this process dies, by the keeper. Call after start_keeper,
+  // before the spawns, not concurrently with them. Returns the group's directory.
+  // Errors: unavailable (no cgroup2 hierarchy, not writable, no cgroup.kill: the
+  // message says which); the children are then not contained, adopt_orphans() remains.
+  static result<std::string> contain_children();
+  // Kills the contained children's group (SIGKILL to all in it) and removes it, then
+  // SIGKILLs and reaps every adopted orphan, and the orphans they leave in turn, until
+  // none is left (children that spawn() started and that still run, and the keeper,
+  // are not orphans). Call once the children have been stopped. Blocks until they have
+  // exited (a group at most 2 s); returns how many orphans there were.
+  static std::size_t sweep_orphans();
+
   // A process still running when destroyed is killed (SIGKILL to its group) and
   // reaped before the destructor returns; its exit handler does not run.
   ~process();
