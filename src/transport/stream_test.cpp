@@ -127,12 +127,20 @@ TEST(StreamListener, OutOfDescriptorsItBacksOffThenAcceptsTheWaitingPeers) {
   EXPECT_EQ(count(said, "accepting on ipc://" + path + " again"), 1u) << said;
 }
 
-TEST(StreamConnection, AnnouncedFrameSizeIsNotAllocatedBeforeItsBytesArrive) {
+// A stream listener on a fresh ipc path, with its loop.
+struct ipc_listener {
   test::temp_dir dir;
-  const auto path = dir.path() + "/s.sock";
-  boost::asio::io_context io(1);
-  auto l = listen(io, "ipc://" + path);
-  ASSERT_TRUE(l) << l.error().message;
+  std::string path = dir.path() + "/s.sock";
+  boost::asio::io_context io{1};
+  result<listener> l = listen(io, "ipc://" + path);
+};
+
+TEST(StreamConnection, AnnouncedFrameSizeIsNotAllocatedBeforeItsBytesArrive) {
+  ipc_listener at;
+  ASSERT_TRUE(at.l) << at.l.error().message;
+  auto& io = at.io;
+  auto& l = at.l;
+  const auto& path = at.path;
   connection accepted;
   std::size_t frames = 0;
   bool closed = false;
@@ -157,11 +165,11 @@ TEST(StreamConnection, AnnouncedFrameSizeIsNotAllocatedBeforeItsBytesArrive) {
 }
 
 TEST(StreamConnection, SharedPayloadIsQueuedByReferenceAndArrivesWhole) {
-  test::temp_dir dir;
-  const auto path = dir.path() + "/s.sock";
-  boost::asio::io_context io(1);
-  auto l = listen(io, "ipc://" + path);
-  ASSERT_TRUE(l) << l.error().message;
+  ipc_listener at;
+  ASSERT_TRUE(at.l) << at.l.error().message;
+  auto& io = at.io;
+  auto& l = at.l;
+  const auto& path = at.path;
   std::vector<std::pair<std::string, std::vector<std::uint8_t>>> got;
   connection accepted;
   l->start([&](connection c) {
