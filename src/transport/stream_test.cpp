@@ -128,19 +128,17 @@ TEST(StreamListener, OutOfDescriptorsItBacksOffThenAcceptsTheWaitingPeers) {
 }
 
 // A stream listener on a fresh ipc path, with its loop.
-struct ipc_listener {
+class StreamConnection : public testing::Test {
+ protected:
+  void SetUp() override { ASSERT_TRUE(l) << l.error().message; }
+
   test::temp_dir dir;
   std::string path = dir.path() + "/s.sock";
   boost::asio::io_context io{1};
   result<listener> l = listen(io, "ipc://" + path);
 };
 
-TEST(StreamConnection, AnnouncedFrameSizeIsNotAllocatedBeforeItsBytesArrive) {
-  ipc_listener at;
-  ASSERT_TRUE(at.l) << at.l.error().message;
-  auto& io = at.io;
-  auto& l = at.l;
-  const auto& path = at.path;
+TEST_F(StreamConnection, AnnouncedFrameSizeIsNotAllocatedBeforeItsBytesArrive) {
   connection accepted;
   std::size_t frames = 0;
   bool closed = false;
@@ -164,12 +162,7 @@ TEST(StreamConnection, AnnouncedFrameSizeIsNotAllocatedBeforeItsBytesArrive) {
   EXPECT_FALSE(closed);
 }
 
-TEST(StreamConnection, SharedPayloadIsQueuedByReferenceAndArrivesWhole) {
-  ipc_listener at;
-  ASSERT_TRUE(at.l) << at.l.error().message;
-  auto& io = at.io;
-  auto& l = at.l;
-  const auto& path = at.path;
+TEST_F(StreamConnection, SharedPayloadIsQueuedByReferenceAndArrivesWhole) {
   std::vector<std::pair<std::string, std::vector<std::uint8_t>>> got;
   connection accepted;
   l->start([&](connection c) {
