@@ -17,8 +17,24 @@ std::string text_of(const value& v, const char* key) {
 }  // namespace
 
 log_book::log_book(boost::asio::io_context& io, supervisor::log_options opts, std::string dir,
-                   std::FILE* echo)
-    : io_(io), opts_(opts), dir_(std::move(dir)), echo_(echo) {}
+                   std::FILE* echo, known_processes known)
+    : io_(io), opts_(opts), dir_(std::move(dir)), echo_(echo), known_(std::move(known)) {}
+
+log_book::known_processes log_book::known_from(const supervisor::tree_spec& spec) {
+  known_processes out{{"plexus", 1}};
+  for (const auto& p : spec.processes)
+    out[p.name] = std::max<std::size_t>(p.replicas, 1);
+  return out;
+}
+
+bool log_book::known(std::string_view process, const value& record) const {
+  auto it = known_.find(process);
+  if (it == known_.end()) return false;
+  auto rep = record.find("replica");
+  if (rep == record.end()) return true;
+  return rep->is_number_integer() && rep->get<std::int64_t>() >= 0 &&
+         static_cast<std::uint64_t>(rep->get<std::int64_t>()) < it->second;
+}
 
 log_book::~log_book() {
   flush();
@@ -68,8 +84,10 @@ void log_book::add(std::string_view topic, const value& params) {
   if (auto rep = record.find("replica"); rep != record.end() && rep->is_number_integer())
     key += "." + std::to_string(rep->get<std::int64_t>());
   auto it = files_.find(key);
-  if (it == files_.end() && !process.empty() && process.find('/') == std::string::npos &&
-      process[0] != '.') {
+  if (it == files_.end() && !known(process, record)) {
+    ++unfiled_;
+  } else if (it == files_.end() && !process.empty() && process.find('/') == std::string::npos &&
+             process[0] != '.') {
     auto f =
         supervisor::rotating_file::open(dir_ + "/" + key + ".log", {opts_.max_bytes, opts_.files});
     if (f)

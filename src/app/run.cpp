@@ -97,7 +97,8 @@ int run(run_options o) {
   }
   const auto address = transport::connectable(router.addresses().front());
 
-  log_book book(io, app.supervisor.log, log_dir, app.supervisor.log.echo ? o.out : nullptr);
+  log_book book(io, app.supervisor.log, log_dir, app.supervisor.log.echo ? o.out : nullptr,
+                log_book::known_from(app.supervisor));
   router.tap("log.", [&](std::string_view topic, const value& params) { book.add(topic, params); });
 
   supervisor::tree t(

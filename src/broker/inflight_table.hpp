@@ -19,14 +19,17 @@ class inflight_table {
 
   inflight_table() { slots_.resize(1024); }
 
-  // Inserts or overwrites. Caller ids start at 1, so key 0 never occurs.
-  void put(std::uint64_t k, std::uint32_t worker) {
+  // Inserts or overwrites; true when the key was new. Caller ids start at 1, so key 0
+  // never occurs.
+  bool put(std::uint64_t k, std::uint32_t worker) {
     if ((size_ + 1) * 2 > slots_.size()) grow();
     auto i = index(k);
     while (slots_[i].key != 0 && slots_[i].key != k)
       i = (i + 1) & mask();
-    if (slots_[i].key == 0) ++size_;
+    const bool added = slots_[i].key == 0;
+    if (added) ++size_;
     slots_[i] = {k, worker};
+    return added;
   }
 
   // Removes the entry and returns its worker, or 0 when absent.

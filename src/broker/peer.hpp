@@ -2,7 +2,9 @@
 // publish/subscribe part (broker/pubsub.hpp) see it.
 #pragma once
 
+#include <boost/asio/steady_timer.hpp>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -19,7 +21,10 @@ struct peer {
   std::string name;  // from hello, for logs and plexus.services
   std::int64_t pid = 0;
   std::vector<std::string> services;
-  std::uint32_t outstanding = 0;      // requests forwarded to it, unanswered
+  std::uint32_t outstanding = 0;    // requests forwarded to it, unanswered
+  std::size_t calls_in_flight = 0;  // requests it sent, forwarded and unanswered
+  // Until it says hello (router_options::hello_timeout_ms); empty once it has.
+  std::optional<boost::asio::steady_timer> hello_timer;
   std::vector<std::string> prefixes;  // topic prefixes it subscribed to
   std::uint64_t delivered = 0;        // publications sent to it
   std::uint64_t dropped = 0;          // publications it lost (slow reader)

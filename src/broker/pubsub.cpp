@@ -13,7 +13,17 @@ void pubsub::publish(std::string_view from, std::span<const std::uint8_t> payloa
     return;
   }
   ++stats_.published;
-  deliver_all(from, *topic, [payload] { return payload; });
+  // One immutable copy, made when the first subscriber takes it, shared by all of them.
+  transport::shared_bytes shared;
+  deliver_all(
+      from, *topic,
+      [&] {
+        if (!shared)
+          shared =
+              std::make_shared<const std::vector<std::uint8_t>>(payload.begin(), payload.end());
+        return shared;
+      },
+      [payload] { return payload; });
   // In-process taps: decoded once, only when one of them wants the topic.
   const auto wanted = [&](const tap_entry& t) { return topic->starts_with(t.prefix); };
   if (std::none_of(taps_.begin(), taps_.end(), wanted)) return;
@@ -26,35 +36,38 @@ void pubsub::publish(std::string_view from, std::span<const std::uint8_t> payloa
 
 void pubsub::publish_local(std::string_view topic, value params) {
   ++stats_.published;
-  bool encoded = false;
-  deliver_all("", topic, [&]() -> std::span<const std::uint8_t> {
-    if (!encoded) {
-      local_scratch_.clear();
-      wire::encode(local_scratch_, wire::notification{std::string(topic), params});
-      encoded = true;
+  transport::shared_bytes shared;
+  const auto encoded = [&] {
+    if (!shared) {
+      auto bytes = std::make_shared<std::vector<std::uint8_t>>();
+      wire::encode(*bytes, wire::notification{std::string(topic), params});
+      shared = std::move(bytes);
     }
-    return local_scratch_;
-  });
+    return shared;
+  };
+  deliver_all("", topic, encoded, [&] { return std::span<const std::uint8_t>(*encoded()); });
   for (auto& t : taps_)
     if (topic.starts_with(t.prefix)) t.handler(topic, params);
 }
 
-// To the subscribers and outlets (not the taps). `payload()` gives the encoded
-// publication; it is asked for only when someone takes it.
-template <class Payload>
-void pubsub::deliver_all(std::string_view from, std::string_view topic, Payload&& payload) {
+// To the subscribers and outlets (not the taps). `shared()` gives the encoded
+// publication as one buffer every subscriber's queue references, `bytes()` as bytes
+// for the outlets; each is asked for only when someone takes it.
+template <class Shared, class Bytes>
+void pubsub::deliver_all(std::string_view from, std::string_view topic, Shared&& shared,
+                         Bytes&& bytes) {
   for (peer* p : subscribers_) {
     for (const auto& prefix : p->prefixes) {
       if (!topic.starts_with(prefix)) continue;
-      deliver(*p, from, payload());
+      deliver(*p, from, shared());
       break;  // once per subscriber, however many of its prefixes match
     }
   }
   for (auto& out : outlets_)
-    out->publish(topic, payload());
+    out->publish(topic, bytes());
 }
 
-void pubsub::deliver(peer& to, std::string_view from, std::span<const std::uint8_t> payload) {
+void pubsub::deliver(peer& to, std::string_view from, const transport::shared_bytes& payload) {
   if (to.conn.queued_bytes() > opts_.subscriber_queue_bytes) {
     lost(to);
     return;
@@ -63,7 +76,7 @@ void pubsub::deliver(peer& to, std::string_view from, std::span<const std::uint8
     send_control(to, {{"op", control::dropped}, {"count", to.unreported}, {"total", to.dropped}});
     to.unreported = 0;
   }
-  if (to.conn.send(wire::frame_kind::data, from, payload)) {
+  if (to.conn.send_shared(wire::frame_kind::data, from, payload)) {
     ++to.delivered;
     ++stats_.delivered;
   } else {

@@ -2,7 +2,8 @@
 // to "*", or one from an inlet) goes to every peer subscribed to a prefix of its topic,
 // to every outlet, and to the in-process taps. Slow subscribers lose publications
 // (router_options::subscriber_queue_bytes); the losses are counted and reported to the
-// subscriber with a "dropped" control frame when delivery resumes.
+// subscriber with a "dropped" control frame when delivery resumes. Every subscriber's
+// queue references one immutable copy of a publication (transport::shared_bytes).
 // Threading: the router's loop only.
 #pragma once
 
@@ -51,9 +52,9 @@ class pubsub {
     router::tap_handler handler;
   };
 
-  template <class Payload>
-  void deliver_all(std::string_view from, std::string_view topic, Payload&& payload);
-  void deliver(peer& to, std::string_view from, std::span<const std::uint8_t> payload);
+  template <class Shared, class Bytes>
+  void deliver_all(std::string_view from, std::string_view topic, Shared&& shared, Bytes&& bytes);
+  void deliver(peer& to, std::string_view from, const transport::shared_bytes& payload);
   void lost(peer& to);
 
   const router_options& opts_;
@@ -61,7 +62,6 @@ class pubsub {
   std::vector<peer*> subscribers_;  // peers with at least one prefix
   std::vector<std::unique_ptr<transport::outlet>> outlets_;
   std::vector<tap_entry> taps_;
-  std::vector<std::uint8_t> local_scratch_;
 };
 
 }  // namespace plexus::broker::detail

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <boost/asio/io_context.hpp>
+#include <chrono>
 #include <unordered_map>
 
 #include "broker/inflight_table.hpp"
@@ -61,7 +62,12 @@ class router::impl {
       auto e = transport::bind_endpoint(io_, address, opts_.transport);
       if (!e) return std::move(e).error();
       if (auto* l = std::get_if<transport::listener>(&*e)) {
-        l->start([this](transport::connection c) { add_peer(std::move(c)); });
+        // ZeroMQ peers are made on their first message and say hello through the
+        // bridge (backend) or never (frontend): only native ones must say it.
+        const bool expect_hello = !address.starts_with("zmq");
+        l->start([this, expect_hello](transport::connection c) {
+          add_peer(std::move(c), expect_hello);
+        });
         listeners_.push_back(std::move(*l));
       } else if (auto* in = std::get_if<std::unique_ptr<transport::inlet>>(&*e)) {
         (*in)->start(
@@ -127,7 +133,17 @@ class router::impl {
     bool built_in = false;
   };
 
-  void add_peer(transport::connection c) {
+  void add_peer(transport::connection c, bool expect_hello) {
+    if (peers_.size() >= opts_.max_connections) {
+      ++stats_.refused_connections;
+      refuse(c, control::hello,
+             limit_error("the router has " + std::to_string(peers_.size()) +
+                             " peers already: max_connections (" +
+                             std::to_string(opts_.max_connections) + ") reached",
+                         "max_connections"));
+      c.close();  // what was queued leaves if the socket takes it at once
+      return;
+    }
     auto p = std::make_unique<peer>();
     p->id = next_peer_id_++;
     if (next_peer_id_ == 0) next_peer_id_ = 1;
@@ -136,8 +152,40 @@ class router::impl {
     auto* raw = p.get();
     const auto id = p->id;
     peers_.emplace(id, std::move(p));
+    if (expect_hello) {
+      raw->hello_timer.emplace(io_);
+      raw->hello_timer->expires_after(std::chrono::milliseconds(opts_.hello_timeout_ms));
+      raw->hello_timer->async_wait([this, id](const boost::system::error_code& ec) {
+        if (!ec) hello_overdue(id);  // aborted: it said hello, or it is gone
+      });
+    }
     raw->conn.start([this, raw](const wire::frame_view& f) { on_frame(*raw, f); },
                     [this, id](const plexus::error& e) { remove_peer(id, e); });
+  }
+
+  static plexus::error limit_error(std::string message, std::string limit) {
+    return {errc::resource_exhausted, std::move(message), {{"limit", std::move(limit)}}};
+  }
+
+  // Tells a connection that is not (or no longer) a peer why it is being closed.
+  static void refuse(transport::connection& c, std::string_view about, const plexus::error& e) {
+    std::vector<std::uint8_t> bytes;
+    wire::encode_value(bytes, control::error_reply(about, e));
+    (void)c.send(wire::frame_kind::control, "", bytes);
+  }
+
+  void hello_overdue(std::uint32_t id) {
+    auto it = peers_.find(id);
+    if (it == peers_.end()) return;
+    auto& p = *it->second;
+    p.hello_timer.reset();
+    ++stats_.hello_timeouts;
+    refuse(p.conn, control::hello,
+           {errc::deadline_exceeded,
+            "no hello within hello_timeout_ms (" + std::to_string(opts_.hello_timeout_ms) +
+                " ms): closing the connection",
+            {{"limit", "hello_timeout_ms"}}});
+    p.conn.close();  // its close handler removes the peer
   }
 
   void on_frame(peer& from, const wire::frame_view& f) {
@@ -183,6 +231,15 @@ class router::impl {
       answer_reserved(from, msgid, payload);
       return;
     }
+    if (from.calls_in_flight >= opts_.max_in_flight_per_peer) {
+      ++stats_.over_budget;
+      reply_error(from, msgid,
+                  limit_error("this peer has " + std::to_string(from.calls_in_flight) +
+                                  " requests unanswered: max_in_flight_per_peer (" +
+                                  std::to_string(opts_.max_in_flight_per_peer) + ") reached",
+                              "max_in_flight_per_peer"));
+      return;
+    }
     peer* worker = pick_worker(service);
     if (!worker) {
       ++stats_.no_route;
@@ -201,7 +258,8 @@ class router::impl {
     }
     ++stats_.forwarded;
     ++worker->outstanding;
-    inflight_.put(detail::inflight_table::key(from.id, msgid), worker->id);
+    if (inflight_.put(detail::inflight_table::key(from.id, msgid), worker->id))
+      ++from.calls_in_flight;
   }
 
   void on_notification(peer& from, std::string_view service,
@@ -229,6 +287,7 @@ class router::impl {
     if (worker_id == from.id && from.outstanding > 0) --from.outstanding;
     auto it = peers_.find(caller_id);
     if (it == peers_.end()) return;  // the caller left; nobody to tell
+    if (worker_id != 0 && it->second->calls_in_flight > 0) --it->second->calls_in_flight;
     if (it->second->conn.send(wire::frame_kind::data, from.id_name(), payload)) ++stats_.forwarded;
   }
 
@@ -307,11 +366,19 @@ class router::impl {
 
   value stats_value() const {
     const auto st = stats();
-    return {{"peers", st.peers},         {"forwarded", st.forwarded},
-            {"no_route", st.no_route},   {"failed_by_peer_loss", st.failed_by_peer_loss},
-            {"malformed", st.malformed}, {"in_flight", st.in_flight},
-            {"published", st.published}, {"delivered", st.delivered},
-            {"dropped", st.dropped},     {"dropped_by_zmq_subscribers", pubsub_.outlet_dropped()}};
+    return {{"peers", st.peers},
+            {"forwarded", st.forwarded},
+            {"no_route", st.no_route},
+            {"failed_by_peer_loss", st.failed_by_peer_loss},
+            {"malformed", st.malformed},
+            {"in_flight", st.in_flight},
+            {"published", st.published},
+            {"delivered", st.delivered},
+            {"dropped", st.dropped},
+            {"dropped_by_zmq_subscribers", pubsub_.outlet_dropped()},
+            {"refused_connections", st.refused_connections},
+            {"hello_timeouts", st.hello_timeouts},
+            {"over_budget", st.over_budget}};
   }
 
   // ---- control frames ----------------------------------------------------------------
@@ -348,6 +415,7 @@ class router::impl {
   }
 
   void on_hello(peer& from, const std::string&, const value& v) {
+    from.hello_timer.reset();  // cancels the wait
     from.name = control::text_field(v, "name");
     from.pid = control::int_field(v, "pid");
     send_control(from, {{"op", control::welcome}, {"peer", from.id}});
@@ -388,6 +456,17 @@ class router::impl {
       return;
     }
     auto prefix = it->get<std::string>();
+    if (op == control::subscribe && from.prefixes.size() >= opts_.max_subscriptions_per_peer &&
+        std::find(from.prefixes.begin(), from.prefixes.end(), prefix) == from.prefixes.end()) {
+      ++stats_.over_budget;
+      send_control(
+          from,
+          control::error_reply(
+              op, limit_error("cannot subscribe to '" + prefix + "': max_subscriptions_per_peer (" +
+                                  std::to_string(opts_.max_subscriptions_per_peer) + ") reached",
+                              "max_subscriptions_per_peer")));
+      return;
+    }
     if (op == control::subscribe) {
       pubsub_.subscribe(from, prefix);
       send_control(from, {{"op", control::subscribed}, {"prefix", prefix}});
@@ -425,6 +504,7 @@ class router::impl {
       ++stats_.failed_by_peer_loss;
       auto c = peers_.find(caller_id);
       if (c == peers_.end()) return;
+      if (c->second->calls_in_flight > 0) --c->second->calls_in_flight;
       reply_error(*c->second, msgid,
                   {errc::unavailable,
                    who + " went away before answering (" + why.message + ")",

@@ -16,6 +16,18 @@ std::size_t& max_queued_bytes(router_options& o) {
 std::size_t& subscriber_queue_bytes(router_options& o) {
   return o.subscriber_queue_bytes;
 }
+std::size_t& max_connections(router_options& o) {
+  return o.max_connections;
+}
+std::size_t& hello_timeout_ms(router_options& o) {
+  return o.hello_timeout_ms;
+}
+std::size_t& max_subscriptions_per_peer(router_options& o) {
+  return o.max_subscriptions_per_peer;
+}
+std::size_t& max_in_flight_per_peer(router_options& o) {
+  return o.max_in_flight_per_peer;
+}
 
 // clang-format off
 constexpr std::array table{
@@ -66,6 +78,28 @@ constexpr std::array table{
                   .help = "bytes queued to one subscriber beyond which publications to it are "
                           "dropped and counted",
                   .role = {}, .scheme = {}, .min = 0, .field = subscriber_queue_bytes},
+    router_option{.key = "max_connections", .flags = "--max-connections",
+                  .type = option_type::size, .type_text = "integer ≥ 1", .default_text = "4,096",
+                  .help = "peers connected at once; a connection beyond it gets a "
+                          "`resource_exhausted` error and is closed, and is counted "
+                          "(`refused_connections` in stats)",
+                  .role = {}, .scheme = {}, .min = 1, .field = max_connections},
+    router_option{.key = "hello_timeout_ms", .flags = "--hello-timeout-ms",
+                  .type = option_type::size, .type_text = "integer ≥ 1",
+                  .default_text = "5,000 (5 s)",
+                  .help = "milliseconds a native connection may stay without saying hello; "
+                          "then it is closed and counted (`hello_timeouts` in stats)",
+                  .role = {}, .scheme = {}, .min = 1, .field = hello_timeout_ms},
+    router_option{.key = "max_subscriptions_per_peer", .flags = "--max-subscriptions-per-peer",
+                  .type = option_type::size, .type_text = "integer ≥ 0", .default_text = "1,024",
+                  .help = "topic prefixes one peer may subscribe to; a subscribe beyond it is "
+                          "refused with `resource_exhausted`",
+                  .role = {}, .scheme = {}, .min = 0, .field = max_subscriptions_per_peer},
+    router_option{.key = "max_in_flight_per_peer", .flags = "--max-in-flight-per-peer",
+                  .type = option_type::size, .type_text = "integer ≥ 1", .default_text = "65,536",
+                  .help = "requests of one peer forwarded and not yet answered; a request "
+                          "beyond it is answered with `resource_exhausted`",
+                  .role = {}, .scheme = {}, .min = 1, .field = max_in_flight_per_peer},
 };
 // clang-format on
 

@@ -112,7 +112,8 @@ TEST(RouterOptions, EveryRowIsComplete) {
   EXPECT_EQ(find_router_option("nope"), nullptr);
   EXPECT_EQ(router_option_keys(),
             "listen, zmq_frontend, zmq_backend, zmq_publishers, zmq_subscribers, udp, "
-            "max_frame_bytes, max_queued_bytes, subscriber_queue_bytes");
+            "max_frame_bytes, max_queued_bytes, subscriber_queue_bytes, max_connections, "
+            "hello_timeout_ms, max_subscriptions_per_peer, max_in_flight_per_peer");
 }
 
 TEST(RouterOptions, DefaultListenIsAddedOnlyWithoutANativeAddress) {

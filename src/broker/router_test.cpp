@@ -827,5 +827,132 @@ TEST(RouterPubSub, ClientCountsTheDropsTheRouterReports) {
 
 }  // namespace pubsub
 
+namespace budgets {
+
+// The control error a raw peer was sent about `about`, or null.
+std::optional<value> control_error(const raw_peer& p, std::string_view about) {
+  for (const auto& v : p.controls())
+    if (v.value("op", "") == "error" && v.value("about", "") == about) return v;
+  return std::nullopt;
+}
+
+TEST(RouterBudgets, ConnectionBeyondMaxConnectionsIsToldWhyAndClosed) {
+  fabric f(next_inproc(), {.max_connections = 2});
+  ASSERT_TRUE(f.router.start());
+  raw_peer a, b, c;
+  ASSERT_TRUE(a.open(f.io, f.address));
+  ASSERT_TRUE(b.open(f.io, f.address));
+  ASSERT_TRUE(run_until(f.io, [&] { return f.router.stats().peers == 2; }));
+  ASSERT_TRUE(c.open(f.io, f.address));
+  ASSERT_TRUE(run_until(f.io, [&] { return c.closed; }));
+  const auto why = control_error(c, "hello");
+  ASSERT_TRUE(why);
+  EXPECT_EQ(why->value("code", ""), "resource_exhausted");
+  EXPECT_NE(why->value("message", "").find("max_connections (2)"), std::string::npos)
+      << why->dump();
+  EXPECT_EQ(f.router.stats().refused_connections, 1u);
+  EXPECT_EQ(f.router.stats().peers, 2u);
+  EXPECT_FALSE(a.closed);
+  EXPECT_FALSE(b.closed);
+  // A place freed is a place taken.
+  a.conn.close();
+  ASSERT_TRUE(run_until(f.io, [&] { return f.router.stats().peers == 1; }));
+  raw_peer d;
+  ASSERT_TRUE(d.open(f.io, f.address));
+  ASSERT_TRUE(run_until(f.io, [&] { return f.router.stats().peers == 2; }));
+  EXPECT_FALSE(d.closed);
+  EXPECT_EQ(f.router.stats().refused_connections, 1u);
+}
+
+TEST(RouterBudgets, ConnectionThatSaysNoHelloInTimeIsClosedAndCounted) {
+  fabric f(next_inproc(), {.hello_timeout_ms = 30});
+  ASSERT_TRUE(f.router.start());
+  raw_peer polite, silent;
+  ASSERT_TRUE(polite.open(f.io, f.address));
+  ASSERT_TRUE(polite.send_control({{"op", "hello"}, {"name", "polite"}, {"pid", 1}}));
+  ASSERT_TRUE(run_until(f.io, [&] { return !polite.controls().empty(); }));
+  ASSERT_TRUE(silent.open(f.io, f.address));
+  ASSERT_TRUE(run_until(f.io, [&] { return f.router.stats().peers == 2; }));
+  EXPECT_FALSE(silent.closed);
+  EXPECT_EQ(f.router.stats().hello_timeouts, 0u);
+  // polite connected first: its wait, had it not been cancelled, would have ended first.
+  ASSERT_TRUE(run_until(f.io, [&] { return silent.closed; }));
+  settle(f.io);
+  const auto why = control_error(silent, "hello");
+  ASSERT_TRUE(why);
+  EXPECT_EQ(why->value("code", ""), "deadline_exceeded");
+  EXPECT_NE(why->value("message", "").find("hello_timeout_ms"), std::string::npos);
+  EXPECT_EQ(f.router.stats().hello_timeouts, 1u);
+  EXPECT_EQ(f.router.stats().peers, 1u);
+  EXPECT_FALSE(polite.closed);
+}
+
+TEST(RouterBudgets, SubscriptionsBeyondThePerPeerCapAreRefused) {
+  fabric f(next_inproc(), {.max_subscriptions_per_peer = 2});
+  ASSERT_TRUE(f.router.start());
+  raw_peer p;
+  ASSERT_TRUE(p.open(f.io, f.address));
+  for (const char* prefix : {"a", "b", "a", "c"})
+    ASSERT_TRUE(p.send_control({{"op", "subscribe"}, {"prefix", prefix}}));
+  ASSERT_TRUE(run_until(f.io, [&] { return p.controls().size() == 4; }));
+  const auto replies = p.controls();
+  EXPECT_EQ(replies[0].value("op", ""), "subscribed");
+  EXPECT_EQ(replies[1].value("op", ""), "subscribed");
+  EXPECT_EQ(replies[2].value("op", ""), "subscribed");  // "a" again takes no new place
+  EXPECT_EQ(replies[3].value("op", ""), "error");
+  EXPECT_EQ(replies[3].value("code", ""), "resource_exhausted");
+  EXPECT_NE(replies[3].value("message", "").find("max_subscriptions_per_peer (2)"),
+            std::string::npos)
+      << replies[3].dump();
+  EXPECT_EQ(f.router.stats().over_budget, 1u);
+  EXPECT_FALSE(p.closed);
+  // Unsubscribing frees a place.
+  ASSERT_TRUE(p.send_control({{"op", "unsubscribe"}, {"prefix", "b"}}));
+  ASSERT_TRUE(p.send_control({{"op", "subscribe"}, {"prefix", "c"}}));
+  ASSERT_TRUE(run_until(f.io, [&] { return p.controls().size() == 6; }));
+  EXPECT_EQ(p.controls()[5].value("op", ""), "subscribed");
+}
+
+TEST(RouterBudgets, RequestsBeyondThePerPeerInFlightCapAreAnsweredResourceExhausted) {
+  fabric f(next_inproc(), {.max_in_flight_per_peer = 2});
+  ASSERT_TRUE(f.router.start());
+  raw_peer worker;  // registers and never answers
+  ASSERT_TRUE(worker.open(f.io, f.address));
+  ASSERT_TRUE(worker.send_control({{"op", "register"}, {"service", "slow"}}));
+  ASSERT_TRUE(run_until(f.io, [&] { return !worker.controls().empty(); }));
+  rpc::client c(f.io, f.client());
+  ASSERT_TRUE(c.connect());
+
+  auto first = start_call(c, "slow", "x", value::array());
+  auto second = start_call(c, "slow", "x", value::array());
+  auto third = start_call(c, "slow", "x", value::array());
+  ASSERT_TRUE(run_until(f.io, [&] { return third.done(); }));
+  ASSERT_FALSE(third.get());
+  EXPECT_EQ(third.get().error().code, errc::resource_exhausted);
+  EXPECT_NE(third.get().error().message.find("max_in_flight_per_peer (2)"), std::string::npos)
+      << third.get().error().message;
+  EXPECT_FALSE(first.done());
+  EXPECT_FALSE(second.done());
+  EXPECT_EQ(f.router.stats().over_budget, 1u);
+  EXPECT_EQ(f.router.stats().in_flight, 2u);
+
+  // Answered (here: failed by the worker's loss), they give their places back.
+  worker.conn.close();
+  ASSERT_TRUE(run_until(f.io, [&] { return first.done() && second.done(); }));
+  EXPECT_EQ(first.get().error().code, errc::unavailable);
+  raw_peer next;
+  ASSERT_TRUE(next.open(f.io, f.address));
+  ASSERT_TRUE(next.send_control({{"op", "register"}, {"service", "slow"}}));
+  ASSERT_TRUE(run_until(f.io, [&] { return !next.controls().empty(); }));
+  auto again = start_call(c, "slow", "x", value::array());
+  auto again2 = start_call(c, "slow", "x", value::array());
+  ASSERT_TRUE(run_until(f.io, [&] { return next.frames.size() == 3; }));  // registered + 2
+  EXPECT_FALSE(again.done());
+  EXPECT_FALSE(again2.done());
+  EXPECT_EQ(f.router.stats().over_budget, 1u);
+}
+
+}  // namespace budgets
+
 }  // namespace
 }  // namespace plexus::broker

@@ -44,9 +44,10 @@ subscriber_queue_bytes = 65536
 }
 
 TEST(AppConfig, RouterEndpointsKeepTheOrderOfTheKeysNotOfTheFile) {
-  auto cfg = parse("[router]\nudp = \"udp://127.0.0.1:9000\"\nzmq_frontend = \"ipc:///f\"\n"
-                   "listen = \"ipc:///n\"\n",
-                   "app.toml");
+  auto cfg = parse(
+      "[router]\nudp = \"udp://127.0.0.1:9000\"\nzmq_frontend = \"ipc:///f\"\n"
+      "listen = \"ipc:///n\"\n",
+      "app.toml");
   ASSERT_TRUE(cfg) << cfg.error().message;
   EXPECT_EQ(cfg->router.listen, (std::vector<std::string>{"ipc:///n", "zmq-frontend+ipc:///f",
                                                           "udp://127.0.0.1:9000"}));
@@ -73,7 +74,8 @@ TEST(AppConfig, ErrorsNameFileLineAndKey) {
   expect_error("[router]\nlisen = \"ipc:///x\"\n", "2:9",
                "router.lisen: unknown key (known: listen, zmq_frontend, zmq_backend, "
                "zmq_publishers, zmq_subscribers, udp, max_frame_bytes, max_queued_bytes, "
-               "subscriber_queue_bytes)");
+               "subscriber_queue_bytes, max_connections, hello_timeout_ms, "
+               "max_subscriptions_per_peer, max_in_flight_per_peer)");
   expect_error("[router]\nudp = \"tcp://h:1\"\n", "2:7", "router.udp: expected a udp:// address");
   expect_error("[router]\nmax_frame_bytes = 10\n", "2:19", "router.max_frame_bytes");
   expect_error("[router]\nmax_queued_bytes = \"big\"\n", "2:20", "router.max_queued_bytes");

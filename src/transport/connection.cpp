@@ -35,6 +35,12 @@ result<void> connection::send(wire::frame_kind kind, std::string_view name,
   return impl_->send(kind, name, payload);
 }
 
+result<void> connection::send_shared(wire::frame_kind kind, std::string_view name,
+                                     shared_bytes payload) {
+  if (!impl_) return plexus::error(errc::unavailable, "connection is closed");
+  return impl_->send_shared(kind, name, std::move(payload));
+}
+
 void connection::close() {
   if (impl_) impl_->close();
 }
@@ -83,6 +89,15 @@ void append_frame(std::vector<std::uint8_t>& out, wire::frame_kind kind, std::st
   if (!name.empty()) std::memcpy(p, name.data(), name.size());
   p += name.size();
   if (!payload.empty()) std::memcpy(p, payload.data(), payload.size());
+}
+
+void append_frame_head(std::vector<std::uint8_t>& out, wire::frame_kind kind, std::string_view name,
+                       std::size_t payload_size) {
+  const auto old = out.size();
+  out.resize(old + wire::frame_fixed_bytes + name.size());
+  auto* p = out.data() + old;
+  p += wire::write_frame_header(p, kind, name.size(), payload_size);
+  if (!name.empty()) std::memcpy(p, name.data(), name.size());
 }
 
 namespace {

@@ -18,6 +18,11 @@ class connection_impl {
   virtual void start(connection::frame_handler on_frame, connection::close_handler on_close) = 0;
   virtual result<void> send(wire::frame_kind kind, std::string_view name,
                             std::span<const std::uint8_t> payload) = 0;
+  // Transports that can hold a reference in their send queue override this.
+  virtual result<void> send_shared(wire::frame_kind kind, std::string_view name,
+                                   shared_bytes payload) {
+    return send(kind, name, *payload);
+  }
   virtual void close() = 0;
   // Drops the handlers so that none runs again; called by the handle's destructor.
   virtual void detach() = 0;
@@ -128,6 +133,10 @@ class batch_scope {
 // Appends one encoded frame to `out`. The caller has checked the limits.
 void append_frame(std::vector<std::uint8_t>& out, wire::frame_kind kind, std::string_view name,
                   std::span<const std::uint8_t> payload);
+// Appends the header and name of a frame whose `payload_size` payload bytes the caller
+// writes after them from elsewhere. The caller has checked the limits.
+void append_frame_head(std::vector<std::uint8_t>& out, wire::frame_kind kind, std::string_view name,
+                       std::size_t payload_size);
 // Validates a frame against the limits; the error names the limit that was hit.
 result<void> check_frame(const options& opts, std::string_view name, std::size_t payload_size);
 

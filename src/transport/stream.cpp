@@ -13,6 +13,7 @@
 #include <boost/asio/write.hpp>
 #include <cerrno>
 #include <chrono>
+#include <cstdint>
 #include <cstdio>
 #include <filesystem>
 
@@ -63,13 +64,24 @@ class stream_connection final : public connection_base, public batch_member {
                     std::span<const std::uint8_t> payload) override {
     if (closed_) return plexus::error(errc::unavailable, "connection is closed");
     if (auto ok = check_frame(opts_, name, payload.size()); !ok) return ok;
-    const auto size = wire::frame_fixed_bytes + name.size() + payload.size();
-    if (queued_bytes() + size > opts_.max_queued_bytes)
-      return plexus::error(errc::resource_exhausted,
-                           "send queue full: max_queued_bytes (" +
-                               std::to_string(opts_.max_queued_bytes) + ") reached",
-                           {{"limit", "max_queued_bytes"}});
+    if (auto ok = check_queue(wire::frame_fixed_bytes + name.size() + payload.size()); !ok)
+      return ok;
     append_frame(pending_, kind, name, payload);
+    schedule_flush();
+    return {};
+  }
+
+  // The payload is not copied: pending_ gets the header and name, pending_shared_ a
+  // reference that the gather write sends after them.
+  result<void> send_shared(wire::frame_kind kind, std::string_view name,
+                           shared_bytes payload) override {
+    if (closed_) return plexus::error(errc::unavailable, "connection is closed");
+    if (auto ok = check_frame(opts_, name, payload->size()); !ok) return ok;
+    if (auto ok = check_queue(wire::frame_fixed_bytes + name.size() + payload->size()); !ok)
+      return ok;
+    append_frame_head(pending_, kind, name, payload->size());
+    pending_shared_bytes_ += payload->size();
+    pending_shared_.push_back({pending_.size(), std::move(payload)});
     schedule_flush();
     return {};
   }
@@ -80,17 +92,45 @@ class stream_connection final : public connection_base, public batch_member {
     if (!writing_ && !pending_.empty()) {
       error_code ec;
       socket_.non_blocking(true, ec);
-      if (!ec) asio::write(socket_, asio::buffer(pending_), ec);
+      if (!ec) asio::write(socket_, gather_pending(), ec);
     }
     shutdown_socket();
     end(plexus::error(errc::unavailable, "connection closed locally"));
   }
 
   std::size_t queued_bytes() const noexcept override {
-    return pending_.size() + (writing_ ? writing_buffer_.size() : 0);
+    return pending_.size() + pending_shared_bytes_ + (writing_ ? writing_left_ : 0);
   }
 
  private:
+  // A payload queued by reference: written after pending_[0, at).
+  struct shared_segment {
+    std::size_t at;
+    shared_bytes bytes;
+  };
+
+  result<void> check_queue(std::size_t frame_size) const {
+    if (queued_bytes() + frame_size <= opts_.max_queued_bytes) return {};
+    return plexus::error(errc::resource_exhausted,
+                         "send queue full: max_queued_bytes (" +
+                             std::to_string(opts_.max_queued_bytes) + ") reached",
+                         {{"limit", "max_queued_bytes"}});
+  }
+
+  // pending_ with the shared payloads spliced in, as one buffer sequence (in gather_).
+  const std::vector<asio::const_buffer>& gather_pending() {
+    gather_.clear();
+    std::size_t from = 0;
+    for (const auto& seg : pending_shared_) {
+      if (seg.at > from) gather_.emplace_back(pending_.data() + from, seg.at - from);
+      if (!seg.bytes->empty()) gather_.emplace_back(seg.bytes->data(), seg.bytes->size());
+      from = seg.at;
+    }
+    if (pending_.size() > from)
+      gather_.emplace_back(pending_.data() + from, pending_.size() - from);
+    return gather_;
+  }
+
   void schedule_flush() {
     if (writing_) return;  // the write in flight flushes pending_ when it completes
     if (defer_to_batch(self_as<stream_connection>())) return;
@@ -108,6 +148,10 @@ class stream_connection final : public connection_base, public batch_member {
   // an async_write and collects later frames in pending_ meanwhile.
   void flush() {
     if (writing_ || pending_.empty() || closed_) return;
+    if (!pending_shared_.empty()) {
+      flush_gathered();
+      return;
+    }
     error_code ec;
     std::size_t n = socket_.write_some(asio::buffer(pending_), ec);
     if (ec == asio::error::would_block || ec == asio::error::try_again) {
@@ -122,22 +166,63 @@ class stream_connection final : public connection_base, public batch_member {
     }
     writing_buffer_.assign(pending_.begin() + static_cast<std::ptrdiff_t>(n), pending_.end());
     pending_.clear();
+    writing_left_ = writing_buffer_.size();
     writing_ = true;
     asio::async_write(socket_, asio::buffer(writing_buffer_),
                       [self = self_as<stream_connection>()](const error_code& ec, std::size_t) {
-                        self->writing_ = false;
-                        self->writing_buffer_.clear();
-                        if (ec) {
-                          self->fail(io_error("write failed", ec));
-                          return;
-                        }
-                        self->flush();
+                        self->write_done(ec);
                       });
+  }
+
+  // flush() for a queue holding shared payloads: one gather write; what the socket does
+  // not take goes on as an async_write that keeps the payloads referenced until done.
+  void flush_gathered() {
+    error_code ec;
+    std::size_t n = socket_.write_some(gather_pending(), ec);
+    if (ec == asio::error::would_block || ec == asio::error::try_again) {
+      n = 0;
+    } else if (ec) {
+      fail(io_error("write failed", ec));
+      return;
+    }
+    const auto total = pending_.size() + pending_shared_bytes_;
+    if (n < total) {
+      // Drop the n bytes written from the front of the buffer sequence.
+      std::size_t skip = n, first = 0;
+      while (skip >= gather_[first].size())
+        skip -= gather_[first++].size();
+      writing_gather_.assign(gather_.begin() + static_cast<std::ptrdiff_t>(first), gather_.end());
+      writing_gather_.front() += skip;
+      writing_buffer_.swap(pending_);
+      writing_shared_.swap(pending_shared_);
+      writing_left_ = total - n;
+      writing_ = true;
+      asio::async_write(socket_, writing_gather_,
+                        [self = self_as<stream_connection>()](const error_code& ec, std::size_t) {
+                          self->write_done(ec);
+                        });
+    }
+    pending_.clear();
+    pending_shared_.clear();
+    pending_shared_bytes_ = 0;
+  }
+
+  void write_done(const error_code& ec) {
+    writing_ = false;
+    writing_left_ = 0;
+    writing_buffer_.clear();
+    writing_shared_.clear();
+    writing_gather_.clear();
+    if (ec) {
+      fail(io_error("write failed", ec));
+      return;
+    }
+    flush();
   }
 
   void read_more() {
     if (closed_) return;
-    if (read_end_ == read_buffer_.size()) read_buffer_.resize(read_buffer_.size() * 2);
+    if (read_end_ == read_buffer_.size()) grow_read_buffer();
     socket_.async_read_some(
         asio::buffer(read_buffer_.data() + read_end_, read_buffer_.size() - read_end_),
         [self = self_as<stream_connection>()](const error_code& ec, std::size_t n) {
@@ -166,11 +251,7 @@ class stream_connection final : public connection_base, public batch_member {
         return;
       }
       const std::size_t whole = wire::frame_prefix_bytes + body;
-      if (read_end_ - pos < whole) {
-        // Make room for the rest of a large frame in one piece.
-        if (whole > read_buffer_.size()) read_buffer_.resize(whole);
-        break;
-      }
+      if (read_end_ - pos < whole) break;  // read_more() grows the buffer as bytes come
       auto frame =
           wire::parse_frame_body({read_buffer_.data() + pos + wire::frame_prefix_bytes, body});
       if (!frame) {
@@ -192,6 +273,16 @@ class stream_connection final : public connection_base, public batch_member {
     }
   }
 
+  // The buffer is full and holds the start of one incomplete frame (deliver_frames()
+  // consumed every whole one): double it, but never beyond the largest frame allowed.
+  // A frame's announced size is never allocated before its bytes arrive, so a peer
+  // that announces a large frame and stalls holds at most twice what it sent.
+  void grow_read_buffer() {
+    const std::size_t most =
+        wire::frame_prefix_bytes + std::min<std::size_t>(opts_.max_frame_bytes, UINT32_MAX);
+    read_buffer_.resize(std::max(read_buffer_.size(), std::min(read_buffer_.size() * 2, most)));
+  }
+
   void fail(plexus::error e) {
     if (closed_) return;
     shutdown_socket();
@@ -208,8 +299,14 @@ class stream_connection final : public connection_base, public batch_member {
   options opts_;
   std::vector<std::uint8_t> read_buffer_;
   std::size_t read_end_ = 0;
-  std::vector<std::uint8_t> pending_;         // frames queued since the last write began
-  std::vector<std::uint8_t> writing_buffer_;  // the write in flight
+  std::vector<std::uint8_t> pending_;           // frames queued since the last write began
+  std::vector<shared_segment> pending_shared_;  // payloads queued by reference, by offset
+  std::size_t pending_shared_bytes_ = 0;
+  std::vector<asio::const_buffer> gather_;      // scratch for gather_pending()
+  std::vector<std::uint8_t> writing_buffer_;    // the write in flight
+  std::vector<shared_segment> writing_shared_;  // …and the payloads it references
+  std::vector<asio::const_buffer> writing_gather_;
+  std::size_t writing_left_ = 0;  // bytes of the write in flight not yet written
   bool writing_ = false;
   bool flush_posted_ = false;
 };

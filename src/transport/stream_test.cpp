@@ -9,13 +9,16 @@
 #include <algorithm>
 #include <boost/asio/io_context.hpp>
 #include <chrono>
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "plexus/os/unique_fd.hpp"
 #include "plexus/transport/connection.hpp"
+#include "support/memory.hpp"
 #include "support/temp_dir.hpp"
 #include "support/wait.hpp"
 
@@ -122,6 +125,81 @@ TEST(StreamListener, OutOfDescriptorsItBacksOffThenAcceptsTheWaitingPeers) {
   EXPECT_EQ(count(said, "cannot accept on ipc://" + path), 1u) << said;
   EXPECT_NE(said.find("Too many open files"), std::string::npos) << said;
   EXPECT_EQ(count(said, "accepting on ipc://" + path + " again"), 1u) << said;
+}
+
+// A stream listener on a fresh ipc path, with its loop.
+class StreamConnection : public testing::Test {
+ protected:
+  void SetUp() override { ASSERT_TRUE(l) << l.error().message; }
+
+  test::temp_dir dir;
+  std::string path = dir.path() + "/s.sock";
+  boost::asio::io_context io{1};
+  result<listener> l = listen(io, "ipc://" + path);
+};
+
+TEST_F(StreamConnection, AnnouncedFrameSizeIsNotAllocatedBeforeItsBytesArrive) {
+  connection accepted;
+  std::size_t frames = 0;
+  bool closed = false;
+  l->start([&](connection c) {
+    accepted = std::move(c);
+    accepted.start([&](const wire::frame_view&) { ++frames; },
+                   [&](const plexus::error&) { closed = true; });
+  });
+  auto peer = connect_raw(path);
+  ASSERT_TRUE(peer);
+  const auto before = test::resident_bytes(::getpid());
+  // One small whole frame, then the header of a 64 MiB one, in one write: the reader
+  // sees the announcement in the same pass that delivers the small frame.
+  const std::uint8_t bytes[] = {2, 0, 0, 0, 0, 0,  // empty data frame
+                                0, 0, 0, 4,        // body of 64 MiB
+                                0, 0};             // kind, name length
+  ASSERT_EQ(::write(peer.get(), bytes, sizeof bytes), static_cast<ssize_t>(sizeof bytes));
+  ASSERT_TRUE(run_until(io, [&] { return frames == 1; }));
+  const auto grown = test::resident_bytes(::getpid()) - before;
+  EXPECT_LT(grown, 8u << 20) << "the reader took " << grown << " bytes for 8 that arrived";
+  EXPECT_FALSE(closed);
+}
+
+TEST_F(StreamConnection, SharedPayloadIsQueuedByReferenceAndArrivesWhole) {
+  std::vector<std::pair<std::string, std::vector<std::uint8_t>>> got;
+  connection accepted;
+  l->start([&](connection c) {
+    accepted = std::move(c);
+    accepted.start(
+        [&](const wire::frame_view& f) {
+          got.emplace_back(std::string(f.name),
+                           std::vector<std::uint8_t>(f.payload.begin(), f.payload.end()));
+        },
+        [](const plexus::error&) {});
+  });
+  auto c = connect(io, "ipc://" + path);
+  ASSERT_TRUE(c) << c.error().message;
+  c->start([](const wire::frame_view&) {}, [](const plexus::error&) {});
+
+  // Larger than a socket buffer: the write goes on asynchronously, in pieces.
+  std::vector<std::uint8_t> big(8u << 20);
+  for (std::size_t i = 0; i < big.size(); ++i)
+    big[i] = static_cast<std::uint8_t>(i * 7 + i / 251);
+  const auto payload = std::make_shared<const std::vector<std::uint8_t>>(big);
+  const std::vector<std::uint8_t> small{1, 2, 3};
+  ASSERT_TRUE(c->send_shared(wire::frame_kind::data, "one", payload));
+  ASSERT_TRUE(c->send(wire::frame_kind::data, "mid", small));
+  ASSERT_TRUE(c->send_shared(wire::frame_kind::data, "two", payload));
+  EXPECT_EQ(payload.use_count(), 3);  // queued twice, copied never
+  EXPECT_EQ(c->queued_bytes(), 3 * wire::frame_fixed_bytes + 9 + 2 * big.size() + small.size());
+
+  ASSERT_TRUE(run_until(
+      io, [&] { return got.size() == 3; }, 10000ms));
+  EXPECT_EQ(got[0].first, "one");
+  EXPECT_TRUE(got[0].second == big);
+  EXPECT_EQ(got[1].first, "mid");
+  EXPECT_EQ(got[1].second, small);
+  EXPECT_EQ(got[2].first, "two");
+  EXPECT_TRUE(got[2].second == big);
+  ASSERT_TRUE(run_until(io, [&] { return payload.use_count() == 1; }));
+  EXPECT_EQ(c->queued_bytes(), 0u);
 }
 
 }  // namespace

@@ -24,6 +24,12 @@
 // queued loses publications instead of slowing anyone down; the losses are counted
 // (plexus.subscriptions, stats) and reported to the subscriber with a "dropped"
 // control frame when delivery resumes.
+//
+// Budgets (router_options): at most max_connections peers; a native connection that
+// has not said hello within hello_timeout_ms is closed; one peer may hold at most
+// max_subscriptions_per_peer prefixes and max_in_flight_per_peer unanswered requests,
+// beyond which it is refused with resource_exhausted naming the limit. Each is counted
+// in stats.
 // Threading: everything runs on the io_context's thread.
 #pragma once
 
@@ -50,6 +56,9 @@ struct router_stats {
   std::uint64_t published = 0;            // publications received
   std::uint64_t delivered = 0;            // publications handed to native subscribers
   std::uint64_t dropped = 0;              // publications a slow subscriber lost
+  std::uint64_t refused_connections = 0;  // closed at once: max_connections reached
+  std::uint64_t hello_timeouts = 0;       // closed for saying no hello in hello_timeout_ms
+  std::uint64_t over_budget = 0;          // requests and subscriptions refused by a per-peer cap
 };
 
 class router {

@@ -34,6 +34,15 @@ struct router_options {
   transport::options transport;  // per-connection limits
   // Bytes queued to a subscriber beyond which publications to it are dropped.
   std::size_t subscriber_queue_bytes = 4u << 20;
+  // Peers connected at once; a connection beyond it is told why and closed.
+  std::size_t max_connections = 4096;
+  // Milliseconds a native connection may stay without saying hello before it is closed.
+  std::size_t hello_timeout_ms = 5000;
+  // Topic prefixes one peer may subscribe to; more are refused (resource_exhausted).
+  std::size_t max_subscriptions_per_peer = 1024;
+  // Requests of one peer forwarded and unanswered at once; more are answered with
+  // resource_exhausted.
+  std::size_t max_in_flight_per_peer = 65536;
 };
 
 enum class option_type {

@@ -19,6 +19,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "plexus/wire/error.hpp"
 #include "plexus/wire/frame.hpp"
@@ -28,6 +29,10 @@ class io_context;
 }
 
 namespace plexus::transport {
+
+// An immutable payload that several connections may queue at once without a copy
+// each (publish/subscribe fan-out): each holds a reference until its bytes are written.
+using shared_bytes = std::shared_ptr<const std::vector<std::uint8_t>>;
 
 // Named limits of one connection. Hitting one produces an error naming it.
 struct options {
@@ -71,6 +76,9 @@ class connection {
   // than 255 bytes), resource_exhausted (max_frame_bytes or max_queued_bytes).
   result<void> send(wire::frame_kind kind, std::string_view name,
                     std::span<const std::uint8_t> payload);
+  // As send(), but the stream transports queue a reference to `payload` instead of a
+  // copy of it (the others copy). `payload` must not be null and is never modified.
+  result<void> send_shared(wire::frame_kind kind, std::string_view name, shared_bytes payload);
 
   // Ends the connection. Frames already queued are still written if the socket
   // accepts them without blocking; the close handler runs later from the loop.
