@@ -1,5 +1,7 @@
 // examples/calc: a small service. Prints "calc ready" on stdout once the router
-// confirmed its registration; SIGINT/SIGTERM drain it gracefully.
+// confirmed its registration; SIGINT/SIGTERM drain it gracefully. It may start before
+// the router (it waits for it) and outlives a router restart (it registers again);
+// --fail-fast exits 3 instead when there is no router or the router goes away.
 //
 //   calc --router ipc:///tmp/plexus.sock &
 //   plexus call calc add 1 2      # 3
@@ -27,7 +29,11 @@ int main(int argc, char** argv) {
   app.add_option("--name", opts.name, "service name to register")->capture_default_str();
   app.add_option("--workers", opts.worker_threads, "threads for blocking handlers")
       ->capture_default_str();
+  bool fail_fast = false;
+  app.add_flag("--fail-fast", fail_fast,
+               "exit when no router listens or the router goes away, instead of waiting for it");
   CLI11_PARSE(app, argc, argv);
+  opts.reconnect.enabled = !fail_fast;
 
   asio::io_context io(1);
   plexus::rpc::service calc(io, opts);
@@ -63,17 +69,27 @@ int main(int argc, char** argv) {
     co_return seconds;
   });
 
+  // Before start(): a stop asked for while calc waits for the router is orderly too.
+  asio::signal_set signals(io, SIGINT, SIGTERM);
+  signals.async_wait([&](const boost::system::error_code& ec, int) {
+    if (!ec) calc.stop([&] { io.stop(); });
+  });
+  calc.on_link_event([&](plexus::rpc::link_event e, const plexus::error& why) {
+    if (e == plexus::rpc::link_event::lost)
+      std::cerr << "calc: lost the router: " << why.message << "; waiting for it to come back"
+                << std::endl;
+    else if (e == plexus::rpc::link_event::reconnected)
+      std::cerr << "calc: reconnected to the router, registered again" << std::endl;
+  });
   auto started = calc.start([&] { std::cout << opts.name << " ready" << std::endl; });
   if (!started) {
     std::cerr << "calc: " << started.error().message << "\n";
     return 3;
   }
-  asio::signal_set signals(io, SIGINT, SIGTERM);
-  signals.async_wait([&](const boost::system::error_code& ec, int) {
-    if (!ec) calc.stop([&] { io.stop(); });
-  });
+  if (!calc.connected())
+    std::cerr << "calc: waiting for the router at " << opts.router << std::endl;
   int rc = 0;
-  calc.on_disconnect([&](const plexus::error& e) {
+  calc.on_disconnect([&](const plexus::error& e) {  // --fail-fast only
     std::cerr << "calc: lost the router: " << e.message << "\n";
     rc = 3;
     io.stop();

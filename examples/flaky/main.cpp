@@ -63,7 +63,6 @@ int main(int argc, char** argv) {
   signals.async_wait([&](const boost::system::error_code& ec, int) {
     if (!ec) flaky.stop([&] { io.stop(); });
   });
-  flaky.on_disconnect([&](const plexus::error&) { io.stop(); });
   io.run();
   return 0;
 }

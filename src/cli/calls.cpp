@@ -17,7 +17,7 @@ namespace {
 int call(const client_args& a, const std::string& service, const std::string& method, value params,
          bool pretty) {
   asio::io_context io(1);
-  rpc::client c(io, {.router = a.router, .name = "plexus-cli"});
+  rpc::client c(io, one_shot_client(a, "plexus-cli"));
   if (!connect_or_report(c, a)) return exit_unavailable;
   auto r = c.call_value(service, method, std::move(params), seconds(a.timeout_s));
   if (!r) {
@@ -32,7 +32,7 @@ int call(const client_args& a, const std::string& service, const std::string& me
 // publication has reached the router when the command exits.
 int publish(const client_args& a, const std::string& topic, value params) {
   asio::io_context io(1);
-  rpc::client c(io, {.router = a.router, .name = "plexus-cli"});
+  rpc::client c(io, one_shot_client(a, "plexus-cli"));
   if (!connect_or_report(c, a)) return exit_unavailable;
   if (auto ok = c.publish(topic, std::move(params)); !ok) {
     print_error(ok.error(), a.json);
@@ -56,7 +56,7 @@ struct subscribe_args {
 // `for_s` seconds (0: never), on Ctrl-C, or when the router goes away (exit 3).
 int subscribe(const client_args& a, subscribe_args s) {
   asio::io_context io(1);
-  rpc::client c(io, {.router = a.router, .name = "plexus-subscribe"});
+  rpc::client c(io, one_shot_client(a, "plexus-subscribe"));
   if (!connect_or_report(c, a)) return exit_unavailable;
   if (s.prefixes.empty()) s.prefixes.push_back("");
   std::size_t seen = 0;

@@ -47,6 +47,10 @@ rpc::duration seconds(double s) {
   return std::chrono::duration_cast<rpc::duration>(std::chrono::duration<double>(s));
 }
 
+rpc::client_options one_shot_client(const client_args& a, std::string name) {
+  return {.router = a.router, .name = std::move(name), .reconnect = {.enabled = false}};
+}
+
 bool connect_or_report(rpc::client& c, const client_args& a) {
   if (auto ok = c.connect(); !ok) {
     print_error(ok.error(), a.json);
@@ -72,7 +76,7 @@ result<value> supervisor_call(const client_args& a, rpc::client& c, const std::s
 std::optional<value> ask_router(const client_args& a, const std::string& method, value params,
                                 int& rc) {
   asio::io_context io(1);
-  rpc::client c(io, {.router = a.router, .name = "plexus-cli"});
+  rpc::client c(io, one_shot_client(a, "plexus-cli"));
   if (!connect_or_report(c, a)) {
     rc = exit_unavailable;
     return std::nullopt;

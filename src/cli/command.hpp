@@ -61,6 +61,9 @@ value parse_arg(const std::string& text);
 value parse_args(const std::vector<std::string>& args);
 rpc::duration seconds(double s);
 
+// The options of the command's client: fail fast, without waiting for the router or
+// reconnecting to it (a command reports a missing router with exit code 3 at once).
+rpc::client_options one_shot_client(const client_args& a, std::string name);
 // Connects `c` to the router; on failure prints why (the exit code is then 3).
 bool connect_or_report(rpc::client& c, const client_args& a);
 

@@ -32,7 +32,7 @@ int print_logs(const logs_args& l) {
     return exit_usage;
   }
   asio::io_context io(1);
-  rpc::client c(io, {.router = a.router, .name = "plexus-logs"});
+  rpc::client c(io, one_shot_client(a, "plexus-logs"));
   if (!connect_or_report(c, a)) return exit_unavailable;
   auto print = [&](const value& record) {
     if (!a.json) {

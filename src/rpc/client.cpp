@@ -4,6 +4,7 @@
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <deque>
 #include <map>
 #include <queue>
 #include <unordered_map>
@@ -25,26 +26,31 @@ class client::impl : public std::enable_shared_from_this<client::impl> {
   impl(asio::io_context& io, client_options opts)
       : io_(io),
         opts_(std::move(opts)),
-        link_(io, opts_.router, opts_.transport, opts_.name),
+        link_(io, opts_.router, opts_.transport, opts_.reconnect, opts_.name),
         timer_(io) {
     link_.on_control(control::dropped, [this](const value& v) {
       dropped_ +=
           static_cast<std::uint64_t>(std::max<std::int64_t>(0, control::int_field(v, "count")));
     });
     link_.on_lost([this](const plexus::error& e) {
-      fail_all({errc::unavailable, "connection to the router lost: " + e.message});
+      fail_sent({errc::unavailable, "connection to the router lost: " + e.message});
     });
+    link_.on_registration([this] { on_connection(); });
   }
 
   result<void> connect() {
-    if (link_.is_open()) return {};
+    if (link_.is_open() || link_.is_reconnecting()) return {};
     return link_.open(weak_from_this(), [this](const wire::frame_view& f) { on_data(f); });
   }
+
+  void on_link_event(link_handler h) { link_.on_event(std::move(h)); }
 
   bool connected() const noexcept { return link_.is_open(); }
 
   void close() {
     link_.close();
+    timer_.cancel();  // no deadline is left to watch: the loop may run out of work
+    timer_armed_ = false;
     fail_all({errc::unavailable, "client closed"});
   }
 
@@ -55,7 +61,8 @@ class client::impl : public std::enable_shared_from_this<client::impl> {
                      plexus::error(errc::invalid_argument, "params must be an array"));
       return;
     }
-    if (!link_.is_open()) {
+    const bool waits = !link_.is_open();
+    if (waits && !link_.is_reconnecting()) {
       complete_later(std::move(done), link_.not_connected());
       return;
     }
@@ -68,14 +75,37 @@ class client::impl : public std::enable_shared_from_this<client::impl> {
     const auto msgid = next_msgid();
     scratch_.clear();
     wire::encode(scratch_, wire::request{msgid, std::string(method), std::move(params)});
-    if (auto ok = link_.send_data(service, scratch_); !ok) {
-      complete_later(std::move(done), std::move(ok).error());
+    pending_call call{std::move(done), 0, deadline};
+    if (waits) {
+      // Budgeted like the connection's own queue, which it will end up in.
+      const auto limit = opts_.transport.max_queued_bytes;
+      if (waiting_bytes_ + scratch_.size() > limit) {
+        complete_later(std::move(call.done),
+                       plexus::error(errc::resource_exhausted,
+                                     "too many bytes of calls waiting for the router "
+                                     "(max_queued_bytes " +
+                                         std::to_string(limit) + ")",
+                                     {{"limit", "max_queued_bytes"}}));
+        return;
+      }
+      call.service = std::string(service);
+      call.request = scratch_;
+      waiting_bytes_ += call.request.size();
+    } else if (auto ok = link_.send_data(service, scratch_); !ok) {
+      complete_later(std::move(call.done), std::move(ok).error());
       return;
     }
     if (deadline == duration::zero()) deadline = opts_.default_deadline;
+    call.deadline = deadline;
     const auto when = clock::now() + deadline;
     const auto serial = ++serial_;
-    pending_.emplace(msgid, pending_call{std::move(done), serial, deadline});
+    call.serial = serial;
+    pending_.emplace(msgid, std::move(call));
+    if (waits) {
+      waiting_.push_back({serial, msgid});
+      if (waiting_.size() > 2 * pending_.size() + 1024)
+        std::erase_if(waiting_, [this](const waiting_entry& w) { return !is_waiting(w); });
+    }
     deadlines_.push({when, serial, msgid});
     if (deadlines_.size() > 2 * pending_.size() + 1024) compact_deadlines();
     arm_timer(when);
@@ -87,8 +117,11 @@ class client::impl : public std::enable_shared_from_this<client::impl> {
   }
 
   result<void> subscribe(std::string prefix, publication_handler handler) {
-    if (auto ok = link_.check_open(); !ok) return ok;
-    if (auto ok = send_subscription(control::subscribe, prefix); !ok) return ok;
+    if (link_.is_open()) {
+      if (auto ok = send_subscription(control::subscribe, prefix); !ok) return ok;
+    } else if (!link_.is_reconnecting()) {
+      return link_.not_connected();
+    }  // else sent by on_connection()
     subscriptions_[std::move(prefix)] = std::move(handler);
     return {};
   }
@@ -111,6 +144,14 @@ class client::impl : public std::enable_shared_from_this<client::impl> {
     completion done;
     std::uint64_t serial;
     duration deadline;
+    // A call made while waiting for the router: its frame, sent by on_connection().
+    // Empty once sent (sent calls fail when the connection is lost; waiting ones wait).
+    std::string service;
+    std::vector<std::uint8_t> request;
+  };
+  struct waiting_entry {  // the order in which waiting calls were made
+    std::uint64_t serial;
+    std::uint32_t msgid;
   };
   struct deadline_entry {
     clock::time_point when;
@@ -129,6 +170,33 @@ class client::impl : public std::enable_shared_from_this<client::impl> {
 
   void complete_later(completion done, plexus::error e) {
     asio::post(io_, [done = std::move(done), e = std::move(e)]() mutable { done(std::move(e)); });
+  }
+
+  bool is_waiting(const waiting_entry& w) const {
+    auto it = pending_.find(w.msgid);
+    return it != pending_.end() && it->second.serial == w.serial && !it->second.request.empty();
+  }
+
+  // The registration hook, on every new connection: subscriptions are renewed, then
+  // the calls that waited for the router leave, in the order they were made.
+  void on_connection() {
+    for (const auto& [prefix, handler] : subscriptions_)
+      (void)send_subscription(control::subscribe, prefix);
+    auto order = std::move(waiting_);
+    waiting_.clear();
+    for (const auto& w : order) {
+      if (!is_waiting(w)) continue;  // expired while waiting
+      auto it = pending_.find(w.msgid);
+      auto& call = it->second;
+      auto ok = link_.send_data(call.service, call.request);
+      waiting_bytes_ -= call.request.size();
+      call.request = {};
+      call.service = {};
+      if (!ok) {
+        complete_later(std::move(call.done), std::move(ok).error());
+        pending_.erase(it);
+      }
+    }
   }
 
   result<void> send_subscription(const char* op, std::string_view prefix) {
@@ -195,6 +263,14 @@ class client::impl : public std::enable_shared_from_this<client::impl> {
       auto call = std::move(it->second);
       pending_.erase(it);
       const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(call.deadline).count();
+      if (!call.request.empty()) {  // it never left: the router did not come back in time
+        waiting_bytes_ -= call.request.size();
+        call.done(plexus::error(errc::deadline_exceeded,
+                                "not connected to the router at " + opts_.router +
+                                    " within the deadline of " + std::to_string(ms) + " ms",
+                                {{"deadline_ms", ms}, {"router", opts_.router}}));
+        continue;
+      }
       call.done(plexus::error(errc::deadline_exceeded,
                               "no answer within the deadline of " + std::to_string(ms) + " ms",
                               {{"deadline_ms", ms}}));
@@ -217,10 +293,29 @@ class client::impl : public std::enable_shared_from_this<client::impl> {
     deadlines_.rebuild();
   }
 
+  // The calls that left on the lost connection fail; those still waiting for the
+  // router (made after it closed, before its loss was reported) go on waiting.
+  void fail_sent(const plexus::error& e) {
+    std::vector<completion> failed;
+    for (auto it = pending_.begin(); it != pending_.end();) {
+      if (it->second.request.empty()) {
+        failed.push_back(std::move(it->second.done));
+        it = pending_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    if (pending_.empty()) deadlines_ = {};
+    for (auto& done : failed)
+      done(e);
+  }
+
   void fail_all(const plexus::error& e) {
     auto calls = std::move(pending_);
     pending_.clear();
     deadlines_ = {};
+    waiting_.clear();
+    waiting_bytes_ = 0;
     for (auto& [id, call] : calls)
       call.done(e);
   }
@@ -245,6 +340,8 @@ class client::impl : public std::enable_shared_from_this<client::impl> {
   std::uint64_t serial_ = 0;
   std::vector<std::uint8_t> scratch_;
   std::map<std::string, publication_handler, std::less<>> subscriptions_;
+  std::deque<waiting_entry> waiting_;
+  std::size_t waiting_bytes_ = 0;
   std::uint64_t dropped_ = 0;
 };
 
@@ -261,6 +358,9 @@ bool client::connected() const noexcept {
 }
 void client::close() {
   impl_->close();
+}
+void client::on_link_event(link_handler h) {
+  impl_->on_link_event(std::move(h));
 }
 
 void client::async_call(std::string_view service, std::string_view method, value params,

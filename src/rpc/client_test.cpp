@@ -238,11 +238,11 @@ TEST_F(Client, CallingWhenNotConnectedIsUnavailable) {
   EXPECT_EQ(n.error().code, errc::unavailable);
 }
 
-TEST_F(Client, ConnectingToAMissingIpcPathIsUnavailable) {
+TEST_F(Client, ConnectingToAMissingIpcPathIsUnavailableWithoutReconnection) {
   test::temp_dir tmp;
   const std::string& dir = tmp.path();
   {
-    client lost(io_, {.router = "ipc://" + dir + "/missing.sock"});
+    client lost(io_, {.router = "ipc://" + dir + "/missing.sock", .reconnect = {.enabled = false}});
     auto r = lost.connect();
     ASSERT_FALSE(r);
     EXPECT_EQ(r.error().code, errc::unavailable);
@@ -286,6 +286,24 @@ TEST_F(Client, CloseFailsCallsInFlightWithUnavailable) {
   EXPECT_EQ(client_.in_flight(), 0u);
 }
 
+TEST_F(Client, RouterLossFailsCallsInFlightWithUnavailableAndIsFinalWithoutReconnection) {
+  client once(io_, {.router = address_, .reconnect = {.enabled = false}});
+  ASSERT_TRUE(once.connect());
+  auto p = start_call(once, "svc", "hang", value::array(), 10s);
+  ASSERT_TRUE(run_until(io_, [&] { return svc_.in_flight() == 1; }));
+  router_.stop();
+  ASSERT_TRUE(run_until(io_, [&] { return p.done(); }));
+  EXPECT_EQ(p.get().error().code, errc::unavailable);
+  // No waiting for the router: a new call fails at once.
+  auto later = start_call(once, "plexus", "ping", value::array(), 10s);
+  settle(io_);
+  ASSERT_TRUE(later.done());
+  EXPECT_EQ(later.get().error().code, errc::unavailable);
+  EXPECT_TRUE(contains(later.get().error().message, "not connected"))
+      << later.get().error().message;
+  EXPECT_FALSE(once.connected());
+}
+
 TEST_F(Client, RouterLossFailsCallsInFlightWithUnavailable) {
   auto p = start_call(client_, "svc", "hang", value::array(), 10s);
   ASSERT_TRUE(run_until(io_, [&] { return svc_.in_flight() == 1; }));
@@ -308,6 +326,148 @@ TEST_F(Client, BlockingTypedCallConvertsArgumentsAndResult) {
   ASSERT_FALSE(wrong);
   EXPECT_EQ(wrong.error().code, errc::invalid_argument);
   EXPECT_TRUE(contains(wrong.error().message, "result of add")) << wrong.error().message;
+}
+
+// ---- reconnection (issue 10) -----------------------------------------------------------
+// The router is stopped, and a new one started at the same address, as a restarted
+// `plexus router` would be.
+
+class ClientReconnect : public Client {
+ protected:
+  void SetUp() override {
+    Client::SetUp();
+    settle(io_);  // the first `connected` events have run: the tests see what follows
+  }
+
+  // A new router at the address of the stopped one.
+  broker::router& restart_router() {
+    router_.stop();
+    next_.emplace(io_, broker::router_options{.listen = {address_}});
+    EXPECT_TRUE(next_->start());
+    return *next_;
+  }
+  // Runs the loop until a call of svc.add succeeds (each attempt waits for its answer;
+  // "no route" until the service has registered again with the new router).
+  bool until_add_succeeds() {
+    const auto end = std::chrono::steady_clock::now() + test::wait_limit;
+    while (std::chrono::steady_clock::now() < end) {
+      auto r = test::call_and_wait(io_, client_, "svc", "add", value::array({2, 3}), 2s);
+      if (r && *r == 5) return true;
+    }
+    return false;
+  }
+
+  std::optional<broker::router> next_;
+};
+
+TEST_F(ClientReconnect, ACallInFlightFailsUnavailableAtOnceWhenTheRouterDies) {
+  std::vector<link_event> events;
+  client_.on_link_event([&](link_event e, const plexus::error&) { events.push_back(e); });
+  auto p = start_call(client_, "svc", "hang", value::array(), 30s);
+  ASSERT_TRUE(run_until(io_, [&] { return svc_.in_flight() == 1; }));
+  const auto died = std::chrono::steady_clock::now();
+  router_.stop();
+  EXPECT_FALSE(p.done());
+  ASSERT_TRUE(run_until(io_, [&] { return p.done(); }));
+  EXPECT_LT(std::chrono::steady_clock::now() - died, 2s);  // not at its 30 s deadline
+  ASSERT_FALSE(p.get());
+  EXPECT_EQ(p.get().error().code, errc::unavailable);
+  EXPECT_TRUE(contains(p.get().error().message, "connection to the router lost"))
+      << p.get().error().message;
+  EXPECT_EQ(client_.in_flight(), 0u);
+  EXPECT_FALSE(client_.connected());
+  ASSERT_TRUE(run_until(io_, [&] { return !events.empty(); }));
+  EXPECT_EQ(events, std::vector<link_event>{link_event::lost});
+}
+
+TEST_F(ClientReconnect, ACallMadeWhileTheRouterIsAwayWaitsAndSucceedsWhenItComesBack) {
+  std::vector<link_event> events;
+  client_.on_link_event([&](link_event e, const plexus::error&) { events.push_back(e); });
+  router_.stop();
+  ASSERT_TRUE(run_until(io_, [&] { return !events.empty(); }));  // lost
+  auto p = start_call(client_, "plexus", "ping", value::array(), 10s);
+  settle(io_);
+  EXPECT_FALSE(p.done());  // waiting for the router, not failed
+  EXPECT_EQ(client_.in_flight(), 1u);
+
+  restart_router();
+  ASSERT_TRUE(run_until(io_, [&] { return p.done(); }));
+  ASSERT_TRUE(p.get()) << p.get().error().message;
+  EXPECT_TRUE(client_.connected());
+  EXPECT_EQ(events, (std::vector<link_event>{link_event::lost, link_event::reconnected}));
+  // The service registered again too: calls to it succeed.
+  EXPECT_TRUE(until_add_succeeds());
+}
+
+TEST_F(ClientReconnect, ACallMadeWhileTheRouterIsAwayFailsAtItsDeadlineIfItDoesNotComeBack) {
+  router_.stop();
+  ASSERT_TRUE(run_until(io_, [&] { return !client_.connected(); }));
+  const auto start = std::chrono::steady_clock::now();
+  auto p = start_call(client_, "plexus", "ping", value::array(), 300ms);
+  settle(io_);
+  EXPECT_FALSE(p.done());
+  ASSERT_TRUE(run_until(io_, [&] { return p.done(); }));
+  EXPECT_GE(std::chrono::steady_clock::now() - start, 300ms);
+  ASSERT_FALSE(p.get());
+  EXPECT_EQ(p.get().error().code, errc::deadline_exceeded);
+  EXPECT_TRUE(contains(p.get().error().message, "not connected to the router at " + address_))
+      << p.get().error().message;
+  EXPECT_EQ(client_.in_flight(), 0u);
+}
+
+TEST_F(ClientReconnect, AClientStartedBeforeTheRouterWaitsForIt) {
+  const auto address = test::next_inproc();
+  client early(io_, {.router = address});
+  std::vector<link_event> events;
+  early.on_link_event([&](link_event e, const plexus::error&) { events.push_back(e); });
+  ASSERT_TRUE(early.connect());  // nothing listens there yet
+  EXPECT_FALSE(early.connected());
+  auto p = start_call(early, "plexus", "ping", value::array(), 10s);
+  settle(io_);
+  EXPECT_FALSE(p.done());
+
+  broker::router late(io_, {.listen = {address}});
+  ASSERT_TRUE(late.start());
+  ASSERT_TRUE(run_until(io_, [&] { return p.done(); }));
+  ASSERT_TRUE(p.get()) << p.get().error().message;
+  EXPECT_EQ(events, std::vector<link_event>{link_event::connected});
+  early.close();
+}
+
+TEST_F(ClientReconnect, SubscriptionsAreRenewedWithARestartedRouter) {
+  std::vector<std::int64_t> ticks;
+  ASSERT_TRUE(client_.subscribe("tick", [&](std::string_view, const value& v) {
+    ticks.push_back(v[0].get<std::int64_t>());
+  }));
+  std::vector<link_event> events;
+  client_.on_link_event([&](link_event e, const plexus::error&) { events.push_back(e); });
+  auto& router = restart_router();
+  ASSERT_TRUE(run_until(io_, [&] { return events.size() == 2; }));  // lost, reconnected
+  // The subscribe frame went before any publication of ours: one round trip orders them.
+  ASSERT_TRUE(test::call_and_wait(io_, client_, "plexus", "ping", value::array()));
+  router.publish("tick", value::array({7}));
+  ASSERT_TRUE(run_until(io_, [&] { return !ticks.empty(); }));
+  EXPECT_EQ(ticks, std::vector<std::int64_t>{7});
+}
+
+TEST_F(ClientReconnect, CloseWhileWaitingForTheRouterFailsWaitingCallsAndStopsTrying) {
+  router_.stop();
+  ASSERT_TRUE(run_until(io_, [&] { return !client_.connected(); }));
+  auto p = start_call(client_, "plexus", "ping", value::array(), 10s);
+  settle(io_);
+  EXPECT_FALSE(p.done());
+  client_.close();
+  ASSERT_TRUE(p.done());
+  EXPECT_EQ(p.get().error().code, errc::unavailable);
+  auto later = start_call(client_, "plexus", "ping", value::array(), 10s);
+  settle(io_);
+  ASSERT_TRUE(later.done());  // closed: no more waiting
+  EXPECT_EQ(later.get().error().code, errc::unavailable);
+  svc_.stop();
+  gate_->open();
+  io_.restart();
+  io_.run_for(5s);  // returns as soon as nothing is left to wait for: no retry timer
+  EXPECT_TRUE(io_.stopped());
 }
 
 }  // namespace

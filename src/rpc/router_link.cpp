@@ -3,6 +3,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <boost/asio/post.hpp>
+#include <random>
 
 #include "plexus/log/record.hpp"
 #include "plexus/rpc/supervision.hpp"
@@ -10,9 +12,31 @@
 
 namespace plexus::rpc::detail {
 
+namespace {
+
+// The wait before the next attempt: between half and all of `cap`, so that peers that
+// lost the same router do not all come back in the same millisecond.
+std::chrono::milliseconds jittered(std::chrono::milliseconds cap) {
+  thread_local std::minstd_rand random(std::random_device{}());
+  const auto half = cap.count() / 2;
+  std::uniform_int_distribution<std::int64_t> extra(0,
+                                                    std::max<std::int64_t>(0, cap.count() - half));
+  return std::chrono::milliseconds(half + extra(random));
+}
+
+}  // namespace
+
 router_link::router_link(boost::asio::io_context& io, std::string router, transport::options opts,
-                         std::string name)
-    : io_(io), router_(std::move(router)), opts_(opts), name_(std::move(name)) {}
+                         reconnect_options reconnect, std::string name)
+    : io_(io),
+      router_(std::move(router)),
+      opts_(opts),
+      reconnect_(reconnect),
+      name_(std::move(name)),
+      retry_timer_(io) {
+  reconnect_.first_delay = std::max(reconnect_.first_delay, std::chrono::milliseconds(1));
+  reconnect_.max_delay = std::max(reconnect_.max_delay, reconnect_.first_delay);
+}
 
 void router_link::on_control(std::string op, control_handler h) {
   auto it = std::find_if(control_handlers_.begin(), control_handlers_.end(),
@@ -31,30 +55,88 @@ void router_link::on_lost(loss_handler h) {
   on_lost_ = std::move(h);
 }
 
+void router_link::on_event(link_handler h) {
+  on_event_ = std::move(h);
+}
+
 result<void> router_link::open_with(std::weak_ptr<const void> owner,
                                     transport::connection::frame_handler on_frame) {
+  owner_ = std::move(owner);
+  on_frame_ = std::move(on_frame);
+  closed_ = false;
+  reconnecting_ = false;
+  ever_connected_ = false;
+  attempts_ = 0;
+  backoff_ = {};
+  auto ok = attempt();
+  if (ok) {
+    opened_ = true;
+    return {};
+  }
+  if (!reconnect_.enabled || ok.error().code != errc::unavailable) return ok;
+  opened_ = true;
+  schedule_attempt();
+  return {};
+}
+
+result<void> router_link::attempt() {
+  ++attempts_;
   auto c = transport::connect(io_, router_, opts_);
   if (!c) return std::move(c).error();
   conn_ = std::move(*c);  // a previous connection is detached: it reports nothing more
-  closed_ = false;
-  conn_.start(std::move(on_frame), [owner = std::move(owner), this](const plexus::error& e) {
-    if (const auto alive = owner.lock()) lost(e);
-  });
+  reconnecting_ = false;
+  connected_at_ = std::chrono::steady_clock::now();
+  conn_.start(on_frame_,
+              [owner = owner_, this, generation = ++generation_](const plexus::error& e) {
+                if (const auto alive = owner.lock()) lost(generation, e);
+              });
   (void)send_control({{"op", control::hello},
                       {"name", name_.empty() ? std::string("client") : name_},
                       {"pid", static_cast<std::int64_t>(::getpid())}});
   if (on_registration_) on_registration_();
+  post_event(ever_connected_ ? link_event::reconnected : link_event::connected);
+  ever_connected_ = true;
   return {};
+}
+
+void router_link::schedule_attempt() {
+  reconnecting_ = true;
+  backoff_ =
+      backoff_.count() == 0 ? reconnect_.first_delay : std::min(backoff_ * 2, reconnect_.max_delay);
+  retry_timer_.expires_after(jittered(backoff_));
+  retry_timer_.async_wait([owner = owner_, this](const boost::system::error_code& ec) {
+    if (ec) return;  // cancelled by close(), or the link is gone
+    const auto alive = owner.lock();
+    if (!alive || closed_ || !reconnecting_) return;
+    // Any failure now is worth another try: the address was good enough once.
+    if (!attempt()) schedule_attempt();
+  });
+}
+
+void router_link::post_event(link_event e) {
+  boost::asio::post(io_, [owner = owner_, this, e] {
+    const auto alive = owner.lock();
+    if (alive && !closed_ && on_event_) on_event_(e, plexus::error(errc::unavailable, ""));
+  });
 }
 
 void router_link::close() {
   closed_ = true;
+  reconnecting_ = false;
+  retry_timer_.cancel();
   conn_.close();
 }
 
-void router_link::lost(const plexus::error& e) {
-  if (closed_) return;
+void router_link::lost(std::uint64_t generation, const plexus::error& e) {
+  if (closed_ || generation != generation_) return;
   if (on_lost_) on_lost_(e);
+  if (on_event_) on_event_(link_event::lost, e);
+  if (closed_ || !reconnect_.enabled || reconnecting_ || conn_.is_open())
+    return;  // the owner closed, or opened again
+  // A connection that lived long resets the backoff; one the router ended at once (it
+  // refused us, or it is crash-looping) does not, so the attempts keep slowing down.
+  if (std::chrono::steady_clock::now() - connected_at_ >= reconnect_.max_delay) backoff_ = {};
+  schedule_attempt();
 }
 
 plexus::error router_link::not_connected() const {

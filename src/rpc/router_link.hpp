@@ -1,27 +1,31 @@
 // The link of one client or service to the router (internal to rpc). client::impl and
 // service::impl each hold one as a member; it is their only door to the router.
 //
-// It owns the transport::connection, connects (a blocking connect(2) on the calling
-// thread), says hello {name, pid}, runs its owner's registration hook, sends control
-// frames, hands each incoming control frame to the handler registered for its op and
-// each data frame to the owner, and reports once that the connection was lost. It
-// also sends data frames, notifications, publications and log records.
+// It owns the transport::connection, connects (a connect(2) on the loop's thread), says
+// hello {name, pid}, runs its owner's registration hook, sends control frames, hands
+// each incoming control frame to the handler registered for its op and each data frame
+// to the owner, and reports that the connection was lost. It also sends data frames,
+// notifications, publications and log records.
 //
-//   router_link link(io, "ipc:///tmp/plexus.sock", {}, "calc");
+//   router_link link(io, "ipc:///tmp/plexus.sock", {}, {}, "calc");
 //   link.on_control(control::registered, [this](const value&) { ready(); });
-//   if (auto ok = link.open(weak_from_this(), [this](const wire::frame_view& f) { on_data(f); })) ...
+//   if (auto ok = link.open(weak_from_this(), [this](const wire::frame_view& f) { on_data(f); }))
+//   ...
+//
+// Reconnection (reconnect_options, issue 10): when enabled, open() succeeds although
+// nothing listens yet, and a lost connection is not final: the link waits (a timer,
+// capped exponential backoff with jitter), connects again, says hello, runs the
+// registration hook again and reports connected / lost / reconnected to on_event.
+// Between a loss (or a failed first attempt) and the next connection, is_reconnecting()
+// holds; close() ends the waiting too.
 //
 // Threading: every member runs on the io_context's thread, and every callback runs
 // there, from the event loop, never inside a member call other than open() (which
 // runs the registration hook). No callback runs once the owner passed to open() is
 // gone, so callbacks may capture the owner's `this`.
-//
-// Reconnection (issue 10) belongs here: on a loss the link would wait for the router
-// with capped backoff, connect and say hello again, run the registration hook again
-// (on_registration), and tell the program through a callback; the owners' code would
-// not change beyond that hook. Today a loss is final and reported through on_lost.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -33,6 +37,9 @@
 #include <vector>
 
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include "plexus/rpc/reconnect.hpp"
 
 #include "plexus/transport/connection.hpp"
 #include "plexus/wire/error.hpp"
@@ -49,7 +56,7 @@ class router_link {
   // `router`: the address to connect to, named by not_connected(). `name`: the owner's
   // name, said in hello ("client" when empty) and the fallback process name of log().
   router_link(boost::asio::io_context& io, std::string router, transport::options opts,
-              std::string name);
+              reconnect_options reconnect, std::string name);
   router_link(const router_link&) = delete;
   router_link& operator=(const router_link&) = delete;
 
@@ -63,30 +70,45 @@ class router_link {
   void on_registration(std::function<void()> h);
   // Runs once per connection when it ends other than through close(): the router went
   // away (unavailable) or broke the protocol. Runs from the event loop, never inside a
-  // member call.
+  // member call, before on_event's `lost` and before a reconnection is scheduled (the
+  // owner may close() there to stop reconnecting).
   void on_lost(loss_handler h);
+  // The program's callback (reconnect.hpp): connected, lost, reconnected.
+  void on_event(link_handler h);
 
   // Connects, starts reading, says hello and runs the registration hook. `owner` (the
   // object holding this link) guards every callback. `on_data(const wire::frame_view&)`
   // receives every data frame; the view is valid only during the call. It is inlined
   // into the connection's frame handler, so a data frame costs one indirect call.
-  // Errors: those of transport::connect (unavailable, invalid_argument).
+  // With reconnection enabled, nothing listening (unavailable) is not an error: the
+  // link keeps trying (is_reconnecting()). Errors: those of transport::connect
+  // (invalid_argument; unavailable only without reconnection).
   template <class OnData>
   result<void> open(std::weak_ptr<const void> owner, OnData on_data) {
-    return open_with(owner, [owner, this, on_data = std::move(on_data)](
-                                const wire::frame_view& f) mutable {
-      const auto alive = owner.lock();
-      if (!alive) return;
-      if (f.kind == wire::frame_kind::control)
-        dispatch_control(f.payload);
-      else
-        on_data(f);
-    });
+    return open_with(
+        owner, [owner, this, on_data = std::move(on_data)](const wire::frame_view& f) mutable {
+          const auto alive = owner.lock();
+          if (!alive) return;
+          if (f.kind == wire::frame_kind::control)
+            dispatch_control(f.payload);
+          else
+            on_data(f);
+        });
   }
 
-  // Ends the connection; on_lost does not run for it. Idempotent.
+  // Ends the connection and any waiting for the router; on_lost does not run for it,
+  // and no reconnection follows. Idempotent.
   void close();
   bool is_open() const noexcept { return conn_.is_open(); }
+  // Waiting for the router: after a failed first attempt or a loss, until a connection
+  // is up or close().
+  // (Also from the moment the connection closed until its loss is reported.)
+  bool is_reconnecting() const noexcept {
+    return reconnect_.enabled && opened_ && !closed_ && !conn_.is_open();
+  }
+  bool reconnects() const noexcept { return reconnect_.enabled; }
+  // Connection attempts made since open(), the first included.
+  std::uint64_t attempts() const noexcept { return attempts_; }
   // unavailable, "not connected to the router at <router>": the one error for a send
   // attempted without a connection.
   plexus::error not_connected() const;
@@ -117,19 +139,35 @@ class router_link {
  private:
   result<void> open_with(std::weak_ptr<const void> owner,
                          transport::connection::frame_handler on_frame);
+  // One attempt: connect, start reading, hello, registration hook, event posted.
+  result<void> attempt();
+  void schedule_attempt();
+  void post_event(link_event e);
   void dispatch_control(std::span<const std::uint8_t> payload);
-  void lost(const plexus::error& e);
+  void lost(std::uint64_t generation, const plexus::error& e);
 
   boost::asio::io_context& io_;
   std::string router_;
   transport::options opts_;
+  reconnect_options reconnect_;
   std::string name_;
   transport::connection conn_;
   // true from close() until the next open(): the loss was asked for, not reported.
   bool closed_ = false;
+  bool reconnecting_ = false;  // a retry is scheduled
+  bool opened_ = false;        // open() succeeded (or is waiting for the router)
+  bool ever_connected_ = false;
+  std::uint64_t generation_ = 0;  // of conn_: a late report of an older one is ignored
+  std::uint64_t attempts_ = 0;
+  std::chrono::milliseconds backoff_{0};  // the last wait's cap; zero: none yet
+  std::chrono::steady_clock::time_point connected_at_{};
+  boost::asio::steady_timer retry_timer_;
+  std::weak_ptr<const void> owner_;
+  transport::connection::frame_handler on_frame_;  // kept for every reconnection
   std::vector<std::pair<std::string, control_handler>> control_handlers_;
   std::function<void()> on_registration_;
   loss_handler on_lost_;
+  link_handler on_event_;
   std::vector<std::uint8_t> scratch_;  // notifications and control frames
 };
 

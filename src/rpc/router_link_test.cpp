@@ -21,6 +21,8 @@ namespace {
 namespace asio = boost::asio;
 using plexus::test::run_until;
 
+const reconnect_options fail_fast{.enabled = false};
+
 std::string next_address() {
   static int counter = 0;
   return "inproc://router-link-test-" + std::to_string(::getpid()) + "-" +
@@ -28,7 +30,8 @@ std::string next_address() {
 }
 
 struct fake_router {
-  explicit fake_router(asio::io_context& io) : address(next_address()) {
+  explicit fake_router(asio::io_context& io, std::string at = next_address())
+      : address(std::move(at)) {
     listener = std::move(*transport::listen(io, address));
     listener.start([this](transport::connection c) {
       peer = std::move(c);
@@ -67,7 +70,7 @@ void settle(asio::io_context& io) {
 TEST(RouterLink, SaysHelloWithItsNameAndPidThenRunsTheRegistrationHook) {
   asio::io_context io;
   fake_router router(io);
-  router_link link(io, router.address, {}, "calc");
+  router_link link(io, router.address, {}, {}, "calc");
   link.on_registration([&] { (void)link.send_control({{"op", "register"}}); });
   auto owner = std::make_shared<int>(0);
   ASSERT_TRUE(link.open(owner, [](const wire::frame_view&) {}));
@@ -81,7 +84,7 @@ TEST(RouterLink, SaysHelloWithItsNameAndPidThenRunsTheRegistrationHook) {
 TEST(RouterLink, SaysHelloAsClientWhenUnnamed) {
   asio::io_context io;
   fake_router router(io);
-  router_link link(io, router.address, {}, "");
+  router_link link(io, router.address, {}, {}, "");
   auto owner = std::make_shared<int>(0);
   ASSERT_TRUE(link.open(owner, [](const wire::frame_view&) {}));
   ASSERT_TRUE(run_until(io, [&] { return router.control.size() == 1; }));
@@ -91,7 +94,7 @@ TEST(RouterLink, SaysHelloAsClientWhenUnnamed) {
 TEST(RouterLink, HandsControlFramesToTheHandlerOfTheirOpAndDataFramesToTheOwner) {
   asio::io_context io;
   fake_router router(io);
-  router_link link(io, router.address, {}, "calc");
+  router_link link(io, router.address, {}, {}, "calc");
   std::vector<std::int64_t> dropped;
   link.on_control(control::dropped,
                   [&](const value& v) { dropped.push_back(control::int_field(v, "count")); });
@@ -113,10 +116,10 @@ TEST(RouterLink, HandsControlFramesToTheHandlerOfTheirOpAndDataFramesToTheOwner)
   EXPECT_EQ(router.data_names, (std::vector<std::string>{"*", "calc"}));
 }
 
-TEST(RouterLink, ReportsTheLossOnceWhenTheRouterClosesIt) {
+TEST(RouterLink, ReportsTheLossOnceWhenTheRouterClosesItAndFailsFastWithoutReconnection) {
   asio::io_context io;
   fake_router router(io);
-  router_link link(io, router.address, {}, "calc");
+  router_link link(io, router.address, {}, fail_fast, "calc");
   std::vector<plexus::error> lost;
   link.on_lost([&](const plexus::error& e) { lost.push_back(e); });
   auto owner = std::make_shared<int>(0);
@@ -136,7 +139,7 @@ TEST(RouterLink, ReportsTheLossOnceWhenTheRouterClosesIt) {
 TEST(RouterLink, ReportsNoLossAfterItsOwnClose) {
   asio::io_context io;
   fake_router router(io);
-  router_link link(io, router.address, {}, "calc");
+  router_link link(io, router.address, {}, {}, "calc");
   int lost = 0;
   link.on_lost([&](const plexus::error&) { ++lost; });
   auto owner = std::make_shared<int>(0);
@@ -153,7 +156,7 @@ TEST(RouterLink, ReportsNoLossAfterItsOwnClose) {
 TEST(RouterLink, RunsNoCallbackOnceItsOwnerIsGone) {
   asio::io_context io;
   fake_router router(io);
-  router_link link(io, router.address, {}, "calc");
+  router_link link(io, router.address, {}, {}, "calc");
   int calls = 0;
   link.on_control(control::dropped, [&](const value&) { ++calls; });
   link.on_lost([&](const plexus::error&) { ++calls; });
@@ -169,10 +172,10 @@ TEST(RouterLink, RunsNoCallbackOnceItsOwnerIsGone) {
   EXPECT_EQ(calls, 0);
 }
 
-TEST(RouterLink, NamesTheRouterInEverySendWithoutAConnection) {
+TEST(RouterLink, NamesTheRouterInEverySendWithoutAConnectionAndFailsFastWithoutReconnection) {
   asio::io_context io;
   const auto address = next_address();
-  router_link link(io, address, {}, "calc");
+  router_link link(io, address, {}, fail_fast, "calc");
   const std::string expected = "not connected to the router at " + address;
   EXPECT_FALSE(link.is_open());
   EXPECT_EQ(link.not_connected().code, errc::unavailable);
@@ -186,6 +189,100 @@ TEST(RouterLink, NamesTheRouterInEverySendWithoutAConnection) {
   auto r = link.open(owner, [](const wire::frame_view&) {});  // nothing listens there
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error().code, errc::unavailable);
+}
+
+TEST(RouterLink, WaitsForARouterThatIsNotListeningYetThenSaysHelloAndRegisters) {
+  asio::io_context io;
+  const auto address = next_address();
+  router_link link(io, address, {}, {}, "calc");
+  int registrations = 0;
+  link.on_registration([&] { ++registrations; });
+  std::vector<link_event> events;
+  link.on_event([&](link_event e, const plexus::error&) { events.push_back(e); });
+  auto owner = std::make_shared<int>(0);
+  ASSERT_TRUE(link.open(owner, [](const wire::frame_view&) {}));  // nothing listens yet
+  EXPECT_FALSE(link.is_open());
+  EXPECT_TRUE(link.is_reconnecting());
+  EXPECT_EQ(link.attempts(), 1u);
+  EXPECT_EQ(link.check_open().error().code, errc::unavailable);
+  ASSERT_TRUE(run_until(io, [&] { return link.attempts() >= 3; }));  // it keeps trying
+  EXPECT_EQ(registrations, 0);
+  EXPECT_TRUE(events.empty());
+
+  fake_router router(io, address);
+  ASSERT_TRUE(run_until(io, [&] { return !router.control.empty() && !events.empty(); }));
+  EXPECT_TRUE(link.is_open());
+  EXPECT_FALSE(link.is_reconnecting());
+  EXPECT_EQ(control::text_field(router.control[0], "op"), "hello");
+  EXPECT_EQ(registrations, 1);
+  EXPECT_EQ(events, std::vector<link_event>{link_event::connected});
+}
+
+TEST(RouterLink, SpacesItsAttemptsWithAGrowingWait) {
+  asio::io_context io;
+  router_link link(
+      io, next_address(), {},
+      {.first_delay = std::chrono::milliseconds(10), .max_delay = std::chrono::milliseconds(40)},
+      "calc");
+  auto owner = std::make_shared<int>(0);
+  const auto start = std::chrono::steady_clock::now();
+  ASSERT_TRUE(link.open(owner, [](const wire::frame_view&) {}));
+  ASSERT_TRUE(run_until(io, [&] { return link.attempts() >= 6; }));
+  // Waits of at least half of 10, 20, 40, 40 and 40 ms: not a busy loop, and capped.
+  EXPECT_GE(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(75));
+}
+
+TEST(RouterLink, ReconnectsToARestartedRouterSaysHelloAndRegistersAgainAndReports) {
+  asio::io_context io;
+  const auto address = next_address();
+  auto router = std::make_unique<fake_router>(io, address);
+  router_link link(io, address, {}, {}, "calc");
+  int registrations = 0;
+  link.on_registration([&] { ++registrations; });
+  std::vector<link_event> events;
+  std::vector<plexus::error> why;
+  link.on_event([&](link_event e, const plexus::error& w) {
+    events.push_back(e);
+    why.push_back(w);
+  });
+  int lost = 0;
+  link.on_lost([&](const plexus::error&) { ++lost; });
+  auto owner = std::make_shared<int>(0);
+  ASSERT_TRUE(link.open(owner, [](const wire::frame_view&) {}));
+  ASSERT_TRUE(run_until(io, [&] { return !router->control.empty() && events.size() == 1; }));
+
+  router.reset();  // the router dies: its listener and our connection with it
+  ASSERT_TRUE(run_until(io, [&] { return events.size() == 2; }));
+  EXPECT_EQ(lost, 1);
+  EXPECT_EQ(why[1].code, errc::unavailable);
+  EXPECT_FALSE(link.is_open());
+  EXPECT_TRUE(link.is_reconnecting());
+  const auto before = link.attempts();
+  ASSERT_TRUE(run_until(io, [&] { return link.attempts() >= before + 2; }));  // still trying
+
+  router = std::make_unique<fake_router>(io, address);  // back at the same address
+  ASSERT_TRUE(run_until(io, [&] { return !router->control.empty() && events.size() == 3; }));
+  EXPECT_EQ(control::text_field(router->control[0], "op"), "hello");
+  EXPECT_EQ(registrations, 2);
+  EXPECT_EQ(events, (std::vector<link_event>{link_event::connected, link_event::lost,
+                                             link_event::reconnected}));
+  EXPECT_TRUE(link.is_open());
+  EXPECT_TRUE(link.publish("tick", value::array()));
+}
+
+TEST(RouterLink, CloseWhileWaitingForTheRouterEndsTheWaitingAndLeavesTheLoopNoWork) {
+  asio::io_context io;
+  router_link link(io, next_address(), {}, {}, "calc");
+  auto owner = std::make_shared<int>(0);
+  ASSERT_TRUE(link.open(owner, [](const wire::frame_view&) {}));
+  ASSERT_TRUE(run_until(io, [&] { return link.attempts() >= 2; }));
+  link.close();
+  EXPECT_FALSE(link.is_reconnecting());
+  const auto attempts = link.attempts();
+  io.restart();
+  io.run_for(std::chrono::seconds(5));  // returns at once when nothing is left to wait for
+  EXPECT_TRUE(io.stopped());
+  EXPECT_EQ(link.attempts(), attempts);
 }
 
 }  // namespace

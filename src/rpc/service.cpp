@@ -39,7 +39,9 @@ plexus::error from_exception(std::exception_ptr ep, const std::string& method) {
 class service::impl : public std::enable_shared_from_this<service::impl> {
  public:
   impl(asio::io_context& io, service_options opts)
-      : io_(io), opts_(std::move(opts)), link_(io, opts_.router, opts_.transport, opts_.name) {
+      : io_(io),
+        opts_(std::move(opts)),
+        link_(io, opts_.router, opts_.transport, opts_.reconnect, opts_.name) {
     link_.on_control(control::registered, [this](const value&) { on_registered(); });
     link_.on_control(control::error_op, [this](const value& v) {
       std::cerr << "plexus service " << opts_.name << ": router refused "
@@ -83,6 +85,8 @@ class service::impl : public std::enable_shared_from_this<service::impl> {
     draining_ = true;
     if (link_.is_open())
       (void)link_.send_control({{"op", control::unregister_service}, {"service", opts_.name}});
+    else
+      link_.close();  // waiting for the router: stop waiting, do not register again
     drain_timer_ = std::make_unique<asio::steady_timer>(io_, opts_.drain_timeout);
     drain_timer_->async_wait([weak = weak_from_this()](const boost::system::error_code& ec) {
       if (ec) return;
@@ -92,6 +96,8 @@ class service::impl : public std::enable_shared_from_this<service::impl> {
   }
 
   void on_disconnect(std::function<void(const plexus::error&)> f) { on_disconnect_ = std::move(f); }
+  void on_link_event(link_handler h) { link_.on_event(std::move(h)); }
+  bool connected() const noexcept { return link_.is_open(); }
   std::size_t in_flight() const noexcept { return in_flight_; }
   const std::string& name() const noexcept { return opts_.name; }
   router_link& link() { return link_; }
@@ -170,12 +176,14 @@ class service::impl : public std::enable_shared_from_this<service::impl> {
     });
   }
 
+  // Calls in flight when the router went away cannot be answered: their callers have
+  // failed already. With reconnection the link tries again after this.
   void on_lost(const plexus::error& e) {
     if (draining_) {
       finish_drain();
       return;
     }
-    if (on_disconnect_) on_disconnect_(e);
+    if (!link_.reconnects() && on_disconnect_) on_disconnect_(e);
   }
 
   void dispatch(std::string caller, std::uint32_t msgid, bool is_request, const std::string& method,
@@ -339,6 +347,12 @@ void service::stop(std::function<void()> done) {
 }
 void service::on_disconnect(std::function<void(const plexus::error&)> f) {
   impl_->on_disconnect(std::move(f));
+}
+void service::on_link_event(link_handler h) {
+  impl_->on_link_event(std::move(h));
+}
+bool service::connected() const noexcept {
+  return impl_->connected();
 }
 result<void> service::publish(std::string_view topic, value params) {
   return impl_->link().publish(topic, std::move(params));

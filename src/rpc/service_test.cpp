@@ -546,8 +546,10 @@ TEST_F(Service, StopWithNothingInFlightFinishesAndLaterStopsStillRunTheirCallbac
   EXPECT_EQ(second, 1);
 }
 
-TEST_F(Service, RouterLossRunsTheDisconnectHandler) {
-  service s(io_, options());
+TEST_F(Service, RouterLossRunsTheDisconnectHandlerWithoutReconnection) {
+  auto opts = options();
+  opts.reconnect.enabled = false;
+  service s(io_, opts);
   s.route("fast", [] { return 1; });
   std::optional<plexus::error> lost;
   s.on_disconnect([&](const plexus::error& e) { lost = e; });
@@ -559,13 +561,15 @@ TEST_F(Service, RouterLossRunsTheDisconnectHandler) {
   EXPECT_EQ(lost->code, errc::unavailable);
 }
 
-TEST_F(Service, StartRefusesAMissingNameOrRouter) {
+TEST_F(Service, StartRefusesAMissingNameOrRouterWithoutReconnection) {
   service nameless(io_, options(""));
   auto r = nameless.start();
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error().code, errc::invalid_argument);
 
-  service orphan(io_, {.router = "inproc://nobody-listens-here", .name = "svc"});
+  service orphan(
+      io_,
+      {.router = "inproc://nobody-listens-here", .name = "svc", .reconnect = {.enabled = false}});
   auto o = orphan.start();
   ASSERT_FALSE(o);
   EXPECT_EQ(o.error().code, errc::unavailable);
@@ -624,6 +628,92 @@ TEST_F(Service, RouterMethodsAddedInProcessAnswerThroughPlexus) {
   auto bad = client_.call_value("plexus", "double", value::array({"x"}), 2s);
   ASSERT_FALSE(bad);
   EXPECT_EQ(bad.error().code, errc::invalid_argument);
+}
+
+// ---- reconnection (issue 10) -----------------------------------------------------------
+
+TEST(ServiceReconnect, AServiceStartedBeforeTheRouterRegistersWhenItComesAndAnswers) {
+  boost::asio::io_context io;
+  const auto address = test::next_inproc();
+  service s(io, {.router = address, .name = "calc"});
+  s.route("add", [](int a, int b) { return a + b; });
+  std::vector<link_event> events;
+  s.on_link_event([&](link_event e, const plexus::error&) { events.push_back(e); });
+  bool ready = false;
+  ASSERT_TRUE(s.start([&] { ready = true; }));  // its first attempt found nothing listening
+  EXPECT_FALSE(s.connected());
+  settle(io);
+  EXPECT_FALSE(ready);
+
+  broker::router router(io, {.listen = {address}});
+  ASSERT_TRUE(router.start());
+  ASSERT_TRUE(run_until(io, [&] { return ready; }));
+  EXPECT_TRUE(s.connected());
+  EXPECT_EQ(events, std::vector<link_event>{link_event::connected});
+  client c(io, {.router = address});
+  ASSERT_TRUE(c.connect());
+  auto r = test::call_and_wait(io, c, "calc", "add", value::array({1, 2}));
+  ASSERT_TRUE(r) << r.error().message;
+  EXPECT_EQ(*r, 3);
+  s.stop();
+  c.close();
+}
+
+TEST(ServiceReconnect, AServiceRegistersAgainWithARestartedRouterAndReportsIt) {
+  boost::asio::io_context io;
+  const auto address = test::next_inproc();
+  auto router = std::make_unique<broker::router>(io, broker::router_options{.listen = {address}});
+  ASSERT_TRUE(router->start());
+  service s(io, {.router = address, .name = "calc"});
+  s.route("add", [](int a, int b) { return a + b; });
+  std::vector<link_event> events;
+  s.on_link_event([&](link_event e, const plexus::error&) { events.push_back(e); });
+  bool disconnected = false;
+  s.on_disconnect([&](const plexus::error&) { disconnected = true; });
+  int ready = 0;
+  ASSERT_TRUE(s.start([&] { ++ready; }));
+  ASSERT_TRUE(run_until(io, [&] { return ready == 1 && events.size() == 1; }));
+
+  router.reset();  // the router dies
+  ASSERT_TRUE(run_until(io, [&] { return events.size() == 2; }));
+  EXPECT_FALSE(s.connected());
+  router = std::make_unique<broker::router>(io, broker::router_options{.listen = {address}});
+  ASSERT_TRUE(router->start());
+  ASSERT_TRUE(run_until(io, [&] { return events.size() == 3; }));
+  EXPECT_EQ(events, (std::vector<link_event>{link_event::connected, link_event::lost,
+                                             link_event::reconnected}));
+  EXPECT_TRUE(s.connected());
+
+  // The client reaches the new router directly; the service's registration reached it
+  // on the service's own connection before any call of ours needed it, or the call says
+  // "no route" and the next one is answered.
+  client c(io, {.router = address});
+  ASSERT_TRUE(c.connect());
+  std::optional<result<value>> r;
+  const auto end = std::chrono::steady_clock::now() + test::wait_limit;
+  do {
+    r = test::call_and_wait(io, c, "calc", "add", value::array({2, 2}));
+  } while (!*r && std::chrono::steady_clock::now() < end);
+  ASSERT_TRUE(*r) << r->error().message;
+  EXPECT_EQ(**r, 4);
+  EXPECT_EQ(ready, 1);  // on_ready runs once, not per connection
+  EXPECT_FALSE(disconnected);
+  s.stop();
+  c.close();
+}
+
+TEST(ServiceReconnect, StopWhileWaitingForTheRouterFinishesAtOnceAndLeavesTheLoopNoWork) {
+  boost::asio::io_context io;
+  service s(io, {.router = test::next_inproc(), .name = "calc"});
+  s.route("add", [](int a, int b) { return a + b; });
+  ASSERT_TRUE(s.start());
+  ASSERT_FALSE(s.connected());
+  bool stopped = false;
+  s.stop([&] { stopped = true; });
+  ASSERT_TRUE(run_until(io, [&] { return stopped; }));
+  io.restart();
+  io.run_for(std::chrono::seconds(5));  // returns at once: no retry timer is left
+  EXPECT_TRUE(io.stopped());
 }
 
 }  // namespace

@@ -2,6 +2,12 @@
 // result or an error by its deadline (default 5 s): deadline_exceeded, unavailable
 // when there is no route or the worker died, or the service's own error.
 //
+// The router may start after the client and may restart (reconnect.hpp): while the
+// client waits for it, new calls wait too (until the router is back, or their deadline:
+// deadline_exceeded naming the router), and calls in flight when the connection is lost
+// fail with unavailable at once. Subscriptions are renewed on every new connection.
+// `.reconnect = {.enabled = false}` keeps the fail-fast behaviour.
+//
 //   boost::asio::io_context io;
 //   plexus::rpc::client c(io, {.router = "ipc:///tmp/plexus.sock"});
 //   if (c.connect()) if (auto r = c.call<int>("calc", "add", 1, 2)) std::cout << *r;
@@ -25,6 +31,7 @@
 #include <boost/asio/io_context.hpp>
 
 #include "plexus/rpc/convert.hpp"
+#include "plexus/rpc/reconnect.hpp"
 #include "plexus/transport/address.hpp"
 #include "plexus/transport/connection.hpp"
 #include "plexus/wire/error.hpp"
@@ -38,6 +45,7 @@ struct client_options {
   std::string name;  // shown by the router in plexus.services and logs
   std::chrono::milliseconds default_deadline{5000};
   transport::options transport;
+  reconnect_options reconnect;
 };
 
 class client {
@@ -49,14 +57,25 @@ class client {
   client(const client&) = delete;
   client& operator=(const client&) = delete;
 
-  // Connects to the router. Errors: unavailable (nothing listening), invalid_argument.
+  // Connects to the router. With reconnection (the default), nothing listening is not
+  // an error: the client keeps trying in the background (connected() is false until
+  // then). Errors: invalid_argument (bad address); unavailable (nothing listening)
+  // only with `.reconnect = {.enabled = false}`.
   result<void> connect();
+  // A connection to the router is up now.
   bool connected() const noexcept;
-  // Fails every call in flight with unavailable and disconnects. Idempotent.
+  // Fails every call in flight or waiting with unavailable, disconnects and stops
+  // waiting for the router. Idempotent.
   void close();
+  // The program's callback: connected, lost, reconnected (reconnect.hpp). Runs on the
+  // io_context's thread; set it before connect() to see the first `connected`.
+  void on_link_event(link_handler h);
 
   // Starts a call; `done` runs exactly once on the io_context's thread.
-  // `params` must be an array. A zero deadline means the client's default.
+  // `params` must be an array. A zero deadline means the client's default. While the
+  // client waits for the router the call waits with it (bounded by its deadline and
+  // by transport.max_queued_bytes of waiting requests); without a connection and
+  // without reconnection it fails with unavailable.
   void async_call(std::string_view service, std::string_view method, value params, completion done,
                   duration deadline = {});
 
@@ -98,14 +117,15 @@ class client {
   using publication_handler = std::function<void(std::string_view topic, const value& params)>;
   // Receives the publications whose topic starts with `prefix` ("" for all) on the
   // io_context's thread. One handler per prefix (a second replaces the first); a
-  // publication matching several prefixes reaches each of their handlers.
+  // publication matching several prefixes reaches each of their handlers. While the
+  // client waits for the router the subscription is kept and sent on connection.
   result<void> subscribe(std::string prefix, publication_handler on_publication);
   result<void> unsubscribe(std::string_view prefix);
   // Publications the router dropped for this client because it read too slowly, as
   // the router has reported them so far.
   std::uint64_t dropped_publications() const noexcept;
 
-  // Calls in flight now.
+  // Calls in flight now, those waiting for the router included.
   std::size_t in_flight() const noexcept;
 
  private:

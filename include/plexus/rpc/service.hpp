@@ -17,6 +17,9 @@
 // Coroutine and blocking handlers have a deadline (route_options::deadline, else
 // service_options::handler_deadline): when it passes the caller gets
 // deadline_exceeded and the late result is dropped.
+// The router may start after the service and may restart (reconnect.hpp): the service
+// waits for it, registers again on every new connection and reports through
+// on_link_event. `.reconnect = {.enabled = false}` keeps the fail-fast behaviour.
 // Threading: every member runs on the io_context's thread.
 #pragma once
 
@@ -33,6 +36,7 @@
 #include <boost/asio/io_context.hpp>
 
 #include "plexus/rpc/convert.hpp"
+#include "plexus/rpc/reconnect.hpp"
 #include "plexus/transport/address.hpp"
 #include "plexus/transport/connection.hpp"
 #include "plexus/wire/error.hpp"
@@ -46,6 +50,7 @@ struct service_options {
   std::chrono::milliseconds handler_deadline{30000};
   std::chrono::milliseconds drain_timeout{10000};
   transport::options transport;
+  reconnect_options reconnect;
 };
 
 struct route_options {
@@ -190,16 +195,26 @@ class service {
   }
 
   // Connects to the router and registers the service name with its methods.
-  // `on_ready` (optional) runs when the router confirmed the registration.
+  // `on_ready` (optional) runs once, when the router first confirmed the registration.
+  // With reconnection (the default) nothing listening is not an error: the service
+  // waits for the router (connected() is false until then). Errors: invalid_argument
+  // (no name, bad address); unavailable (nothing listening) only without reconnection.
   result<void> start(std::function<void()> on_ready = {});
+  // A connection to the router is up now.
+  bool connected() const noexcept;
 
   // Graceful drain: the router stops routing new calls here, calls that still
   // arrive get unavailable, calls in flight finish (bounded by drain_timeout), then
-  // the connection closes and `done` runs. Idempotent.
+  // the connection closes and `done` runs. Idempotent. It also ends any waiting for
+  // the router, so a program asked to stop while the router is away stops at once.
   void stop(std::function<void()> done = {});
 
-  // Called when the connection to the router ends without stop() (router gone).
+  // Called when the connection to the router ends for good without stop(): the router
+  // went away and reconnection is disabled. (With reconnection, see on_link_event.)
   void on_disconnect(std::function<void(const plexus::error&)> f);
+  // The program's callback: connected, lost, reconnected (reconnect.hpp). Set it
+  // before start() to see the first `connected`.
+  void on_link_event(link_handler h);
 
   // Publishes `params` under `topic` (docs/protocol.md §6). Errors only for a local
   // problem (not connected, queue full).
