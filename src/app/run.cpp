@@ -7,12 +7,12 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
-#include <filesystem>
 
 #include "app/exit_codes.hpp"
 #include "app/log_book.hpp"
 #include "plexus/broker/router.hpp"
 #include "plexus/os/limits.hpp"
+#include "plexus/os/private_dir.hpp"
 #include "plexus/supervisor/process.hpp"
 #include "plexus/supervisor/tree.hpp"
 #include "plexus/transport/address.hpp"
@@ -20,15 +20,8 @@
 namespace plexus::app {
 
 namespace asio = boost::asio;
-namespace fs = std::filesystem;
 
 namespace {
-
-std::string default_log_dir() {
-  const char* x = std::getenv("XDG_RUNTIME_DIR");
-  if (x && *x) return std::string(x) + "/plexus/logs";
-  return "/tmp/plexus-" + std::to_string(::getuid()) + "/logs";
-}
 
 value status_json(const supervisor::child_status& s) {
   return {{"name", s.name},
@@ -57,15 +50,11 @@ int run(run_options o) {
   os::raise_fd_limit();  // about five descriptors per child, one per peer
   auto& app = o.app;
   broker::add_default_listen(app.router, transport::default_router_address());
-  const auto log_dir = app.supervisor.log.dir.empty() ? default_log_dir() : app.supervisor.log.dir;
-  {
-    std::error_code ec;
-    fs::create_directories(log_dir, ec);
-    if (ec) {
-      std::fprintf(stderr, "plexus run: cannot create the log directory %s: %s\n", log_dir.c_str(),
-                   ec.message().c_str());
-      return exit_local_failure;
-    }
+  const auto log_dir =
+      app.supervisor.log.dir.empty() ? os::runtime_dir() + "/logs" : app.supervisor.log.dir;
+  if (auto why = os::ensure_private_dir(log_dir)) {
+    std::fprintf(stderr, "plexus run: the log directory: %s\n", why->c_str());
+    return exit_local_failure;
   }
 
   // A closed stdout (plexus run | head) must not kill the supervisor; the children get

@@ -1,5 +1,6 @@
 #include "plexus/supervisor/logs.hpp"
 
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -14,6 +15,7 @@
 #include <utility>
 
 #include "plexus/log/record.hpp"
+#include "plexus/os/private_dir.hpp"
 #include "plexus/os/unique_fd.hpp"
 
 namespace plexus::supervisor {
@@ -189,23 +191,43 @@ std::size_t file_size(std::FILE* f) {
   return static_cast<std::size_t>(st.st_size);
 }
 
+// Opens a log file for writing (appending, or truncated) without following a symbolic
+// link (ELOOP) and only if it is a regular file (a FIFO or device there: EINVAL), mode
+// 0600 when created. Null with errno set on failure.
+std::FILE* open_log_file(const std::string& path, bool truncate) {
+  const int flags =
+      O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | (truncate ? O_TRUNC : O_APPEND);
+  os::unique_fd fd(::open(path.c_str(), flags, 0600));
+  if (!fd) return nullptr;
+  struct stat st {};
+  if (::fstat(fd.get(), &st) != 0) return nullptr;
+  if (!S_ISREG(st.st_mode)) {
+    errno = EINVAL;
+    return nullptr;
+  }
+  // O_NONBLOCK only kept the open from waiting on a FIFO; writes to a file block.
+  const int status = ::fcntl(fd.get(), F_GETFL);
+  if (status == -1 || ::fcntl(fd.get(), F_SETFL, status & ~O_NONBLOCK) != 0) return nullptr;
+  std::FILE* f = ::fdopen(fd.get(), truncate ? "w" : "a");
+  if (f) (void)fd.release();  // the FILE owns it now
+  return f;
+}
+
 }  // namespace
 
 result<std::unique_ptr<rotating_file>> rotating_file::open(std::string path,
                                                            rotating_file_options opts) {
-  namespace fs = std::filesystem;
-  const fs::path dir = fs::path(path).parent_path();
+  const auto dir = std::filesystem::path(path).parent_path().string();
   if (!dir.empty()) {
-    std::error_code ec;
-    fs::create_directories(dir, ec);
-    if (ec) {
-      return error(errc::unavailable,
-                   "cannot create the directory of log file " + path + ": " + ec.message());
-    }
+    if (auto why = os::ensure_private_dir(dir))
+      return error(errc::unavailable, "cannot open log file " + path + ": " + *why);
   }
-  std::FILE* f = std::fopen(path.c_str(), "ae");
+  std::FILE* f = open_log_file(path, false);
   if (!f) {
-    return error(errc::unavailable, "cannot open log file " + path + ": " + std::strerror(errno));
+    const char* why = errno == ELOOP    ? "it is a symbolic link"
+                      : errno == EINVAL ? "it is not a regular file"
+                                        : std::strerror(errno);
+    return error(errc::unavailable, "cannot open log file " + path + ": " + why);
   }
   const std::size_t size = file_size(f);
   return std::unique_ptr<rotating_file>(new rotating_file(std::move(path), opts, f, size));
@@ -224,7 +246,7 @@ void rotating_file::write_line(std::string_view line) {
   if (size_ > 0 && size_ + n > opts_.max_bytes) rotate();
   if (!file_) {
     // An earlier reopen failed: try again, once per line.
-    file_ = std::fopen(path_.c_str(), "ae");
+    file_ = open_log_file(path_, false);
     if (!file_) {
       ++errors_;
       return;
@@ -254,7 +276,7 @@ void rotating_file::rotate() {
   }
   size_ = 0;
   if (opts_.files == 0) {
-    file_ = std::fopen(path_.c_str(), "we");
+    file_ = open_log_file(path_, true);
     if (!file_) ++errors_;
     return;
   }
@@ -265,7 +287,7 @@ void rotating_file::rotate() {
       ++errors_;
   }
   if (std::rename(path_.c_str(), numbered(1).c_str()) != 0 && errno != ENOENT) ++errors_;
-  file_ = std::fopen(path_.c_str(), "ae");
+  file_ = open_log_file(path_, false);
   if (!file_) {
     ++errors_;
     return;

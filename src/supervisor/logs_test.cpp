@@ -5,7 +5,10 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
 
+#include <signal.h>
 #include <stdlib.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include "support/temp_dir.hpp"
 #include "support/wait.hpp"
@@ -403,12 +406,77 @@ TEST_F(RotatingFile, FailsWhenThePathIsADirectory) {
 }
 
 TEST_F(RotatingFile, CountsFailedWrites) {
-  if (!fs::exists("/dev/full")) GTEST_SKIP() << "no /dev/full";
-  auto f = rotating_file::open("/dev/full", {});
+  // A file size limit makes writes past it fail (EFBIG, with SIGXFSZ ignored).
+  const auto path = (dir_ / "app.log").string();
+  auto f = rotating_file::open(path, {});
   ASSERT_TRUE(f) << f.error().message;
-  (*f)->write_line("lost");
+  rlimit old_limit{};
+  ASSERT_EQ(::getrlimit(RLIMIT_FSIZE, &old_limit), 0);
+  const auto old_handler = ::signal(SIGXFSZ, SIG_IGN);
+  rlimit small = old_limit;
+  small.rlim_cur = 4;
+  ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &small), 0);
+  (*f)->write_line("lost beyond four bytes");
   (*f)->flush();
+  ::setrlimit(RLIMIT_FSIZE, &old_limit);
+  ::signal(SIGXFSZ, old_handler);
   EXPECT_GT((*f)->write_errors(), 0u);
+}
+
+mode_t mode_of(const fs::path& p) {
+  struct stat st {};
+  EXPECT_EQ(::lstat(p.c_str(), &st), 0) << p;
+  return st.st_mode & 07777;
+}
+
+TEST_F(RotatingFile, ItsDirectoriesAreOwnerOnlyAndItsFileToo) {
+  const auto path = dir_ / "a" / "b" / "app.log";
+  const mode_t old_umask = ::umask(0);  // by the umask alone: 0777 and 0666
+  auto f = rotating_file::open(path.string(), {.max_bytes = 12, .files = 1});
+  ::umask(old_umask);
+  ASSERT_TRUE(f) << f.error().message;
+  EXPECT_EQ(mode_of(dir_ / "a"), 0700u);
+  EXPECT_EQ(mode_of(dir_ / "a" / "b"), 0700u);
+  EXPECT_EQ(mode_of(path), 0600u);
+}
+
+TEST_F(RotatingFile, ASymbolicLinkAtThePathIsRefusedAndItsTargetUntouched) {
+  const auto target = dir_ / "target";
+  const auto path = dir_ / "app.log";
+  { std::ofstream(target) << "precious\n"; }
+  fs::create_symlink(target, path);
+  auto f = rotating_file::open(path.string(), {});
+  ASSERT_FALSE(f) << "opened through the link";
+  EXPECT_EQ(f.error().code, errc::unavailable);
+  EXPECT_NE(f.error().message.find(path.string() + ": it is a symbolic link"), std::string::npos)
+      << f.error().message;
+  EXPECT_EQ(read(target), "precious\n");
+  EXPECT_TRUE(fs::is_symlink(path));
+}
+
+TEST_F(RotatingFile, AFifoAtThePathIsRefused) {
+  const auto path = dir_ / "app.log";
+  ASSERT_EQ(::mkfifo(path.c_str(), 0600), 0);
+  // With a reader there, opening the fifo for writing would succeed at once.
+  const int reader = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  ASSERT_GE(reader, 0);
+  auto f = rotating_file::open(path.string(), {});
+  ::close(reader);
+  ASSERT_FALSE(f) << "opened a fifo";
+  EXPECT_NE(f.error().message.find(path.string()), std::string::npos) << f.error().message;
+}
+
+TEST_F(RotatingFile, AWritableLogDirectoryIsRefused) {
+  const auto shared = dir_ / "shared";
+  fs::create_directory(shared);
+  fs::permissions(shared, fs::perms::all);
+  auto f = rotating_file::open((shared / "app.log").string(), {});
+  ASSERT_FALSE(f) << "opened in a directory anyone may write to";
+  EXPECT_EQ(f.error().code, errc::unavailable);
+  EXPECT_NE(f.error().message.find(shared.string()), std::string::npos) << f.error().message;
+  EXPECT_NE(f.error().message.find("writable by group or others"), std::string::npos)
+      << f.error().message;
+  EXPECT_FALSE(fs::exists(shared / "app.log"));
 }
 
 }  // namespace

@@ -6,6 +6,8 @@
 #include <charconv>
 #include <cstdlib>
 
+#include "plexus/os/private_dir.hpp"
+
 namespace plexus::transport {
 
 std::string address::to_string() const {
@@ -118,9 +120,7 @@ std::vector<std::string> by_preference(std::string_view list) {
 
 std::string default_router_address() {
   if (const char* env = std::getenv("PLEXUS_ROUTER"); env && *env) return env;
-  if (const char* run = std::getenv("XDG_RUNTIME_DIR"); run && *run)
-    return std::string("ipc://") + run + "/plexus/router.sock";
-  return "ipc:///tmp/plexus-" + std::to_string(::getuid()) + "/router.sock";
+  return "ipc://" + os::runtime_dir() + "/router.sock";
 }
 
 }  // namespace plexus::transport

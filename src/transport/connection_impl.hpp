@@ -150,4 +150,10 @@ result<connection> connect_inproc(boost::asio::io_context& io, const struct addr
 result<listener> listen_inproc(boost::asio::io_context& io, const struct address& addr,
                                const options& opts);
 
+// Before binding a Unix socket at addr.path (native or ZeroMQ): its directory is made
+// or checked (os::ensure_socket_dir), and a stale socket file there (connect refused)
+// is removed. A live socket, or a file, symbolic link or directory at the path, is an
+// error naming it (unavailable) and is left alone.
+result<void> prepare_socket_path(boost::asio::io_context& io, const struct address& addr);
+
 }  // namespace plexus::transport::detail

@@ -5,6 +5,7 @@
 #include <poll.h>
 #include <stdlib.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -12,6 +13,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <optional>
@@ -528,6 +530,194 @@ TEST(IpcListener, StaleSocketFileIsReplaced) {
 
   l->close();
   EXPECT_FALSE(std::filesystem::exists(path));  // the listener removes what it created
+}
+
+std::string read_file(const std::string& path) {
+  std::string out;
+  if (std::FILE* f = std::fopen(path.c_str(), "re")) {
+    char buf[256];
+    for (std::size_t n; (n = std::fread(buf, 1, sizeof buf, f)) > 0;)
+      out.append(buf, n);
+    std::fclose(f);
+  }
+  return out;
+}
+
+void write_file(const std::string& path, const std::string& text) {
+  std::FILE* f = std::fopen(path.c_str(), "we");
+  ASSERT_NE(f, nullptr) << path;
+  std::fputs(text.c_str(), f);
+  std::fclose(f);
+}
+
+mode_t mode_of(const std::string& path) {
+  struct stat st {};
+  EXPECT_EQ(::lstat(path.c_str(), &st), 0) << path;
+  return st.st_mode & 07777;
+}
+
+void expect_refused_naming(const result<listener>& l, const std::string& path,
+                           const std::string& reason) {
+  ASSERT_FALSE(l) << "listening succeeded";
+  EXPECT_EQ(l.error().code, errc::unavailable);
+  EXPECT_NE(l.error().message.find(path), std::string::npos) << l.error().message;
+  EXPECT_NE(l.error().message.find(reason), std::string::npos) << l.error().message;
+}
+
+TEST(IpcListener, SocketFileIsOwnerOnly) {
+  asio::io_context io;
+  temp_dir dir;
+  const auto path = dir.path() + "/mode.sock";
+  const mode_t old_umask = ::umask(0);  // the socket would be 0777 by the umask alone
+  auto l = listen(io, "ipc://" + path);
+  ::umask(old_umask);
+  ASSERT_TRUE(l) << l.error().message;
+  EXPECT_EQ(mode_of(path), 0600u);
+}
+
+TEST(IpcListener, SocketDirectoriesAreCreatedOwnerOnly) {
+  asio::io_context io;
+  temp_dir dir;
+  const auto path = dir.path() + "/run/plexus/router.sock";
+  auto l = listen(io, "ipc://" + path);
+  ASSERT_TRUE(l) << l.error().message;
+  EXPECT_EQ(mode_of(dir.path() + "/run"), 0700u);
+  EXPECT_EQ(mode_of(dir.path() + "/run/plexus"), 0700u);
+}
+
+TEST(IpcListener, AWritableSocketDirectoryIsRefused) {
+  asio::io_context io;
+  temp_dir dir;
+  const auto shared = dir.path() + "/shared";
+  ASSERT_EQ(::mkdir(shared.c_str(), 0700), 0);
+  ASSERT_EQ(::chmod(shared.c_str(), 0777), 0);  // not sticky: anyone may swap our socket
+  expect_refused_naming(listen(io, "ipc://" + shared + "/router.sock"), shared,
+                        "writable by group or others");
+  EXPECT_FALSE(std::filesystem::exists(shared + "/router.sock"));
+}
+
+TEST(IpcListener, ARegularFileAtThePathIsLeftAloneAndNamed) {
+  asio::io_context io;
+  temp_dir dir;
+  const auto path = dir.path() + "/not-a-socket";
+  write_file(path, "precious");
+  expect_refused_naming(listen(io, "ipc://" + path), path, "regular file");
+  EXPECT_EQ(read_file(path), "precious");
+}
+
+TEST(IpcListener, ASymbolicLinkAtThePathIsLeftAloneAndNamed) {
+  asio::io_context io;
+  temp_dir dir;
+  const auto target = dir.path() + "/target";
+  const auto path = dir.path() + "/link.sock";
+  write_file(target, "precious");
+  ASSERT_EQ(::symlink(target.c_str(), path.c_str()), 0);
+  expect_refused_naming(listen(io, "ipc://" + path), path, "symbolic link");
+  EXPECT_TRUE(std::filesystem::is_symlink(path));
+  EXPECT_EQ(read_file(target), "precious");
+}
+
+TEST(IpcListener, ADirectoryAtThePathIsNamed) {
+  asio::io_context io;
+  temp_dir dir;
+  const auto path = dir.path() + "/d.sock";
+  ASSERT_EQ(::mkdir(path.c_str(), 0700), 0);
+  expect_refused_naming(listen(io, "ipc://" + path), path, "directory");
+  EXPECT_TRUE(std::filesystem::is_directory(path));
+}
+
+// ---- the default address without XDG_RUNTIME_DIR -----------------------------------
+
+// Sets (or, with nullptr, unsets) an environment variable for one scope.
+class scoped_env {
+ public:
+  scoped_env(const char* name, const char* value) : name_(name) {
+    if (const char* old = ::getenv(name)) old_ = old;
+    if (value)
+      ::setenv(name, value, 1);
+    else
+      ::unsetenv(name);
+  }
+  ~scoped_env() {
+    if (old_)
+      ::setenv(name_, old_->c_str(), 1);
+    else
+      ::unsetenv(name_);
+  }
+  scoped_env(const scoped_env&) = delete;
+  scoped_env& operator=(const scoped_env&) = delete;
+
+ private:
+  const char* name_;
+  std::optional<std::string> old_;
+};
+
+// The environment of a user without XDG_RUNTIME_DIR (ssh, cron, containers), with the
+// fallback's base moved from /tmp to a fresh directory of the test.
+struct no_runtime_dir {
+  temp_dir base;
+  scoped_env no_router{"PLEXUS_ROUTER", nullptr};
+  scoped_env no_xdg{"XDG_RUNTIME_DIR", nullptr};
+  scoped_env tmpdir{"TMPDIR", base.path().c_str()};
+  std::string dir = base.path() + "/plexus-" + std::to_string(::getuid());
+};
+
+TEST(DefaultAddress, WithoutXdgRuntimeDirTheSocketIsInAPrivatePlexusUidDirectory) {
+  no_runtime_dir env;
+  EXPECT_EQ(default_router_address(), "ipc://" + env.dir + "/router.sock");
+  asio::io_context io;
+  const mode_t old_umask = ::umask(0);  // by the umask alone: a 0777 directory and socket
+  auto l = listen(io, default_router_address());
+  ::umask(old_umask);
+  ASSERT_TRUE(l) << l.error().message;
+  EXPECT_EQ(mode_of(env.dir), 0700u);
+  EXPECT_EQ(mode_of(env.dir + "/router.sock"), 0600u);
+}
+
+TEST(DefaultAddress, AGroupOrWorldWritableFallbackDirectoryIsRefused) {
+  no_runtime_dir env;
+  ASSERT_EQ(::mkdir(env.dir.c_str(), 0700), 0);
+  asio::io_context io;
+  for (const mode_t mode : {0770u, 0777u, 0720u, 0702u}) {
+    ASSERT_EQ(::chmod(env.dir.c_str(), mode), 0);
+    expect_refused_naming(listen(io, default_router_address()), env.dir,
+                          "writable by group or others");
+    EXPECT_FALSE(std::filesystem::exists(env.dir + "/router.sock"));
+  }
+}
+
+TEST(DefaultAddress, AFallbackDirectoryOwnedBySomeoneElseIsRefused) {
+  no_runtime_dir env;
+  ASSERT_EQ(::mkdir(env.dir.c_str(), 0700), 0);
+  // Made by another user, as anyone can in /tmp before we start.
+  if (::geteuid() != 0) GTEST_SKIP() << "chown to another user needs root";
+  ASSERT_EQ(::chown(env.dir.c_str(), 65534, 65534), 0);
+  asio::io_context io;
+  expect_refused_naming(listen(io, default_router_address()), env.dir, "owned by uid 65534");
+  EXPECT_FALSE(std::filesystem::exists(env.dir + "/router.sock"));
+}
+
+TEST(DefaultAddress, AStaleSocketThereIsReplacedButAFileIsNot) {
+  no_runtime_dir env;
+  asio::io_context io;
+  {
+    auto first = listen(io, default_router_address());
+    ASSERT_TRUE(first) << first.error().message;
+  }
+  // A socket nobody listens on (its process was killed) is taken over ...
+  const auto path = env.dir + "/router.sock";
+  raw_socket dead(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  sockaddr_un sa{};
+  sa.sun_family = AF_UNIX;
+  std::strncpy(sa.sun_path, path.c_str(), sizeof sa.sun_path - 1);
+  ASSERT_EQ(::bind(dead.fd(), reinterpret_cast<const sockaddr*>(&sa), sizeof sa), 0);
+  auto again = listen(io, default_router_address());
+  ASSERT_TRUE(again) << again.error().message;
+  again->close();
+  // ... a regular file is not.
+  write_file(path, "precious");
+  expect_refused_naming(listen(io, default_router_address()), path, "regular file");
+  EXPECT_EQ(read_file(path), "precious");
 }
 
 // ---- addresses -------------------------------------------------------------------

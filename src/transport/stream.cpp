@@ -15,8 +15,10 @@
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 
+#include "plexus/os/private_dir.hpp"
 #include "plexus/transport/address.hpp"
 #include "transport/cloexec.hpp"
 #include "transport/connection_impl.hpp"
@@ -311,19 +313,43 @@ class stream_connection final : public connection_base, public batch_member {
   bool flush_posted_ = false;
 };
 
+// The socket file a listener made. It is removed when the listener closes, and only
+// while it is still that same socket: nothing else at the path is ever unlinked.
+struct socket_file {
+  std::string path;  // empty: none (tcp, or already removed)
+  dev_t dev = 0;
+  ino_t ino = 0;
+
+  // The socket now at `p`, just bound by us; none if it cannot be seen.
+  static socket_file at(std::string p) {
+    struct stat st {};
+    if (::lstat(p.c_str(), &st) != 0 || !S_ISSOCK(st.st_mode)) return {};
+    return {std::move(p), st.st_dev, st.st_ino};
+  }
+
+  void remove() {
+    if (path.empty()) return;
+    struct stat st {};
+    if (::lstat(path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode) && st.st_dev == dev &&
+        st.st_ino == ino)
+      ::unlink(path.c_str());
+    path.clear();
+  }
+};
+
 template <class Protocol>
 class stream_listener final : public listener_impl,
                               public std::enable_shared_from_this<stream_listener<Protocol>> {
  public:
   stream_listener(typename Protocol::acceptor acceptor, const options& opts, std::string address,
-                  std::string unlink_path)
+                  socket_file file)
       : acceptor_(std::move(acceptor)),
         backoff_timer_(acceptor_.get_executor()),
         opts_(opts),
         address_(std::move(address)),
-        unlink_path_(std::move(unlink_path)) {}
+        file_(std::move(file)) {}
 
-  ~stream_listener() override { remove_socket_file(); }
+  ~stream_listener() override { file_.remove(); }
 
   void start(listener::accept_handler on_accept) override {
     on_accept_ = std::move(on_accept);
@@ -335,7 +361,7 @@ class stream_listener final : public listener_impl,
     acceptor_.close(ignored);
     backoff_timer_.cancel();
     on_accept_ = nullptr;
-    remove_socket_file();
+    file_.remove();
   }
 
   std::string address() const override { return address_; }
@@ -422,18 +448,12 @@ class stream_listener final : public listener_impl,
     std::fprintf(stderr, "plexus: accepting on %s again\n", address_.c_str());
   }
 
-  void remove_socket_file() {
-    if (unlink_path_.empty()) return;
-    ::unlink(unlink_path_.c_str());
-    unlink_path_.clear();
-  }
-
   typename Protocol::acceptor acceptor_;
   asio::steady_timer backoff_timer_;
   std::chrono::milliseconds backoff_{0};  // zero: not backing off
   options opts_;
   std::string address_;
-  std::string unlink_path_;
+  socket_file file_;
   listener::accept_handler on_accept_;
 };
 
@@ -445,6 +465,46 @@ plexus::error os_error(const address& addr, std::string_view what, const error_c
               (refused ? std::string("nothing is listening there") : ec.message()),
           {{"address", addr.to_string()}}};
 }
+
+}  // namespace
+
+result<void> prepare_socket_path(asio::io_context& io, const address& addr) {
+  const auto fail = [&](const std::string& why) {
+    return plexus::error(errc::unavailable, "cannot listen on " + addr.to_string() + ": " + why,
+                         {{"address", addr.to_string()}});
+  };
+  if (const std::filesystem::path path(addr.path); path.has_parent_path()) {
+    if (auto why = os::ensure_socket_dir(path.parent_path().string())) return fail(*why);
+  }
+  // Only a socket nobody listens on (its process died) is removed.
+  struct stat st {};
+  if (::lstat(addr.path.c_str(), &st) != 0) {
+    if (errno == ENOENT) return {};
+    return fail("cannot check " + addr.path + ": " + std::strerror(errno));
+  }
+  if (!S_ISSOCK(st.st_mode)) {
+    const char* what = S_ISLNK(st.st_mode)   ? "a symbolic link"
+                       : S_ISDIR(st.st_mode) ? "a directory"
+                       : S_ISREG(st.st_mode) ? "a regular file"
+                                             : "not a socket";
+    return fail(addr.path + " exists and is " + what + "; refusing to replace it");
+  }
+  error_code ec;
+  asio::local::stream_protocol::socket probe(io);
+  open_cloexec(probe, asio::local::stream_protocol(), ec);
+  if (!ec) probe.connect(asio::local::stream_protocol::endpoint(addr.path), ec);
+  if (!ec)
+    return plexus::error(errc::unavailable,
+                         "address in use: something is already listening at " + addr.to_string(),
+                         {{"address", addr.to_string()}});
+  if (ec != asio::error::connection_refused)
+    return fail("cannot tell whether the socket " + addr.path + " is in use: " + ec.message());
+  if (::unlink(addr.path.c_str()) != 0 && errno != ENOENT)
+    return fail("cannot remove the stale socket " + addr.path + ": " + std::strerror(errno));
+  return {};
+}
+
+namespace {
 
 result<asio::ip::tcp::endpoint> tcp_endpoint(asio::io_context& io, const address& addr,
                                              bool for_bind) {
@@ -487,34 +547,22 @@ result<connection> connect_stream(asio::io_context& io, const address& addr, con
 result<listener> listen_stream(asio::io_context& io, const address& addr, const options& opts) {
   error_code ec;
   if (addr.scheme == scheme::ipc) {
-    namespace fs = std::filesystem;
-    const fs::path path(addr.path);
-    if (path.has_parent_path()) {
-      std::error_code mk;
-      fs::create_directories(path.parent_path(), mk);
-      if (mk)
-        return plexus::error(errc::internal, "cannot create directory " +
-                                                 path.parent_path().string() + ": " + mk.message());
-    }
-    // A socket file left by a dead process is removed; a live one is an error.
-    if (fs::exists(fs::symlink_status(path))) {
-      asio::local::stream_protocol::socket probe(io);
-      open_cloexec(probe, asio::local::stream_protocol(), ec);
-      if (!ec) probe.connect(asio::local::stream_protocol::endpoint(addr.path), ec);
-      if (!ec)
-        return plexus::error(
-            errc::unavailable,
-            "address in use: something is already listening at " + addr.to_string(),
-            {{"address", addr.to_string()}});
-      ::unlink(addr.path.c_str());
-    }
+    if (auto ok = prepare_socket_path(io, addr); !ok) return std::move(ok).error();
     asio::local::stream_protocol::acceptor acceptor(io);
     open_cloexec(acceptor, asio::local::stream_protocol(), ec);
     if (!ec) acceptor.bind(asio::local::stream_protocol::endpoint(addr.path), ec);
+    auto file = ec ? socket_file{} : socket_file::at(addr.path);
+    // Owner only, before listen(): until then a connect is refused anyway, so no
+    // other user gets in between bind and chmod.
+    if (!ec && ::chmod(addr.path.c_str(), 0600) != 0)
+      ec = error_code(errno, boost::system::system_category());
     if (!ec) acceptor.listen(asio::socket_base::max_listen_connections, ec);
-    if (ec) return os_error(addr, "cannot listen on", ec);
+    if (ec) {
+      file.remove();
+      return os_error(addr, "cannot listen on", ec);
+    }
     return listener(std::make_shared<stream_listener<asio::local::stream_protocol>>(
-        std::move(acceptor), opts, addr.to_string(), addr.path));
+        std::move(acceptor), opts, addr.to_string(), std::move(file)));
   }
   auto ep = tcp_endpoint(io, addr, true);
   if (!ep) return std::move(ep).error();
@@ -527,8 +575,8 @@ result<listener> listen_stream(asio::io_context& io, const address& addr, const 
   address bound = addr;
   bound.port = acceptor.local_endpoint(ec).port();
   if (bound.host == "*") bound.host = "127.0.0.1";
-  return listener(std::make_shared<stream_listener<asio::ip::tcp>>(std::move(acceptor), opts,
-                                                                   bound.to_string(), ""));
+  return listener(std::make_shared<stream_listener<asio::ip::tcp>>(
+      std::move(acceptor), opts, bound.to_string(), socket_file{}));
 }
 
 }  // namespace plexus::transport::detail

@@ -12,6 +12,8 @@
 
 #include "plexus/transport/zmq.hpp"
 
+#include <sys/stat.h>
+
 #include <atomic>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
@@ -527,11 +529,19 @@ plexus::error bind_error(const char* what, const std::string& addr, const zmq::e
   return bind_error(what, addr, errc::internal, e.what());
 }
 
-void make_ipc_directory(const std::string& addr) {
-  if (addr.rfind("ipc://", 0) != 0) return;
-  const std::filesystem::path path(addr.substr(6));
-  std::error_code ec;
-  if (path.has_parent_path()) std::filesystem::create_directories(path.parent_path(), ec);
+// For an ipc:// endpoint, what the native listener does before binding
+// (detail::prepare_socket_path): libzmq itself would unlink whatever is at the path.
+result<void> prepare_ipc(boost::asio::io_context& io, const std::string& addr) {
+  if (addr.rfind("ipc://", 0) != 0) return {};
+  auto parsed = parse_address(addr);
+  if (!parsed) return std::move(parsed).error();
+  return detail::prepare_socket_path(io, *parsed);
+}
+
+// Owner only. libzmq binds and listens in one call, so this comes just after; the
+// directory (0700 unless it is a shared sticky one) keeps others out meanwhile.
+void restrict_ipc_socket(const std::string& addr) {
+  if (addr.rfind("ipc://", 0) == 0) ::chmod(addr.c_str() + 6, 0600);
 }
 
 }  // namespace
@@ -539,7 +549,7 @@ void make_ipc_directory(const std::string& addr) {
 result<std::unique_ptr<inlet>> bind_zmq_publishers(boost::asio::io_context& io,
                                                    std::string_view address, const options& opts) {
   const std::string addr(address);
-  make_ipc_directory(addr);
+  if (auto ok = prepare_ipc(io, addr); !ok) return std::move(ok).error();
   try {
     zmq::socket_t sock(detail::shared_context(), zmq::socket_type::sub);
     sock.set(zmq::sockopt::linger, 0);
@@ -547,6 +557,7 @@ result<std::unique_ptr<inlet>> bind_zmq_publishers(boost::asio::io_context& io,
     sock.set(zmq::sockopt::rcvhwm, 100000);
     sock.set(zmq::sockopt::subscribe, "");
     sock.bind(addr);
+    restrict_ipc_socket(addr);
     auto bound = connectable(sock.get(zmq::sockopt::last_endpoint));
     return std::unique_ptr<inlet>(
         std::make_unique<detail::zmq_publishers_inlet>(io, std::move(sock), std::move(bound)));
@@ -555,15 +566,16 @@ result<std::unique_ptr<inlet>> bind_zmq_publishers(boost::asio::io_context& io,
   }
 }
 
-result<std::unique_ptr<outlet>> bind_zmq_subscribers(boost::asio::io_context&,
+result<std::unique_ptr<outlet>> bind_zmq_subscribers(boost::asio::io_context& io,
                                                      std::string_view address, const options&) {
   const std::string addr(address);
-  make_ipc_directory(addr);
+  if (auto ok = prepare_ipc(io, addr); !ok) return std::move(ok).error();
   try {
     zmq::socket_t sock(detail::shared_context(), zmq::socket_type::pub);
     sock.set(zmq::sockopt::linger, 0);
     sock.set(zmq::sockopt::sndhwm, 100000);
     sock.bind(addr);
+    restrict_ipc_socket(addr);
     auto bound = connectable(sock.get(zmq::sockopt::last_endpoint));
     return std::unique_ptr<outlet>(
         std::make_unique<detail::zmq_subscribers_outlet>(std::move(sock), std::move(bound)));
@@ -578,7 +590,7 @@ result<listener> listen_zmq(boost::asio::io_context& io, std::string_view addres
   const std::string addr(address);
   const char* what = role == zmq_role::frontend ? "frontend" : "backend";
   auto fail = [&](errc code, const std::string& why) { return bind_error(what, addr, code, why); };
-  make_ipc_directory(addr);
+  if (auto ok = prepare_ipc(io, addr); !ok) return std::move(ok).error();
   try {
     auto& ctx = detail::shared_context();
     zmq::socket_t sock(ctx, zmq::socket_type::router);
@@ -594,6 +606,7 @@ result<listener> listen_zmq(boost::asio::io_context& io, std::string_view addres
     sock.set(zmq::sockopt::routing_id,
              role == zmq_role::frontend ? "router-frontend" : "router-backend");
     sock.bind(addr);
+    restrict_ipc_socket(addr);
     const auto bound = connectable(sock.get(zmq::sockopt::last_endpoint));
     const auto monitor_addr = "inproc://plexus-zmq-monitor-" + std::to_string(++monitor_counter);
     if (zmq_socket_monitor(sock.handle(), monitor_addr.c_str(), ZMQ_EVENT_DISCONNECTED) != 0)

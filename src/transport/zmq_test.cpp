@@ -2,9 +2,11 @@
 
 #include <gtest/gtest.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 
 #include <boost/asio/io_context.hpp>
 #include <chrono>
+#include <cstdio>
 #include <filesystem>
 #include <optional>
 #include <zmq.hpp>
@@ -237,6 +239,41 @@ TEST(ZmqListen, BadEndpointIsInvalidArgumentAndBusyAddressIsUnavailable) {
   auto second = listen_zmq(io, address, zmq_role::frontend);
   ASSERT_FALSE(second);
   EXPECT_EQ(second.error().code, errc::unavailable);
+}
+
+// libzmq unlinks whatever is at an ipc path before it binds: plexus checks first.
+TEST(ZmqListen, IpcPathIsCheckedAsForTheNativeListener) {
+  asio::io_context io;
+  test::temp_dir dir;
+  const auto file = dir.path() + "/file.sock";
+  {
+    std::FILE* f = std::fopen(file.c_str(), "we");
+    ASSERT_NE(f, nullptr);
+    std::fputs("precious", f);
+    std::fclose(f);
+  }
+  auto on_file = listen_zmq(io, "ipc://" + file, zmq_role::frontend);
+  ASSERT_FALSE(on_file);
+  EXPECT_EQ(on_file.error().code, errc::unavailable);
+  EXPECT_NE(on_file.error().message.find(file + " exists and is a regular file"), std::string::npos)
+      << on_file.error().message;
+  EXPECT_TRUE(std::filesystem::is_regular_file(file));
+  auto on_file_sub = bind_zmq_subscribers(io, "ipc://" + file);
+  ASSERT_FALSE(on_file_sub);
+  EXPECT_TRUE(std::filesystem::is_regular_file(file));
+
+  // A live one is in use, not taken over; the first keeps its socket file, owner only.
+  const auto live = "ipc://" + dir.path() + "/live.sock";
+  auto first = listen_zmq(io, live, zmq_role::backend);
+  ASSERT_TRUE(first) << first.error().message;
+  auto second = listen_zmq(io, live, zmq_role::backend);
+  ASSERT_FALSE(second);
+  EXPECT_EQ(second.error().code, errc::unavailable);
+  EXPECT_NE(second.error().message.find("in use"), std::string::npos) << second.error().message;
+  struct stat st {};
+  ASSERT_EQ(::lstat((dir.path() + "/live.sock").c_str(), &st), 0);
+  EXPECT_TRUE(S_ISSOCK(st.st_mode));
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
 }
 
 // Publish/subscribe with seed-style PUB and SUB nodes.

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <poll.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 
@@ -535,6 +536,72 @@ args = ["-c", "echo READY=1 >&3; exec sleep 1000"]
     EXPECT_EQ(soft, std::to_string(lim.rlim_max)) << command[1];
     EXPECT_EQ(soft, hard) << command[1];
   }
+}
+
+// ---- runtime files: private directories, owner-only sockets, nothing replaced --------
+
+mode_t mode_of(const std::string& path) {
+  struct stat st {};
+  EXPECT_EQ(::lstat(path.c_str(), &st), 0) << path;
+  return st.st_mode & 07777;
+}
+
+// `command` run as by a user without XDG_RUNTIME_DIR (ssh, cron, containers) whose
+// TMPDIR is `tmp`, with a umask that alone would make everything 0777/0666.
+std::vector<std::string> without_runtime_dir(const std::string& tmp,
+                                             std::vector<std::string> command) {
+  std::vector<std::string> argv{
+      "/usr/bin/env", "-u", "XDG_RUNTIME_DIR",        "-u", "PLEXUS_ROUTER", "TMPDIR=" + tmp,
+      "/bin/sh",      "-c", "umask 0 && exec \"$@\"", "sh"};
+  argv.insert(argv.end(), command.begin(), command.end());
+  return argv;
+}
+
+TEST_F(Run, WithoutXdgRuntimeDirItsSocketIsInAPrivateDirectory) {
+  const auto path = dir_.path() + "/default.toml";
+  std::ofstream(path) << "[log]\necho = false\n\n"
+                      << R"([[process]]
+name = "idle"
+command = "/bin/sh"
+args = ["-c", "echo started; echo READY=1 >&3; exec sleep 1000"]
+)";
+  const auto runtime = dir_.path() + "/plexus-" + std::to_string(::getuid());
+  address_ = "ipc://" + runtime + "/router.sock";
+  run_ = std::make_unique<child>(without_runtime_dir(dir_.path(), {bin("plexus"), "run", path}));
+  ASSERT_TRUE(run_->wait_for_output("plexus run: router on " + address_, 5s)) << run_->output();
+  wait_ps(all_ready);
+  EXPECT_EQ(mode_of(runtime), 0700u);
+  EXPECT_EQ(mode_of(runtime + "/router.sock"), 0600u);
+  auto [rc, out] = cli({"stop"});
+  EXPECT_EQ(rc, 0) << out;
+  EXPECT_EQ(exit_code(), 0) << run_->output();
+}
+
+TEST_F(Run, ARouterRefusesAFallbackDirectoryOthersCanWriteTo) {
+  const auto runtime = dir_.path() + "/plexus-" + std::to_string(::getuid());
+  ASSERT_EQ(::mkdir(runtime.c_str(), 0700), 0);
+  ASSERT_EQ(::chmod(runtime.c_str(), 0777), 0);  // as another user may have left it in /tmp
+  auto [rc, out] =
+      plexus::test::run(without_runtime_dir(dir_.path(), {bin("plexus"), "router"}), 5s);
+  EXPECT_NE(rc, 0) << out;
+  EXPECT_NE(out.find(runtime + ": it is writable by group or others (mode 0777)"),
+            std::string::npos)
+      << out;
+  EXPECT_FALSE(std::filesystem::exists(runtime + "/router.sock"));
+}
+
+TEST_F(Run, ARouterLeavesARegularFileAtItsListenPathAlone) {
+  const auto path = dir_.path() + "/router.sock";
+  std::ofstream(path) << "precious\n";
+  auto [rc, out] = plexus::test::run({bin("plexus"), "router", "--listen", address_}, 5s);
+  EXPECT_NE(rc, 0) << out;
+  EXPECT_NE(out.find(path + " exists and is a regular file; refusing to replace it"),
+            std::string::npos)
+      << out;
+  std::ifstream in(path);
+  std::string content;
+  std::getline(in, content);
+  EXPECT_EQ(content, "precious");
 }
 
 }  // namespace

@@ -58,8 +58,10 @@ struct rotating_file_options {
 
 class rotating_file {
  public:
-  // Opens `path` for appending, creating its directory. Errors: unavailable (cannot
-  // create or open; the message names the path).
+  // Opens `path` for appending, creating its directory 0700 (os::ensure_private_dir:
+  // a directory found must be ours and writable by nobody else). A symbolic link or
+  // anything but a regular file at `path` is refused, then and at every reopen; a file
+  // created is 0600. Errors: unavailable (the message names the path and why).
   static result<std::unique_ptr<rotating_file>> open(std::string path, rotating_file_options opts);
   ~rotating_file();
   rotating_file(const rotating_file&) = delete;

@@ -49,8 +49,9 @@ std::string connectable(std::string_view bound);
 // made connectable(); blanks are skipped.
 std::vector<std::string> by_preference(std::string_view list);
 
-// $PLEXUS_ROUTER if set, else ipc://$XDG_RUNTIME_DIR/plexus/router.sock when
-// XDG_RUNTIME_DIR is set, else ipc:///tmp/plexus-<uid>/router.sock.
+// $PLEXUS_ROUTER if set, else ipc://<os::runtime_dir()>/router.sock: that is
+// $XDG_RUNTIME_DIR/plexus/router.sock when XDG_RUNTIME_DIR is set, else
+// ${TMPDIR:-/tmp}/plexus-<uid>/router.sock. The listener makes the directory 0700.
 std::string default_router_address();
 
 }  // namespace plexus::transport
