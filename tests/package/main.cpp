@@ -1,5 +1,5 @@
 // Uses the installed library through find_package(plexus): the codec (wire), a client
-// that finds nothing listening (transport, rpc) and an app.toml parse (config, which
+// that finds nothing listening and fails fast (transport, rpc) and an app.toml parse (config, which
 // brings broker and supervisor), so every library layer must link.
 #include <plexus/config/app_config.hpp>
 #include <plexus/rpc/client.hpp>
@@ -15,7 +15,8 @@ int main() {
   if (!m || std::get<plexus::wire::request>(*m).method != "add") return 1;
 
   boost::asio::io_context io;
-  plexus::rpc::client c(io, {.router = "ipc:///nonexistent/plexus-consumer.sock"});
+  plexus::rpc::client c(io, {.router = "ipc:///nonexistent/plexus-consumer.sock",
+                             .reconnect = {.enabled = false}});
   auto ok = c.connect();
   if (ok || ok.error().code != plexus::errc::unavailable) return 2;
 
