@@ -327,8 +327,8 @@ class Client(AsyncOpenClose):
                 )
 
     def _on_message(self, frames: list) -> None:
-        # frames: [sender_id, payload]; sender_id is opaque (empty for the router's
-        # own errors).
+        # frames: [sender, payload]; for a response the sender is the name the request
+        # addressed (as a seed router does); it is not needed here.
         if len(frames) != 2:
             self.malformed += 1
             return

@@ -9,6 +9,13 @@
 // disconnect belongs to, so each received message's source fd (ZMQ_SRCFD) is
 // recorded per identity, and a socket monitor's ZMQ_EVENT_DISCONNECTED (whose value
 // is the fd) ends the peer that currently owns that fd.
+//
+// Sender names (seed compatibility): a seed router hands a client `[sender, payload]`
+// where sender is the identity the client addressed, and seed programs use it as the
+// address of their next message. So a frontend peer remembers, per msgid of each
+// request it sends, the name it addressed, and a response to that msgid goes out with
+// that name as its sender instead of the worker's peer id — a name the client can
+// send to. The memory is bounded (max_addressed_calls); beyond it the peer id is sent.
 
 #include "plexus/transport/zmq.hpp"
 
@@ -137,10 +144,26 @@ class zmq_peer final : public connection_base {
   const std::string& identity() const { return identity_; }
   int fd() const { return fd_; }
 
+  // Frontend peers: the name a request addressed, remembered until its response.
+  static constexpr std::size_t max_addressed_calls = 65536;
+  void remember_addressed(std::uint32_t msgid, std::string_view name) {
+    if (addressed_.size() < max_addressed_calls || addressed_.contains(msgid))
+      addressed_[msgid] = std::string(name);
+  }
+  // The name the request `msgid` addressed, forgotten as it is read; empty if unknown.
+  std::string take_addressed(std::uint32_t msgid) {
+    auto it = addressed_.find(msgid);
+    if (it == addressed_.end()) return {};
+    auto name = std::move(it->second);
+    addressed_.erase(it);
+    return name;
+  }
+
  private:
   std::weak_ptr<zmq_endpoint> endpoint_;
   std::string identity_;
   int fd_;
+  std::unordered_map<std::uint32_t, std::string> addressed_;
 };
 
 class zmq_endpoint final : public listener_impl,
@@ -194,6 +217,13 @@ class zmq_endpoint final : public listener_impl,
     if (closed_) return plexus::error(errc::unavailable, "zeromq endpoint closed");
     if (kind == wire::frame_kind::control) return {};  // native-only
     if (auto ok = check_frame(opts_, name, payload.size()); !ok) return ok;
+    std::string addressed;
+    if (role_ == zmq_role::frontend) {
+      if (auto h = wire::peek(payload); h && h->kind == wire::message_kind::response) {
+        addressed = p.take_addressed(h->msgid);
+        if (!addressed.empty()) name = addressed;
+      }
+    }
     try {
       const auto& id = p.identity();
       if (!sock_.send(zmq::buffer(id.data(), id.size()),
@@ -296,6 +326,13 @@ class zmq_endpoint final : public listener_impl,
     if (name.size() > wire::max_name_bytes) {
       ++malformed_;
       return;
+    }
+    if (role_ == zmq_role::frontend && name.size() > 0) {
+      const std::span<const std::uint8_t> bytes(static_cast<const std::uint8_t*>(payload.data()),
+                                                payload.size());
+      if (auto h = wire::peek(bytes); h && h->kind == wire::message_kind::request)
+        peer->remember_addressed(
+            h->msgid, std::string_view(static_cast<const char*>(name.data()), name.size()));
     }
     peer->deliver(
         wire::frame_view{wire::frame_kind::data,

@@ -36,6 +36,26 @@ def test_seed_client_add(calc):
     arun(main())
 
 
+def test_seed_client_sees_the_name_it_addressed_as_sender_and_can_send_to_it(calc):
+    # A seed router hands a client [sender, payload] with the identity the client
+    # addressed; seed programs reply to / call again whatever sender they received.
+    async def main():
+        async with SeedClient(calc.frontend) as c:
+            assert await c.issue_call("calc", "add", 1, 2) == 3
+            sender, _ = c.received[-1]
+            assert sender == b"calc"
+            assert await c.issue_call(sender.decode(), "add", 3, 4) == 7
+            assert c.received[-1][0] == b"calc"
+            assert await c.issue_call("plexus", "ping") == "pong"
+            assert c.received[-1][0] == b"plexus"
+            with pytest.raises(RemoteCallError):
+                await c.issue_call("calc", "div", 1, 0)
+            assert c.received[-1][0] == b"calc"
+            assert not c.unexpected
+
+    arun(main())
+
+
 def test_seed_client_router_own_service(calc):
     async def main():
         async with SeedClient(calc.frontend, identity=b"an-explicit-client-id") as c:
