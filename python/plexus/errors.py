@@ -23,6 +23,7 @@ __all__ = [
     "DeadlineExceeded",
     "ResourceExhausted",
     "Unimplemented",
+    "PermissionDenied",
     "Internal",
     "error_from_wire",
 ]
@@ -35,6 +36,7 @@ CODES = (
     "deadline_exceeded",
     "resource_exhausted",
     "unimplemented",
+    "permission_denied",
     "internal",
 )
 
@@ -132,6 +134,12 @@ ResourceExhausted = _subclass(
     "resource_exhausted", "ResourceExhausted", "A size or count limit was hit."
 )
 Unimplemented = _subclass("unimplemented", "Unimplemented", "The peer does not implement this.")
+PermissionDenied = _subclass(
+    "permission_denied", "PermissionDenied",
+    "The caller may not do this: a control method (plexus.stop, plexus.restart) called "
+    "by another user, or over a transport without credentials (also a PermissionError).",
+    PermissionError,
+)
 Internal = _subclass(
     "internal", "Internal", "A handler raised an unexpected exception, or the error had no code."
 )

@@ -102,26 +102,34 @@ int run(run_options o) {
     return exit_usage;
   }
 
+  // What changes the tree is for this user only (SO_PEERCRED); reading it is for all.
+  constexpr auto owner_only = broker::router::method_access::same_user;
   router.add_method("ps", [&](const value&) -> result<value> {
     value out = value::array();
     for (const auto& s : t.status())
       out.push_back(status_json(s));
     return out;
   });
-  router.add_method("stop", [&](const value& params) -> result<value> {
-    if (params.is_array() && params.empty()) {
-      asio::post(io, [&] { t.stop(); });  // after the answer has gone out
-      return value("stopping");
-    }
-    const auto name = name_param(params, "stop");
-    if (auto ok = t.stop(name); !ok) return std::move(ok).error();
-    return value("stopping " + name);
-  });
-  router.add_method("restart", [&](const value& params) -> result<value> {
-    const auto name = name_param(params, "restart");
-    if (auto ok = t.restart(name); !ok) return std::move(ok).error();
-    return value("restarting " + name);
-  });
+  router.add_method(
+      "stop",
+      [&](const value& params) -> result<value> {
+        if (params.is_array() && params.empty()) {
+          asio::post(io, [&] { t.stop(); });  // after the answer has gone out
+          return value("stopping");
+        }
+        const auto name = name_param(params, "stop");
+        if (auto ok = t.stop(name); !ok) return std::move(ok).error();
+        return value("stopping " + name);
+      },
+      owner_only);
+  router.add_method(
+      "restart",
+      [&](const value& params) -> result<value> {
+        const auto name = name_param(params, "restart");
+        if (auto ok = t.restart(name); !ok) return std::move(ok).error();
+        return value("restarting " + name);
+      },
+      owner_only);
   router.add_method("logs", [&](const value& params) { return book.query(params); });
 
   int rc = exit_ok;

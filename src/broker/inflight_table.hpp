@@ -32,6 +32,35 @@ class inflight_table {
     return added;
   }
 
+  // Inserts `k` → `worker` and returns true when `k` is absent; when present, returns
+  // false and leaves the entry as it was.
+  [[nodiscard]] bool insert(std::uint64_t k, std::uint32_t worker) {
+    if ((size_ + 1) * 2 > slots_.size()) grow();
+    auto i = index(k);
+    while (slots_[i].key != 0) {
+      if (slots_[i].key == k) return false;
+      i = (i + 1) & mask();
+    }
+    ++size_;
+    slots_[i] = {k, worker};
+    return true;
+  }
+
+  // Removes the entry only when it is there and its worker is `worker`: true then.
+  // An entry of another worker stays.
+  [[nodiscard]] bool take_if(std::uint64_t k, std::uint32_t worker) noexcept {
+    auto i = index(k);
+    while (slots_[i].key != 0) {
+      if (slots_[i].key == k) {
+        if (slots_[i].worker != worker) return false;
+        erase_at(i);
+        return true;
+      }
+      i = (i + 1) & mask();
+    }
+    return false;
+  }
+
   // Removes the entry and returns its worker, or 0 when absent.
   std::uint32_t take(std::uint64_t k) noexcept {
     auto i = index(k);

@@ -34,6 +34,47 @@ TEST(InflightTable, PutOverwritesTheWorkerOfAnExistingKey) {
   EXPECT_EQ(t.size(), 0u);
 }
 
+TEST(InflightTable, InsertKeepsAnExistingEntry) {
+  inflight_table t;
+  const auto k = inflight_table::key(1, 1);
+  EXPECT_TRUE(t.insert(k, 4));
+  EXPECT_FALSE(t.insert(k, 5));
+  EXPECT_EQ(t.size(), 1u);
+  EXPECT_EQ(t.take(k), 4u);
+  EXPECT_TRUE(t.insert(k, 5));  // free again once taken
+  EXPECT_EQ(t.take(k), 5u);
+}
+
+TEST(InflightTable, TakeIfRemovesOnlyTheNamedWorkersEntry) {
+  inflight_table t;
+  const auto k = inflight_table::key(2, 9);
+  EXPECT_FALSE(t.take_if(k, 3));  // absent
+  ASSERT_TRUE(t.insert(k, 3));
+  EXPECT_FALSE(t.take_if(k, 4));  // another worker's entry stays
+  EXPECT_EQ(t.size(), 1u);
+  EXPECT_TRUE(t.take_if(k, 3));
+  EXPECT_EQ(t.size(), 0u);
+  EXPECT_FALSE(t.take_if(k, 3));  // once only
+}
+
+TEST(InflightTable, InsertAndTakeIfKeepProbeChainsWhole) {
+  // Many keys collide into chains; refusing, taking and skipping entries of other
+  // workers must leave every other key findable.
+  inflight_table t;
+  for (std::uint32_t m = 1; m <= 3000; ++m)
+    ASSERT_TRUE(t.insert(inflight_table::key(7, m), m % 5 + 1));
+  for (std::uint32_t m = 1; m <= 3000; ++m)
+    EXPECT_FALSE(t.insert(inflight_table::key(7, m), 99));
+  for (std::uint32_t m = 1; m <= 3000; m += 2) {
+    EXPECT_FALSE(t.take_if(inflight_table::key(7, m), m % 5 + 2));
+    EXPECT_TRUE(t.take_if(inflight_table::key(7, m), m % 5 + 1));
+  }
+  EXPECT_EQ(t.size(), 1500u);
+  for (std::uint32_t m = 2; m <= 3000; m += 2)
+    EXPECT_EQ(t.take(inflight_table::key(7, m)), m % 5 + 1);
+  EXPECT_EQ(t.size(), 0u);
+}
+
 TEST(InflightTable, TakeOfAnAbsentKeyReturnsZero) {
   inflight_table t;
   EXPECT_EQ(t.take(inflight_table::key(1, 1)), 0u);

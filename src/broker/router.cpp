@@ -1,8 +1,12 @@
 #include "plexus/broker/router.hpp"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <boost/asio/io_context.hpp>
 #include <chrono>
+#include <optional>
+#include <string>
 #include <unordered_map>
 
 #include "broker/inflight_table.hpp"
@@ -111,10 +115,11 @@ class router::impl {
   }
 
   // Built-in methods stay: a handler added under their name is ignored.
-  void add_method(std::string name, method_handler h) {
+  void add_method(std::string name, method_handler h, method_access access) {
     auto [it, added] = methods_.try_emplace(std::move(name));
     if (!added && it->second.built_in) return;
     it->second.handler = std::move(h);
+    it->second.access = access;
   }
   void publish_local(std::string_view topic, value params) {
     pubsub_.publish_local(topic, std::move(params));
@@ -131,6 +136,7 @@ class router::impl {
   struct method_entry {
     method_handler handler;
     bool built_in = false;
+    method_access access = method_access::anyone;
   };
 
   void add_peer(transport::connection c, bool expect_hello) {
@@ -249,7 +255,20 @@ class router::impl {
                    {{"service", std::string(service)}}});
       return;
     }
+    // One call per (caller, msgid) at a time: a second one while the first is in
+    // flight is refused, and the first still gets its answer.
+    const auto key = detail::inflight_table::key(from.id, msgid);
+    if (!inflight_.insert(key, worker->id)) {
+      ++stats_.duplicate_msgid;
+      reply_error(from, msgid,
+                  {errc::invalid_argument,
+                   "msgid " + std::to_string(msgid) +
+                       " is already in flight from this caller; the earlier call stands",
+                   {{"service", std::string(service)}, {"msgid", msgid}}});
+      return;
+    }
     if (auto ok = worker->conn.send(wire::frame_kind::data, from.id_name(), payload); !ok) {
+      (void)inflight_.take(key);
       reply_error(from, msgid,
                   {ok.error().code,
                    "cannot forward to " + std::string(service) + ": " + ok.error().message,
@@ -258,8 +277,7 @@ class router::impl {
     }
     ++stats_.forwarded;
     ++worker->outstanding;
-    if (inflight_.put(detail::inflight_table::key(from.id, msgid), worker->id))
-      ++from.calls_in_flight;
+    ++from.calls_in_flight;
   }
 
   void on_notification(peer& from, std::string_view service,
@@ -283,11 +301,15 @@ class router::impl {
       ++stats_.malformed;
       return;
     }
-    const auto worker_id = inflight_.take(detail::inflight_table::key(caller_id, msgid));
-    if (worker_id == from.id && from.outstanding > 0) --from.outstanding;
+    // Only the peer the request went to answers it, once; anything else is dropped.
+    if (!inflight_.take_if(detail::inflight_table::key(caller_id, msgid), from.id)) {
+      ++stats_.unsolicited;
+      return;
+    }
+    if (from.outstanding > 0) --from.outstanding;
     auto it = peers_.find(caller_id);
     if (it == peers_.end()) return;  // the caller left; nobody to tell
-    if (worker_id != 0 && it->second->calls_in_flight > 0) --it->second->calls_in_flight;
+    if (it->second->calls_in_flight > 0) --it->second->calls_in_flight;
     if (it->second->conn.send(wire::frame_kind::data, from.id_name(), payload)) ++stats_.forwarded;
   }
 
@@ -324,6 +346,10 @@ class router::impl {
       // "no such method" from other errors by these, not by the message.
       r.error = plexus::error(errc::not_found, "the router has no method " + req.method,
                               {{"service", "plexus"}, {"method", req.method}});
+    } else if (auto why = refusal(from, it->second.access)) {
+      ++stats_.denied;
+      r.error = plexus::error(errc::permission_denied, "plexus." + req.method + " " + *why,
+                              {{"service", "plexus"}, {"method", req.method}});
     } else {
       try {
         auto out = it->second.handler(req.params);
@@ -338,6 +364,21 @@ class router::impl {
       }
     }
     reply(from, r);
+  }
+
+  // Why `from` may not call a method of `access`, or nothing.
+  static std::optional<std::string> refusal(const peer& from, method_access access) {
+    if (access == method_access::anyone) return std::nullopt;
+    const auto own = ::geteuid();
+    const auto who = from.conn.credentials();
+    if (!who)
+      return "is allowed only to the user running the router (uid " + std::to_string(own) +
+             "), over a Unix socket; this peer (" + from.conn.description() +
+             ") has no credentials";
+    if (who->uid != own)
+      return "is allowed only to the user running the router (uid " + std::to_string(own) +
+             "); this peer is uid " + std::to_string(who->uid);
+    return std::nullopt;
   }
 
   value services() const {
@@ -371,6 +412,9 @@ class router::impl {
             {"no_route", st.no_route},
             {"failed_by_peer_loss", st.failed_by_peer_loss},
             {"malformed", st.malformed},
+            {"unsolicited", st.unsolicited},
+            {"duplicate_msgid", st.duplicate_msgid},
+            {"denied", st.denied},
             {"in_flight", st.in_flight},
             {"published", st.published},
             {"delivered", st.delivered},
@@ -542,8 +586,8 @@ std::vector<std::string> router::addresses() const {
 router_stats router::stats() const {
   return impl_->stats();
 }
-void router::add_method(std::string name, method_handler h) {
-  impl_->add_method(std::move(name), std::move(h));
+void router::add_method(std::string name, method_handler h, method_access access) {
+  impl_->add_method(std::move(name), std::move(h), access);
 }
 void router::publish(std::string_view topic, value params) {
   impl_->publish_local(topic, std::move(params));

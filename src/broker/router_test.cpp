@@ -1,10 +1,17 @@
 #include "plexus/broker/router.hpp"
 
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
+#include <cstring>
 #include <filesystem>
 #include <memory>
 #include <optional>
@@ -484,6 +491,270 @@ TEST(Router, CallersWithTheSameMsgidGetTheirOwnAnswers) {
   ASSERT_TRUE(p2.get());
   EXPECT_EQ(*p1.get(), "one");
   EXPECT_EQ(*p2.get(), "two");
+}
+
+// ---- peers are checked --------------------------------------------------------------
+
+// The data frames a raw peer has received, decoded.
+std::vector<std::pair<std::string, wire::message>> data_messages(const raw_peer& p) {
+  std::vector<std::pair<std::string, wire::message>> out;
+  for (const auto& f : p.frames) {
+    if (f.kind != wire::frame_kind::data) continue;
+    auto m = wire::decode(f.payload);
+    if (m) out.emplace_back(f.name, std::move(*m));
+  }
+  return out;
+}
+
+result<void> send_message(raw_peer& from, std::string_view to, const wire::message& m) {
+  bytes b;
+  wire::encode(b, m);
+  return from.conn.send(wire::frame_kind::data, to, b);
+}
+
+// A raw peer registered under `service`, its registration confirmed.
+testing::AssertionResult open_worker(fabric& f, raw_peer& w, const std::string& service) {
+  if (auto ok = w.open(f.io, f.address); !ok) return ok;
+  if (!w.send_control({{"op", "register"}, {"service", service}}))
+    return testing::AssertionFailure() << "cannot send register";
+  if (!run_until(f.io, [&] { return !w.controls().empty(); }))
+    return testing::AssertionFailure() << "no answer to register";
+  if (w.controls()[0].value("op", "") != "registered")
+    return testing::AssertionFailure() << w.controls()[0].dump();
+  return testing::AssertionSuccess();
+}
+
+TEST(Router, AResponseFromAPeerThatWasNotAskedIsDroppedAndCounted) {
+  fabric f;
+  ASSERT_TRUE(f.router.start());
+  raw_peer worker, forger;
+  ASSERT_TRUE(open_worker(f, worker, "raw"));
+  ASSERT_TRUE(forger.open(f.io, f.address));
+  rpc::client c(f.io, f.client());
+  ASSERT_TRUE(c.connect());
+
+  auto p = start_call(c, "raw", "m", value::array(), 10s);
+  ASSERT_TRUE(run_until(f.io, [&] { return data_messages(worker).size() == 1; }));
+  const auto [caller, m] = data_messages(worker)[0];
+  const auto msgid = std::get<wire::request>(m).msgid;
+
+  // Someone else answers for the worker, naming the caller and its msgid exactly.
+  ASSERT_TRUE(send_message(forger, caller, wire::response{msgid, std::nullopt, "forged"}));
+  ASSERT_TRUE(run_until(f.io, [&] { return f.router.stats().unsolicited == 1; }));
+  settle(f.io);
+  EXPECT_FALSE(p.done()) << "the forged answer reached the caller";
+  EXPECT_EQ(f.router.stats().in_flight, 1u);
+
+  // The worker's own answer still goes through, once.
+  ASSERT_TRUE(send_message(worker, caller, wire::response{msgid, std::nullopt, "real"}));
+  ASSERT_TRUE(run_until(f.io, [&] { return p.done(); }));
+  ASSERT_TRUE(p.get()) << p.get().error().message;
+  EXPECT_EQ(*p.get(), "real");
+  ASSERT_TRUE(send_message(worker, caller, wire::response{msgid, std::nullopt, "again"}));
+  ASSERT_TRUE(run_until(f.io, [&] { return f.router.stats().unsolicited == 2; }));
+  EXPECT_EQ(f.router.stats().in_flight, 0u);
+
+  auto stats = call_and_wait(f.io, c, "plexus", "stats", value::array());
+  ASSERT_TRUE(stats) << stats.error().message;
+  EXPECT_EQ((*stats)["unsolicited"], 2);
+  EXPECT_FALSE(forger.closed);
+}
+
+TEST(Router, ForgedResponsesCannotSkewAWorkersLoad) {
+  // Worker y holds one call for good; worker x answers each call it gets, after a
+  // forger has answered it first. Were the forgeries taken for x's answers, x would
+  // look busier with every call and y would get the next ones.
+  fabric f;
+  ASSERT_TRUE(f.router.start());
+  raw_peer a, b, forger;
+  ASSERT_TRUE(open_worker(f, a, "raw"));
+  ASSERT_TRUE(open_worker(f, b, "raw"));
+  ASSERT_TRUE(forger.open(f.io, f.address));
+  rpc::client c(f.io, f.client());
+  ASSERT_TRUE(c.connect());
+
+  auto held = start_call(c, "raw", "hold", value::array(), 10s);
+  ASSERT_TRUE(
+      run_until(f.io, [&] { return data_messages(a).size() + data_messages(b).size() == 1; }));
+  raw_peer& y = data_messages(a).empty() ? b : a;
+  raw_peer& x = &y == &a ? b : a;
+  for (int i = 0; i < 4; ++i) {
+    auto p = start_call(c, "raw", "m", value::array(), 10s);
+    ASSERT_TRUE(run_until(f.io, [&] {
+      return data_messages(x).size() + data_messages(y).size() == static_cast<std::size_t>(i + 2);
+    }));
+    ASSERT_EQ(data_messages(y).size(), 1u) << "call " << i << " went to the busy worker";
+    const auto [caller, m] = data_messages(x).back();
+    const auto msgid = std::get<wire::request>(m).msgid;
+    ASSERT_TRUE(send_message(forger, caller, wire::response{msgid, std::nullopt, "forged"}));
+    ASSERT_TRUE(send_message(x, caller, wire::response{msgid, std::nullopt, "real"}));
+    ASSERT_TRUE(run_until(f.io, [&] { return p.done(); }));
+    ASSERT_TRUE(p.get()) << p.get().error().message;
+    EXPECT_EQ(*p.get(), "real");
+  }
+  EXPECT_EQ(f.router.stats().unsolicited, 4u);
+  EXPECT_EQ(f.router.stats().in_flight, 1u);  // the held call
+  EXPECT_FALSE(held.done());
+}
+
+TEST(Router, ADuplicateMsgidIsRefusedAndTheFirstCallStillCompletes) {
+  fabric f;
+  ASSERT_TRUE(f.router.start());
+  raw_peer worker, caller;
+  ASSERT_TRUE(open_worker(f, worker, "raw"));
+  ASSERT_TRUE(caller.open(f.io, f.address));
+
+  ASSERT_TRUE(send_message(caller, "raw", wire::request{7, "first", value::array()}));
+  ASSERT_TRUE(send_message(caller, "raw", wire::request{7, "second", value::array()}));
+  ASSERT_TRUE(run_until(f.io, [&] { return data_messages(caller).size() == 1; }));
+  const auto first_reply = data_messages(caller);
+  const auto& refusal = std::get<wire::response>(first_reply[0].second);
+  EXPECT_EQ(refusal.msgid, 7u);
+  ASSERT_TRUE(refusal.error);
+  EXPECT_EQ(refusal.error->code, errc::invalid_argument);
+  EXPECT_NE(refusal.error->message.find("msgid 7 is already in flight"), std::string::npos)
+      << refusal.error->message;
+  settle(f.io);
+  const auto got = data_messages(worker);
+  ASSERT_EQ(got.size(), 1u) << "the duplicate was forwarded";
+  EXPECT_EQ(std::get<wire::request>(got[0].second).method, "first");
+  EXPECT_EQ(f.router.stats().duplicate_msgid, 1u);
+  EXPECT_EQ(f.router.stats().in_flight, 1u);
+
+  ASSERT_TRUE(send_message(worker, got[0].first, wire::response{7, std::nullopt, "one"}));
+  ASSERT_TRUE(run_until(f.io, [&] { return data_messages(caller).size() == 2; }));
+  const auto replies = data_messages(caller);
+  const auto& answer = std::get<wire::response>(replies[1].second);
+  EXPECT_EQ(answer.msgid, 7u);
+  EXPECT_FALSE(answer.error);
+  EXPECT_EQ(answer.result, "one");
+  EXPECT_EQ(f.router.stats().in_flight, 0u);
+  EXPECT_EQ(f.router.stats().unsolicited, 0u);
+
+  // Once answered, the msgid may be used again.
+  ASSERT_TRUE(send_message(caller, "raw", wire::request{7, "third", value::array()}));
+  ASSERT_TRUE(run_until(f.io, [&] { return data_messages(worker).size() == 2; }));
+  EXPECT_EQ(std::get<wire::request>(data_messages(worker)[1].second).method, "third");
+}
+
+// ---- control methods for this user only ---------------------------------------------
+
+// A router whose "plexus" service has a same_user method "stop" (counting its calls)
+// and an open one "look".
+struct guarded_router {
+  explicit guarded_router(std::string address) : f(std::move(address)) {
+    f.router.add_method(
+        "stop",
+        [this](const value&) -> result<value> {
+          ++stops;
+          return value("stopping");
+        },
+        router::method_access::same_user);
+    f.router.add_method("look", [](const value&) -> result<value> { return value("seen"); });
+  }
+  fabric f;
+  int stops = 0;
+};
+
+void expect_denied(const result<value>& r, const std::string& why) {
+  ASSERT_FALSE(r) << "allowed: " << r->dump();
+  EXPECT_EQ(r.error().code, errc::permission_denied) << r.error().message;
+  EXPECT_EQ(to_string(r.error().code), "permission_denied");
+  EXPECT_NE(r.error().message.find("plexus.stop is allowed only to the user running the router"),
+            std::string::npos)
+      << r.error().message;
+  EXPECT_NE(r.error().message.find(why), std::string::npos) << r.error().message;
+  EXPECT_EQ(r.error().context.value("method", ""), "stop");
+  EXPECT_EQ(r.error().context.value("service", ""), "plexus");
+}
+
+TEST(Router, SameUserMethodsAreCalledByThisUsersPeersInprocAndIpc) {
+  test::temp_dir tmp;
+  for (const auto& address : {next_inproc(), "ipc://" + tmp.path() + "/router.sock"}) {
+    guarded_router g(address);
+    ASSERT_TRUE(g.f.router.start());
+    rpc::client c(g.f.io, g.f.client());
+    ASSERT_TRUE(c.connect());
+    auto r = call_and_wait(g.f.io, c, "plexus", "stop", value::array());
+    ASSERT_TRUE(r) << address << ": " << r.error().message;
+    EXPECT_EQ(*r, "stopping");
+    EXPECT_EQ(g.stops, 1) << address;
+    EXPECT_EQ(g.f.router.stats().denied, 0u);
+  }
+}
+
+TEST(Router, SameUserMethodsAreDeniedToPeersWithoutCredentials) {
+  guarded_router g("tcp://127.0.0.1:0");
+  ASSERT_TRUE(g.f.router.start());
+  rpc::client c(g.f.io, {.router = g.f.router.addresses()[0], .name = "over-tcp"});
+  ASSERT_TRUE(c.connect());
+  expect_denied(call_and_wait(g.f.io, c, "plexus", "stop", value::array()), "no credentials");
+  EXPECT_EQ(g.stops, 0);
+  EXPECT_EQ(g.f.router.stats().denied, 1u);
+  // What only reads is for everyone.
+  auto look = call_and_wait(g.f.io, c, "plexus", "look", value::array());
+  ASSERT_TRUE(look) << look.error().message;
+  EXPECT_EQ(*look, "seen");
+}
+
+TEST(Router, SameUserMethodsAreDeniedToAnotherUserOverIpc) {
+  if (::geteuid() != 0) GTEST_SKIP() << "connecting as another user needs root";
+  constexpr uid_t nobody = 65534;
+  test::temp_dir tmp;
+  const auto path = tmp.path() + "/router.sock";
+  guarded_router g("ipc://" + path);
+  ASSERT_TRUE(g.f.router.start());
+  // Let the other user reach the socket (the router made it owner-only).
+  ASSERT_EQ(::chmod(tmp.path().c_str(), 0711), 0);
+  ASSERT_EQ(::chmod(path.c_str(), 0666), 0);
+
+  // The request plexus.stop(), msgid 1, as raw frame bytes.
+  bytes request;
+  wire::encode(request, wire::request{1, "stop", value::array()});
+  bytes frame(wire::max_frame_header);
+  frame.resize(wire::write_frame_header(frame.data(), wire::frame_kind::data, 6, request.size()));
+  frame.insert(frame.end(), {'p', 'l', 'e', 'x', 'u', 's'});
+  frame.insert(frame.end(), request.begin(), request.end());
+
+  // A child becomes uid 65534, connects, sends it and copies the answer to a pipe.
+  int out[2];
+  ASSERT_EQ(::pipe2(out, O_CLOEXEC), 0);
+  const pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    ::close(out[0]);
+    if (::setgid(nobody) != 0 || ::setuid(nobody) != 0) ::_exit(2);
+    const int s = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_un sa{};
+    sa.sun_family = AF_UNIX;
+    std::memcpy(sa.sun_path, path.c_str(), path.size());
+    if (::connect(s, reinterpret_cast<const sockaddr*>(&sa), sizeof sa) != 0) ::_exit(3);
+    if (::write(s, frame.data(), frame.size()) != static_cast<ssize_t>(frame.size())) ::_exit(4);
+    char buf[4096];
+    const auto n = ::read(s, buf, sizeof buf);  // the answer is one small frame
+    if (n <= 0 || ::write(out[1], buf, static_cast<std::size_t>(n)) != n) ::_exit(5);
+    ::_exit(0);
+  }
+  ::close(out[1]);
+  pollfd ready{out[0], POLLIN, 0};
+  ASSERT_TRUE(run_until(g.f.io, [&] { return ::poll(&ready, 1, 0) == 1; }));
+  std::uint8_t buf[4096];
+  const auto n = ::read(out[0], buf, sizeof buf);
+  ::close(out[0]);
+  int status = 0;
+  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "child status " << status;
+  ASSERT_GT(n, static_cast<ssize_t>(wire::frame_prefix_bytes));
+  auto body = wire::parse_frame_body(
+      {buf + wire::frame_prefix_bytes, static_cast<std::size_t>(n) - wire::frame_prefix_bytes});
+  ASSERT_TRUE(body);
+  auto m = wire::decode(body->payload);
+  ASSERT_TRUE(m) << m.error().message;
+  const auto& r = std::get<wire::response>(*m);
+  ASSERT_TRUE(r.error);
+  expect_denied(*r.error, "this peer is uid 65534");
+  EXPECT_EQ(g.stops, 0);
+  EXPECT_EQ(g.f.router.stats().denied, 1u);
 }
 
 TEST(Router, StatsCountNoRouteAndFailedByPeerLoss) {

@@ -53,6 +53,9 @@ std::size_t connection::queued_bytes() const noexcept {
 std::string connection::description() const {
   return impl_ ? impl_->description() : "(none)";
 }
+std::optional<peer_credentials> connection::credentials() const {
+  return impl_ ? impl_->credentials() : std::nullopt;
+}
 
 // ---- listener handle ----------------------------------------------------------
 listener::listener(std::shared_ptr<detail::listener_impl> impl) : impl_(std::move(impl)) {}

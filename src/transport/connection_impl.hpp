@@ -5,6 +5,7 @@
 #include <boost/asio/post.hpp>
 #include <cstddef>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -29,6 +30,8 @@ class connection_impl {
   virtual bool is_open() const noexcept = 0;
   virtual std::size_t queued_bytes() const noexcept = 0;
   virtual std::string description() const = 0;
+  // connection::credentials(); none unless the transport knows them.
+  virtual std::optional<peer_credentials> credentials() const { return std::nullopt; }
 };
 
 // The handler and close bookkeeping every connection shares: start() keeps the

@@ -2,6 +2,8 @@
 // through queues, delivered from the event loop. For unit tests and for embedding a
 // router and its workers in one process. Both ends must share one io_context.
 
+#include <unistd.h>
+
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <deque>
@@ -57,6 +59,11 @@ class inproc_connection final : public connection_base {
   }
 
   std::size_t queued_bytes() const noexcept override { return 0; }
+
+  // Both ends are this process.
+  std::optional<peer_credentials> credentials() const override {
+    return peer_credentials{::geteuid(), ::getegid(), static_cast<std::int32_t>(::getpid())};
+  }
 
  private:
   void peer_closed() {

@@ -2,6 +2,7 @@
 // length-prefixed frames. One read drains everything the kernel holds; frames sent
 // during one turn of the loop leave in one write.
 
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -17,6 +18,8 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <optional>
+#include <type_traits>
 
 #include "plexus/os/private_dir.hpp"
 #include "plexus/transport/address.hpp"
@@ -50,6 +53,13 @@ class stream_connection final : public connection_base, public batch_member {
     // Our own writes are attempted directly and must never block the loop.
     error_code ignored;
     socket_.non_blocking(true, ignored);
+    if constexpr (std::is_same_v<Protocol, asio::local::stream_protocol>) {
+      ucred cred{};
+      socklen_t len = sizeof cred;
+      if (::getsockopt(socket_.native_handle(), SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0 &&
+          len == sizeof cred)
+        credentials_ = peer_credentials{cred.uid, cred.gid, cred.pid};
+    }
   }
 
   void start(connection::frame_handler on_frame, connection::close_handler on_close) override {
@@ -103,6 +113,8 @@ class stream_connection final : public connection_base, public batch_member {
   std::size_t queued_bytes() const noexcept override {
     return pending_.size() + pending_shared_bytes_ + (writing_ ? writing_left_ : 0);
   }
+
+  std::optional<peer_credentials> credentials() const override { return credentials_; }
 
  private:
   // A payload queued by reference: written after pending_[0, at).
@@ -311,6 +323,7 @@ class stream_connection final : public connection_base, public batch_member {
   std::size_t writing_left_ = 0;  // bytes of the write in flight not yet written
   bool writing_ = false;
   bool flush_posted_ = false;
+  std::optional<peer_credentials> credentials_;  // ipc only: SO_PEERCRED at creation
 };
 
 // The socket file a listener made. It is removed when the listener closes, and only

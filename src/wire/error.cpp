@@ -6,9 +6,9 @@ namespace plexus {
 namespace {
 
 // Indexed by the enumerator's value; the order must match `enum class errc`.
-constexpr std::array<std::string_view, 7> errc_names = {
-    "invalid_argument",   "not_found",     "unavailable", "deadline_exceeded",
-    "resource_exhausted", "unimplemented", "internal",
+constexpr std::array<std::string_view, 8> errc_names = {
+    "invalid_argument",   "not_found",     "unavailable",       "deadline_exceeded",
+    "resource_exhausted", "unimplemented", "permission_denied", "internal",
 };
 
 }  // namespace

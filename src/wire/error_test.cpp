@@ -7,13 +7,14 @@
 namespace plexus {
 namespace {
 
-constexpr std::array<std::pair<errc, std::string_view>, 7> all_codes = {{
+constexpr std::array<std::pair<errc, std::string_view>, 8> all_codes = {{
     {errc::invalid_argument, "invalid_argument"},
     {errc::not_found, "not_found"},
     {errc::unavailable, "unavailable"},
     {errc::deadline_exceeded, "deadline_exceeded"},
     {errc::resource_exhausted, "resource_exhausted"},
     {errc::unimplemented, "unimplemented"},
+    {errc::permission_denied, "permission_denied"},
     {errc::internal, "internal"},
 }};
 
@@ -27,7 +28,8 @@ TEST(Errc, FromStringParsesEveryNameAndRejectsOthers) {
     EXPECT_EQ(errc_from_string(name), code);
   EXPECT_EQ(errc_from_string(""), std::nullopt);
   EXPECT_EQ(errc_from_string("Internal"), std::nullopt);
-  EXPECT_EQ(errc_from_string("permission_denied"), std::nullopt);
+  EXPECT_EQ(errc_from_string("permission-denied"), std::nullopt);
+  EXPECT_EQ(errc_from_string("forbidden"), std::nullopt);
 }
 
 TEST(Error, ToWireIsMessageAndContextWithCode) {
@@ -70,10 +72,10 @@ TEST(Error, FromWireMapsMissingOrUnknownCodesToInternal) {
   EXPECT_EQ(missing.code, errc::internal);
   EXPECT_EQ(missing.message, "oops");
 
-  const error unknown = error::from_wire(value::array({"denied", {{"code", "permission_denied"}}}));
+  const error unknown = error::from_wire(value::array({"denied", {{"code", "forbidden"}}}));
   EXPECT_EQ(unknown.code, errc::internal);
   EXPECT_EQ(unknown.message, "denied");
-  EXPECT_EQ(unknown.context["code"], "permission_denied");  // kept for programs
+  EXPECT_EQ(unknown.context["code"], "forbidden");  // kept for programs
 
   const error not_text = error::from_wire(value::array({"odd", {{"code", 3}}}));
   EXPECT_EQ(not_text.code, errc::internal);

@@ -59,7 +59,20 @@ def test_error_classes_follow_codes():
     assert type(plexus.error_from_wire("garbage")) is plexus.Internal
     assert set(plexus.CODES) == {"invalid_argument", "not_found", "unavailable",
                                  "deadline_exceeded", "resource_exhausted", "unimplemented",
-                                 "internal"}
+                                 "permission_denied", "internal"}
+
+
+def test_permission_denied_is_a_code_and_a_permission_error():
+    w = plexus.error_from_wire(["plexus.stop is allowed only to the user running the router",
+                                {"code": "permission_denied", "service": "plexus",
+                                 "method": "stop"}])
+    assert type(w) is plexus.PermissionDenied
+    assert isinstance(w, PermissionError) and isinstance(w, plexus.RemoteError)
+    assert (w.code, w.context["method"]) == ("permission_denied", "stop")
+    e = plexus.RemoteError("no", code="permission_denied")
+    assert type(e) is plexus.PermissionDenied
+    assert e.to_wire() == ["no", {"code": "permission_denied"}]
+    assert str(plexus.PermissionDenied("no")) == "no (permission_denied)"
 
 
 def test_wire_helpers_match_the_seed_format():

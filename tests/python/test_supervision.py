@@ -547,3 +547,57 @@ ready_timeout = 15
         assert "pysvc started" in text and "service up" in text, text
     finally:
         sup.kill()
+
+
+def test_plexus_stop_over_zeromq_is_permission_denied(tmp_path: Path) -> None:
+    # A ZeroMQ peer carries no credentials: it may look (plexus.ps) but not stop or
+    # restart the tree; the user's own CLI, over the Unix socket, may.
+    native = f"ipc://{tmp_path}/native.sock"
+    frontend = f"ipc://{tmp_path}/front.sock"
+    config = tmp_path / "app.toml"
+    config.write_text(f"""\
+[router]
+listen = {json.dumps(native)}
+zmq_frontend = {json.dumps(frontend)}
+
+[log]
+dir = {json.dumps(str(tmp_path / "logs"))}
+echo = false
+
+[[process]]
+name = "idle"
+command = "/bin/sh"
+args = ["-c", "echo READY=1 >&3; exec sleep 1000"]
+""")
+    sup = Proc([PLEXUS, "run", str(config)], name="plexus run", env=child_env(),
+               cwd=str(tmp_path))
+    try:
+        def ready() -> tuple[bool, Any]:
+            if not sup.alive():
+                raise AssertionError(f"plexus run exited\n{sup.output()}")
+            r = plexus_cli("ps", "--json", router=native)
+            return r.returncode == 0 and json.loads(r.stdout)[0]["state"] == "ready", r.stdout
+
+        poll(ready, 20.0, "idle ready in plexus ps")
+
+        async def main() -> None:
+            async with plexus.Client(frontend) as c:
+                ps = await c.call("plexus", "ps")
+                assert ps[0]["name"] == "idle"
+                for method, params in (("stop", []), ("restart", ["idle"])):
+                    with pytest.raises(plexus.PermissionDenied) as info:
+                        await c.call("plexus", method, *params)
+                    assert isinstance(info.value, PermissionError)
+                    assert info.value.code == "permission_denied"
+                    assert info.value.context["method"] == method
+                    assert "no credentials" in info.value.message, info.value.message
+
+        arun(main())
+        assert sup.alive(), sup.output()
+        r = plexus_cli("ps", "--json", router=native)
+        assert json.loads(r.stdout)[0]["restarts"] == 0, r.stdout
+        r = plexus_cli("stop", router=native)
+        assert r.returncode == 0, (r.stdout, r.stderr)
+        assert sup.popen.wait(timeout=20) == 0, sup.output()
+    finally:
+        sup.kill()

@@ -14,6 +14,10 @@
 // unanswered requests. A request for an unknown service is answered at once with an
 // `unavailable` error. When a worker's connection ends, its registrations vanish and
 // every request forwarded to it and still unanswered is answered with `unavailable`.
+// Peers are checked: a response is forwarded only from the worker the request went to,
+// once (any other is dropped and counted as `unsolicited`); a request whose msgid is
+// already in flight from the same caller is refused with `invalid_argument` (counted
+// as `duplicate_msgid`) and the first one still gets its answer.
 // The service name "plexus" is the router's own: methods ping, services, describe,
 // subscriptions, stats.
 //
@@ -52,6 +56,9 @@ struct router_stats {
   std::uint64_t no_route = 0;             // requests answered "no route"
   std::uint64_t failed_by_peer_loss = 0;  // requests failed because their worker left
   std::uint64_t malformed = 0;            // frames dropped as unreadable
+  std::uint64_t unsolicited = 0;          // responses dropped: not in flight to that peer
+  std::uint64_t duplicate_msgid = 0;      // requests refused: their msgid was in flight
+  std::uint64_t denied = 0;               // calls refused with permission_denied
   std::uint64_t in_flight = 0;            // forwarded requests awaiting a response
   std::uint64_t published = 0;            // publications received
   std::uint64_t delivered = 0;            // publications handed to native subscribers
@@ -77,10 +84,21 @@ class router {
   router_stats stats() const;
 
   // ---- in-process extensions (the supervisor of `plexus run` uses them) -------------
+  // Who may call a method added with add_method.
+  enum class method_access {
+    anyone,     // every peer (plexus.ps, plexus.logs)
+    same_user,  // a peer whose credentials (transport::connection::credentials) show
+                // this process's effective uid: ipc peers of this user and inproc ones.
+                // tcp and ZeroMQ peers carry none and are refused until authentication
+                // exists. Others get permission_denied, counted as `denied`.
+  };
   // Adds a method to the router's own service "plexus" (ping, services, … are built
   // in and cannot be replaced). The handler runs on the loop and answers at once.
+  //
+  //   r.add_method("stop", [&](const value&) -> result<value> { return stop(); },
+  //                router::method_access::same_user);
   using method_handler = std::function<result<value>(const value& params)>;
-  void add_method(std::string name, method_handler h);
+  void add_method(std::string name, method_handler h, method_access access = method_access::anyone);
   // Publishes `params` under `topic` as if a peer had published it.
   void publish(std::string_view topic, value params);
   // Calls `h` on the loop with every publication whose topic starts with `prefix`,

@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -41,6 +42,13 @@ struct options {
   std::size_t max_frame_bytes = (64u << 20) + 512;
   // Bytes queued for writing beyond which send() refuses ("max_queued_bytes").
   std::size_t max_queued_bytes = 256u << 20;
+};
+
+// Who is at the other end of a connection, as the kernel vouches for it.
+struct peer_credentials {
+  std::uint32_t uid = 0;
+  std::uint32_t gid = 0;
+  std::int32_t pid = 0;  // the process that connected (or accepted), at that time
 };
 
 namespace detail {
@@ -90,6 +98,13 @@ class connection {
   std::size_t queued_bytes() const noexcept;
   // For logs: "ipc:/path", "tcp:127.0.0.1:5555", "inproc:name".
   std::string description() const;
+  // The peer's credentials: for ipc (Unix sockets) SO_PEERCRED, read when the
+  // connection was made; for inproc this process's own. nullopt for tcp and ZeroMQ
+  // peers, and for an empty handle: they prove nothing about who is there.
+  //
+  //   auto who = c.credentials();
+  //   if (!who || who->uid != ::geteuid()) return error(errc::permission_denied, ...);
+  std::optional<peer_credentials> credentials() const;
 
  private:
   std::shared_ptr<detail::connection_impl> impl_;

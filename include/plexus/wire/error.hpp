@@ -28,6 +28,7 @@ enum class errc {
   deadline_exceeded,   // the call's deadline passed before an answer came
   resource_exhausted,  // a named limit was hit (frame size, queue depth, ids)
   unimplemented,       // a message kind or feature the peer does not handle
+  permission_denied,   // the caller may not do this (a control method, not its user)
   internal,            // a handler threw, or an error without a known code
 };
 
