@@ -14,6 +14,7 @@ packages=(
   libbenchmark-dev
   libzmq3-dev cppzmq-dev      # ZeroMQ transport and the zmq baseline
   python3 python3-zmq python3-cbor2 python3-pytest
+  clang-14 libclang-rt-14-dev llvm-14  # libFuzzer targets (scripts/fuzz.sh)
 )
 
 missing=()

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Builds plexus and runs every test: the normal build in build/, then the same suite
-# built with AddressSanitizer + UndefinedBehaviorSanitizer in build-asan/.
-# Usage: scripts/test.sh [--no-sanitizers]
+# Builds plexus and runs every test: the normal build in build/; the same suite built
+# with AddressSanitizer + UndefinedBehaviorSanitizer in build-asan/; the unit tests that
+# run threads built with ThreadSanitizer in build-tsan/; and a short run of every fuzz
+# target (scripts/fuzz.sh, clang + libFuzzer) in build-fuzz/.
+# Usage: scripts/test.sh [--no-sanitizers]   (then only the normal build and its tests)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,4 +27,15 @@ if ((sanitizers)); then
   echo "== tests with ASan + UBSan (build-asan/)"
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
     ctest --test-dir build-asan --output-on-failure -j1
+
+  echo "== build with ThreadSanitizer (build-tsan/, the threaded unit tests)"
+  cmake -S . -B build-tsan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPLEXUS_TSAN=ON \
+    -DPLEXUS_BUILD_BENCH=OFF >/dev/null
+  cmake --build build-tsan -j"$jobs" --target plexus_thread_tests
+  echo "== tests with ThreadSanitizer (build-tsan/)"
+  TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 build-tsan/plexus_thread_tests \
+    --gtest_brief=1
+
+  echo "== fuzz smoke run (build-fuzz/)"
+  bash scripts/fuzz.sh --time "${PLEXUS_FUZZ_SECONDS:-10}"
 fi
