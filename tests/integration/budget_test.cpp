@@ -65,6 +65,12 @@ int read_frame_kind(int fd, std::chrono::milliseconds limit) {
 }
 
 TEST(RouterBudget, TwoHundredStalledSixtyFourMebibyteFramesKeepTheRouterSmallAndServing) {
+#if defined(__SANITIZE_ADDRESS__)
+  // AddressSanitizer's shadow memory and allocator alone put the router above the
+  // figure (124 MiB resident after one stalled peer, measured): the growth itself is checked
+  // under ASan by StreamConnection.AnnouncedFrameSizeIsNotAllocatedBeforeItsBytesArrive.
+  GTEST_SKIP() << "resident-memory figure not meaningful under AddressSanitizer";
+#endif
   plexus::test::temp_dir dir;
   const auto path = dir.path() + "/router.sock";
   child router({bin("plexus"), "router", "--listen", "ipc://" + path});
