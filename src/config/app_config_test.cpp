@@ -210,6 +210,12 @@ TEST(AppConfig, AbsentSupervisorSectionsKeepTheDefaults) {
   EXPECT_EQ(cfg->supervisor.period, d.period);
 }
 
+TEST(AppConfig, AHugeFloatWhereASizeGoesIsAnErrorNotAnOverflow) {
+  // Found by fuzz/app_config_fuzz (UBSan: float-cast-overflow in the size reader).
+  expect_error("[router]\nsubscriber_queue_bytes = 1048e76\n", "2:26",
+               "router.subscriber_queue_bytes: expected an integer");
+}
+
 TEST(AppConfig, SupervisorSectionErrors) {
   expect_error("[supervisor]\nstrategy = \"one_for_some\"\n", "2:12",
                "supervisor.strategy: unknown value 'one_for_some' (expected one of: one_for_one, "
