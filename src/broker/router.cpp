@@ -72,8 +72,11 @@ class router::impl {
     } else if (auto ok = transport::check_secret(opts_.transport.secret, "router_options"); !ok) {
       return ok;
     }
-    // A connection that does not finish the tcp handshake is closed like a silent one.
-    opts_.transport.handshake_timeout = std::chrono::milliseconds(opts_.hello_timeout_ms);
+    // A tcp peer that does not finish the handshake has said no hello either: the hello
+    // timer closes it at hello_timeout_ms (hello_timeouts). The transport's own deadline
+    // is only a backstop, later, so that the count does not depend on which fires first.
+    opts_.transport.handshake_timeout =
+        std::chrono::milliseconds(opts_.hello_timeout_ms) + std::chrono::seconds(1);
     for (const auto& address : opts_.listen) {
       auto e = transport::bind_endpoint(io_, address, opts_.transport);
       if (!e) return std::move(e).error();

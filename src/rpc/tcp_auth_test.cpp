@@ -1,6 +1,11 @@
 #include <gtest/gtest.h>
 
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <boost/asio/io_context.hpp>
 #include <chrono>
 
@@ -124,6 +129,44 @@ TEST(TcpAuthRouterStart, ASecretFileReadableByOthersStopsTheRouter) {
   ::chmod(path.c_str(), 0600);
   broker::router again(io, o);
   EXPECT_TRUE(again.start());
+}
+
+// A tcp peer that connects and says nothing is sent the challenge and nothing else,
+// then closed at hello_timeout_ms like any silent peer.
+TEST(TcpAuthRouterSilence, ASilentTcpPeerIsClosedAtTheHelloTimeout) {
+  boost::asio::io_context io;
+  broker::router_options o{.listen = {"tcp://127.0.0.1:0"}, .hello_timeout_ms = 200};
+  o.transport.secret = router_secret;
+  broker::router r(io, o);
+  ASSERT_TRUE(r.start());
+  const auto address = r.addresses().at(0);
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_port =
+      htons(static_cast<std::uint16_t>(std::stoi(address.substr(address.rfind(':') + 1))));
+  ::inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+  ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa), 0);
+  ::fcntl(fd, F_SETFL, O_NONBLOCK);
+  std::size_t seen = 0;
+  bool eof = false;
+  ASSERT_TRUE(run_until(io, [&] {
+    char buf[256];
+    for (;;) {
+      const auto n = ::recv(fd, buf, sizeof buf, 0);
+      if (n > 0) {
+        seen += static_cast<std::size_t>(n);
+        continue;
+      }
+      eof = n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK);
+      break;
+    }
+    return eof;
+  }));
+  ::close(fd);
+  EXPECT_EQ(seen, 40u);  // the challenge (docs/protocol.md §1)
+  EXPECT_EQ(r.stats().hello_timeouts, 1u);
+  EXPECT_TRUE(run_until(io, [&] { return r.stats().peers == 0; }));
 }
 
 }  // namespace
