@@ -14,6 +14,17 @@
 namespace plexus::config {
 namespace {
 
+TEST(AppConfig, ReadsTheRouterSecretFile) {
+  auto cfg = parse("[router]\nsecret_file = \"/etc/plexus/secret\"\n", "app.toml");
+  ASSERT_TRUE(cfg) << cfg.error().message;
+  EXPECT_EQ(cfg->router.secret_file, "/etc/plexus/secret");
+  EXPECT_TRUE(cfg->router.transport.secret.empty());  // read by the router when it starts
+  auto bad = parse("[router]\nsecret_file = 3\n", "app.toml");
+  ASSERT_FALSE(bad);
+  EXPECT_NE(bad.error().message.find("router.secret_file"), std::string::npos)
+      << bad.error().message;
+}
+
 TEST(AppConfig, ReadsTheRouterSection) {
   auto cfg = parse(R"(
 [router]
