@@ -67,6 +67,8 @@ result<void> router_link::open_with(std::weak_ptr<const void> owner,
     auto secret = transport::secret_from_environment();
     if (!secret) return std::move(secret).error();
     opts_.secret = std::move(*secret);
+  } else if (auto ok = transport::check_secret(opts_.secret, "transport::options::secret"); !ok) {
+    return ok;
   }
   owner_ = std::move(owner);
   on_frame_ = std::move(on_frame);

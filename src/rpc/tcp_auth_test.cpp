@@ -86,6 +86,14 @@ TEST_F(TcpAuthRouter, NoSecretIsPermissionDeniedSayingHowToGiveOne) {
   ASSERT_TRUE(run_until(io_, [&] { return router_->stats().auth_failures == 1; }));
 }
 
+TEST_F(TcpAuthRouter, AClientSecretShorterThan16BytesIsRefusedAtConnect) {
+  client c(io_, with("short"));
+  auto ok = c.connect();
+  ASSERT_FALSE(ok);
+  EXPECT_EQ(ok.error().code, errc::invalid_argument);
+  EXPECT_NE(ok.error().message.find("too short"), std::string::npos) << ok.error().message;
+}
+
 TEST_F(TcpAuthRouter, TheClientTakesItsSecretFromTheEnvironment) {
   ::setenv("PLEXUS_SECRET", router_secret, 1);
   client c(io_, with(""));
