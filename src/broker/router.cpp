@@ -12,6 +12,7 @@
 #include "broker/inflight_table.hpp"
 #include "broker/peer.hpp"
 #include "broker/pubsub.hpp"
+#include "plexus/transport/auth.hpp"
 #include "plexus/transport/endpoint.hpp"
 #include "plexus/wire/control.hpp"
 #include "plexus/wire/message.hpp"
@@ -62,6 +63,20 @@ class router::impl {
   result<void> start() {
     if (opts_.listen.empty())
       return plexus::error(errc::invalid_argument, "router has no listen address");
+    // The tcp secret: given, else from secret_file, else from the environment.
+    if (opts_.transport.secret.empty()) {
+      auto secret = opts_.secret_file.empty() ? transport::secret_from_environment()
+                                              : transport::read_secret_file(opts_.secret_file);
+      if (!secret) return std::move(secret).error();
+      opts_.transport.secret = std::move(*secret);
+    } else if (auto ok = transport::check_secret(opts_.transport.secret, "router_options"); !ok) {
+      return ok;
+    }
+    // A tcp peer that does not finish the handshake has said no hello either: the hello
+    // timer closes it at hello_timeout_ms (hello_timeouts). The transport's own deadline
+    // is only a backstop, later, so that the count does not depend on which fires first.
+    opts_.transport.handshake_timeout =
+        std::chrono::milliseconds(opts_.hello_timeout_ms) + std::chrono::seconds(1);
     for (const auto& address : opts_.listen) {
       auto e = transport::bind_endpoint(io_, address, opts_.transport);
       if (!e) return std::move(e).error();
@@ -422,7 +437,8 @@ class router::impl {
             {"dropped_by_zmq_subscribers", pubsub_.outlet_dropped()},
             {"refused_connections", st.refused_connections},
             {"hello_timeouts", st.hello_timeouts},
-            {"over_budget", st.over_budget}};
+            {"over_budget", st.over_budget},
+            {"auth_failures", st.auth_failures}};
   }
 
   // ---- control frames ----------------------------------------------------------------
@@ -536,6 +552,9 @@ class router::impl {
   void remove_peer(std::uint32_t id, const plexus::error& why) {
     auto it = peers_.find(id);
     if (it == peers_.end()) return;
+    // The transport ends a connection whose tcp handshake failed with permission_denied
+    // (transport/auth.hpp); nothing else ends one with that code.
+    if (why.code == errc::permission_denied) ++stats_.auth_failures;
     auto owned = std::move(it->second);
     peers_.erase(it);
     const auto services = owned->services;

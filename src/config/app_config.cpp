@@ -151,6 +151,10 @@ result<void> read_router(const std::string& source, const toml::table& t,
       std::vector<std::string> addresses;
       if (auto ok = read_strings(source, node, key, addresses); !ok) return ok;
       v = addresses;
+    } else if (option->type == broker::option_type::text) {
+      std::string text;
+      if (auto ok = read_string(source, node, key, text); !ok) return ok;
+      v = text;
     } else {
       std::size_t size = 0;
       if (auto ok = read_size(source, node, key, size, option->min); !ok) return ok;
