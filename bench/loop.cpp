@@ -4,13 +4,15 @@
 // The app has two entries: a gate (a shell that becomes ready when the bench writes to a FIFO)
 // and N replicas of calc, which the tree starts only once the gate is ready. So the bench first
 // pings an idle `plexus run` for idle_s, then opens the gate and pings until plexus.ps shows every
-// replica ready. Pings are sequential (each waits for its answer), interval_us apart; every 100th
-// round also asks plexus.ps (not measured), in both windows alike.
+// replica ready. Pings are sequential (each waits for its answer), one due every interval_us, the
+// latency counted from when it was due; every 100th round also asks plexus.ps (not measured), in
+// both windows alike.
 
 #include "loop.hpp"
 
 #include <fcntl.h>
 #include <signal.h>
+#include <spawn.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -20,6 +22,7 @@
 #include <cstdio>
 #include <fstream>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <system_error>
@@ -28,6 +31,8 @@
 
 #include "common.hpp"
 #include "plexus/rpc/client.hpp"
+
+extern char** environ;
 
 namespace asio = boost::asio;
 using namespace bench;
@@ -130,18 +135,31 @@ loop_result run_loop_once(const loop_config& cfg, bool direct) {
 
   loop_result out;
   // One window: pings until `done()` (checked every 100 rounds, with a plexus.ps).
+  // A ping is due every interval_us from the window's start; its latency runs from the time it
+  // was due, not from when it could be sent: a loop that stalls for 500 ms delays every ping due
+  // meanwhile, and each counts (no coordinated omission: a sequential client would otherwise
+  // record the stall once).
   auto window = [&](auto done) {
     std::vector<mono_clock::duration> samples;
-    const auto deadline = mono_now() + wait_limit;
-    for (int round = 1;; ++round) {
-      const auto t0 = mono_now();
+    const auto first = mono_now();
+    const auto deadline = first + wait_limit;
+    const auto interval = std::chrono::microseconds(cfg.interval_us);
+    std::optional<mono_clock::time_point> ended;
+    for (long round = 1;; ++round) {
+      const auto due = first + (round - 1) * interval;
+      if (const auto now = mono_now(); now < due) std::this_thread::sleep_until(due);
       if (auto pong = cl.call("ping"); pong != "pong")
         throw std::runtime_error("plexus.ping: " + pong.dump());
-      samples.push_back(mono_now() - t0);
-      if (round % 100 == 0 && done(cl.call("ps"))) break;
+      samples.push_back(mono_now() - due);
+      // Once done, the pings due until then are still sent and counted (those a stall held
+      // back), then the window ends.
+      if (ended) {
+        if (first + round * interval > *ended) break;
+      } else if (round % 100 == 0 && done(cl.call("ps"))) {
+        ended = mono_now();
+      }
       if (mono_now() > deadline) throw std::runtime_error("the window did not end in time");
       if (child_exited(run)) throw std::runtime_error("plexus run exited");
-      std::this_thread::sleep_for(std::chrono::microseconds(cfg.interval_us));
     }
     return samples;
   };
@@ -168,8 +186,9 @@ loop_result run_loop_once(const loop_config& cfg, bool direct) {
     ::close(fd);
     start = window([&](const plexus::value& ps) { return calc_ready(ps) == cfg.replicas; });
   } else {
-    // The control: the same N calc started by another thread of the bench (fork/exec from
-    // outside plexus run), registering with the same router; the gate stays shut.
+    // The control: the same N calc started by another thread of the bench with posix_spawn
+    // (vfork: the pinging thread is not held up by copies of the bench's page tables), from
+    // outside plexus run, registering with the same router; the gate stays shut.
     std::vector<pid_t> calcs;
     struct reaper {
       std::vector<pid_t>& pids;
@@ -181,15 +200,27 @@ loop_result run_loop_once(const loop_config& cfg, bool direct) {
       }
     } reap{calcs};
     calcs.reserve(static_cast<std::size_t>(cfg.replicas));
+    std::string calc = cfg.bin_dir + "/calc";
+    std::vector<std::string> storage{calc, "--router", address};
+    std::vector<char*> argv;
+    for (auto& a : storage)
+      argv.push_back(a.data());
+    argv.push_back(nullptr);
+    posix_spawn_file_actions_t actions;
+    ::posix_spawn_file_actions_init(&actions);
+    struct actions_guard {
+      posix_spawn_file_actions_t* a;
+      ~actions_guard() { ::posix_spawn_file_actions_destroy(a); }
+    } actions_cleanup{&actions};
+    ::posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, "/dev/null", O_WRONLY, 0);
+    ::posix_spawn_file_actions_addclosefrom_np(&actions, 3);
     std::atomic<bool> over{false};
     std::thread starter([&] {
-      for (int i = 0; i < cfg.replicas; ++i)
-        calcs.push_back(spawn_process(
-            cfg.bin_dir + "/calc", {.args = {"--router", address}, .out = child_stdout::to_null}));
-      // The calcs die with the thread that spawned them (PR_SET_PDEATHSIG): it waits
-      // until the window is over.
-      while (!over)
-        std::this_thread::sleep_for(1ms);
+      for (int i = 0; i < cfg.replicas && !over; ++i) {
+        pid_t pid = 0;
+        if (::posix_spawn(&pid, calc.c_str(), &actions, nullptr, argv.data(), environ) == 0)
+          calcs.push_back(pid);
+      }
     });
     try {
       start = window([&](const plexus::value&) {

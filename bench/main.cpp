@@ -303,7 +303,8 @@ int main(int argc, char** argv) {
       "calls while it is idle (the baseline, measured first in the same run); target: at most 2x");
   add_ranged(loop, "--replicas", lc.replicas, "calc replicas started at once", 1, 1000);
   add_ranged(loop, "--idle-seconds", lc.idle_s, "Length of the idle window", 0.1, 60.0);
-  add_ranged(loop, "--interval-us", lc.interval_us, "Pause between two pings", 0, 100000);
+  add_ranged(loop, "--interval-us", lc.interval_us,
+             "A ping is due every interval; its latency counts from then", 10, 100000);
   add_ranged(loop, "--repeat", loop_repeat, "Runs; medians reported", 1, 100);
   loop->add_option("--bin-dir", loop_bin_dir,
                    "Directory of the plexus and calc under test (default: plexus-bench's)");
