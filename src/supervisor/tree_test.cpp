@@ -339,7 +339,8 @@ TEST(Tree, StartingManyReplicasDoesNotBlockTheLoop) {
   f.start();
   const auto start_took = std::chrono::steady_clock::now() - before;
   EXPECT_LT(start_took, 30ms);
-  // A 1 ms ticker on the loop: the longest gap between two ticks while they start.
+  // A 1 ms ticker on the loop: the longest gap between two ticks while they start (a
+  // loose bound: on a loaded machine the loop also waits for a CPU).
   asio::steady_timer ticker(f.io);
   auto last = std::chrono::steady_clock::now();
   std::chrono::steady_clock::duration longest{};
@@ -357,7 +358,7 @@ TEST(Tree, StartingManyReplicasDoesNotBlockTheLoop) {
   ASSERT_TRUE(run_until(
       f.io, [&] { return f.all_ready(); }, 30000ms));
   ticker.cancel();
-  EXPECT_LT(longest, 100ms) << std::chrono::duration<double, std::milli>(longest).count() << " ms";
+  EXPECT_LT(longest, 250ms) << std::chrono::duration<double, std::milli>(longest).count() << " ms";
   for (const auto& s : f.t.status())
     EXPECT_NE(s.pid, 0);
 }
