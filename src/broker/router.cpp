@@ -140,6 +140,9 @@ class router::impl {
     pubsub_.publish_local(topic, std::move(params));
   }
   void tap(std::string prefix, tap_handler h) { pubsub_.tap(std::move(prefix), std::move(h)); }
+  void add_stat(std::string name, std::function<std::uint64_t()> read) {
+    extra_stats_.emplace_back(std::move(name), std::move(read));
+  }
 
  private:
   struct service_entry {
@@ -422,23 +425,26 @@ class router::impl {
 
   value stats_value() const {
     const auto st = stats();
-    return {{"peers", st.peers},
-            {"forwarded", st.forwarded},
-            {"no_route", st.no_route},
-            {"failed_by_peer_loss", st.failed_by_peer_loss},
-            {"malformed", st.malformed},
-            {"unsolicited", st.unsolicited},
-            {"duplicate_msgid", st.duplicate_msgid},
-            {"denied", st.denied},
-            {"in_flight", st.in_flight},
-            {"published", st.published},
-            {"delivered", st.delivered},
-            {"dropped", st.dropped},
-            {"dropped_by_zmq_subscribers", pubsub_.outlet_dropped()},
-            {"refused_connections", st.refused_connections},
-            {"hello_timeouts", st.hello_timeouts},
-            {"over_budget", st.over_budget},
-            {"auth_failures", st.auth_failures}};
+    value out = {{"peers", st.peers},
+                 {"forwarded", st.forwarded},
+                 {"no_route", st.no_route},
+                 {"failed_by_peer_loss", st.failed_by_peer_loss},
+                 {"malformed", st.malformed},
+                 {"unsolicited", st.unsolicited},
+                 {"duplicate_msgid", st.duplicate_msgid},
+                 {"denied", st.denied},
+                 {"in_flight", st.in_flight},
+                 {"published", st.published},
+                 {"delivered", st.delivered},
+                 {"dropped", st.dropped},
+                 {"dropped_by_zmq_subscribers", pubsub_.outlet_dropped()},
+                 {"refused_connections", st.refused_connections},
+                 {"hello_timeouts", st.hello_timeouts},
+                 {"over_budget", st.over_budget},
+                 {"auth_failures", st.auth_failures}};
+    for (const auto& [name, read] : extra_stats_)
+      if (!out.contains(name)) out[name] = read();
+    return out;
   }
 
   // ---- control frames ----------------------------------------------------------------
@@ -578,6 +584,7 @@ class router::impl {
   boost::asio::io_context& io_;
   router_options opts_;
   router_stats stats_;
+  std::vector<std::pair<std::string, std::function<std::uint64_t()>>> extra_stats_;  // add_stat
   detail::pubsub pubsub_;
   std::vector<transport::listener> listeners_;
   std::vector<std::unique_ptr<transport::inlet>> inlets_;
@@ -613,6 +620,9 @@ void router::publish(std::string_view topic, value params) {
 }
 void router::tap(std::string prefix, tap_handler h) {
   impl_->tap(std::move(prefix), std::move(h));
+}
+void router::add_stat(std::string name, std::function<std::uint64_t()> read) {
+  impl_->add_stat(std::move(name), std::move(read));
 }
 
 }  // namespace plexus::broker

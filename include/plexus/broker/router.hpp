@@ -106,6 +106,10 @@ class router {
   // decoded (publications that do not decode are skipped).
   using tap_handler = std::function<void(std::string_view topic, const value& params)>;
   void tap(std::string prefix, tap_handler h);
+  // Adds the counter `name` to plexus.stats, read by `read` (on the loop) at each call;
+  // a name the router already counts is left alone.
+  //   r.add_stat("echo_dropped", [&] { return echo.dropped(); });
+  void add_stat(std::string name, std::function<std::uint64_t()> read);
 
  private:
   class impl;
