@@ -6,6 +6,7 @@
 //   plexus-bench echo --repeat 3          # median of three interleaved runs, targets checked
 //   plexus-bench echo --transport zmq     # seed-style ZeroMQ peers: raw zmq broker vs plexus
 //   plexus-bench supervisor --repeat 3    # plexus run with 100 calc vs spawning them directly
+//   plexus-bench loop --repeat 3          # ping p99 through plexus run: idle vs 100 calc starting
 #include <signal.h>
 #include <stdlib.h>
 
@@ -23,6 +24,7 @@
 
 #include "common.hpp"
 #include "echo.hpp"
+#include "loop.hpp"
 #include "supervisor.hpp"
 
 namespace {
@@ -291,10 +293,41 @@ int main(int argc, char** argv) {
              "Interleaved rounds (direct, plexus); medians reported", 1, 100);
   supervisor->add_flag("--no-check", sup_no_check, "Report figures without checking the targets");
 
+  loop_config lc;
+  int loop_repeat = 1;
+  bool loop_no_check = false;
+  std::string loop_bin_dir;
+  auto* loop = app.add_subcommand(
+      "loop",
+      "plexus.ping p99 through plexus run while it starts N replicas of calc, against the same "
+      "calls while it is idle (the baseline, measured first in the same run); target: at most 2x");
+  add_ranged(loop, "--replicas", lc.replicas, "calc replicas started at once", 1, 1000);
+  add_ranged(loop, "--idle-seconds", lc.idle_s, "Length of the idle window", 0.1, 60.0);
+  add_ranged(loop, "--interval-us", lc.interval_us,
+             "A ping is due every interval; its latency counts from then", 10, 100000);
+  add_ranged(loop, "--repeat", loop_repeat, "Runs; medians reported", 1, 100);
+  loop->add_option("--bin-dir", loop_bin_dir,
+                   "Directory of the plexus and calc under test (default: plexus-bench's)");
+  loop->add_flag("--no-check", loop_no_check, "Report figures without checking the target");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e) == 0 ? 0 : 2;  // --help exits 0
+  }
+
+  if (loop->parsed()) {
+    try {
+      const temp_dir workdir;
+      lc.workdir = workdir.path();
+      lc.bin_dir = loop_bin_dir.empty()
+                       ? std::filesystem::read_symlink("/proc/self/exe").parent_path().string()
+                       : loop_bin_dir;
+      return run_loop_bench(lc, loop_repeat, !loop_no_check);
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "plexus-bench: %s\n", e.what());
+      return 2;
+    }
   }
 
   if (supervisor->parsed()) {

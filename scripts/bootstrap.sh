@@ -13,6 +13,7 @@ packages=(
   libgtest-dev libgmock-dev googletest
   libbenchmark-dev
   libzmq3-dev cppzmq-dev      # ZeroMQ transport and the zmq baseline
+  libsodium-dev               # tcp authentication (HMAC, CURVE keys)
   python3 python3-zmq python3-cbor2 python3-pytest
   clang-14 libclang-rt-14-dev llvm-14  # libFuzzer targets (scripts/fuzz.sh)
 )

@@ -37,5 +37,5 @@ if ((sanitizers)); then
     --gtest_brief=1
 
   echo "== fuzz smoke run (build-fuzz/)"
-  bash scripts/fuzz.sh --time "${PLEXUS_FUZZ_SECONDS:-10}"
+  bash scripts/fuzz.sh --time "${PLEXUS_FUZZ_SECONDS:-8}"
 fi

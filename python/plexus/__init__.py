@@ -23,6 +23,7 @@ and services work with the plexus router. Needs pyzmq and cbor2 only
 
 from . import supervision, wire
 from .client import Client
+from .curve import curve_client_options, curve_keys
 from .errors import (
     CODES,
     DeadlineExceeded,
@@ -58,6 +59,8 @@ __all__ = [
     "Subscriber",
     "Unavailable",
     "Unimplemented",
+    "curve_client_options",
+    "curve_keys",
     "error_from_wire",
     "supervision",
     "wire",

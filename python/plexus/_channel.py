@@ -22,16 +22,21 @@ from typing import Callable, Optional, Sequence
 
 import zmq
 
+from . import curve
+
 log = logging.getLogger("plexus")
 
 #: the reserved recipient of publications (a plexus router fans them out to subscribers)
 PUBLISH = b"*"
 
 
-def dealer_options(identity: Optional[bytes] = None) -> dict[int, object]:
+def dealer_options(identity: Optional[bytes] = None,
+                   address: Optional[str] = None) -> dict[int, object]:
     """Socket options of the package's DEALERs (a Client's and a Service's): probe the
     router on connect, drop unsent messages at close, deep queues, heartbeats that
-    notice a dead router within 3 s; ``identity`` if given."""
+    notice a dead router within 3 s; ``identity`` if given; and for a tcp:// ``address``
+    with ``PLEXUS_SECRET`` or ``PLEXUS_SECRET_FILE`` set, the CURVE keys of that secret
+    (plexus.curve)."""
     options: dict[int, object] = {
         zmq.PROBE_ROUTER: 1,
         zmq.LINGER: 0,
@@ -42,6 +47,10 @@ def dealer_options(identity: Optional[bytes] = None) -> dict[int, object]:
     }
     if identity:
         options[zmq.IDENTITY] = identity
+    if address is not None and address.startswith("tcp://"):
+        secret = curve.secret_from_environment()
+        if secret is not None:
+            options.update(curve.curve_client_options(secret))
     return options
 
 

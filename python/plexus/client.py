@@ -114,7 +114,7 @@ class Client(AsyncOpenClose):
             return self
         self._loop = asyncio.get_running_loop()
         self._chan = Channel(
-            zmq.DEALER, self.frontend, self._on_message, options=dealer_options(self._identity),
+            zmq.DEALER, self.frontend, self._on_message, options=dealer_options(self._identity, self.frontend),
             loop=self._loop, context=self._context,
         )
         return self

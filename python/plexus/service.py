@@ -272,7 +272,7 @@ class Service(AsyncOpenClose):
             self._own_executor = True
         self._connected = asyncio.Event()
         self._chan = Channel(
-            zmq.DEALER, self.backend, self._on_message, options=dealer_options(self._ident),
+            zmq.DEALER, self.backend, self._on_message, options=dealer_options(self._ident, self.backend),
             loop=self._loop, context=self._context, on_event=self._on_socket_event,
             events=zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_DISCONNECTED,
         )

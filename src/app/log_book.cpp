@@ -17,7 +17,7 @@ std::string text_of(const value& v, const char* key) {
 }  // namespace
 
 log_book::log_book(boost::asio::io_context& io, supervisor::log_options opts, std::string dir,
-                   std::FILE* echo, known_processes known)
+                   echo_writer* echo, known_processes known)
     : io_(io), opts_(opts), dir_(std::move(dir)), echo_(echo), known_(std::move(known)) {}
 
 log_book::known_processes log_book::known_from(const supervisor::tree_spec& spec) {
@@ -41,7 +41,7 @@ log_book::~log_book() {
 }
 
 // One flush per turn of the loop: a burst of lines read in one go is written with a
-// few large writes instead of one per line.
+// few large writes instead of one per line (the echo is written by its own thread).
 void log_book::flush_soon() {
   if (flush_posted_) return;
   flush_posted_ = true;
@@ -52,7 +52,6 @@ void log_book::flush() {
   flush_posted_ = false;
   for (auto& [key, f] : files_)
     f->flush();
-  if (echo_) std::fflush(echo_);
 }
 
 void log_book::add(std::string_view topic, const value& params) {
@@ -96,10 +95,8 @@ void log_book::add(std::string_view topic, const value& params) {
       ++file_errors_;
   }
   if (it != files_.end()) it->second->write_line(raw_line.empty() ? line : raw_line);
-  if (echo_ && log::level_rank(text_of(record, "level")) >= log::level_rank("info")) {
-    std::fputs(line.c_str(), echo_);
-    std::fputc('\n', echo_);
-  }
+  if (echo_ && log::level_rank(text_of(record, "level")) >= log::level_rank("info"))
+    echo_->line(line);
   flush_soon();
   if (opts_.history == 0) return;
   history_.push_back(std::move(record));

@@ -17,6 +17,7 @@
 #include <string>
 #include <string_view>
 
+#include "app/echo_writer.hpp"
 #include "plexus/supervisor/logs.hpp"
 #include "plexus/supervisor/spec.hpp"
 #include "plexus/wire/error.hpp"
@@ -28,10 +29,12 @@ class log_book {
   // Which processes get files: name → number of replicas (replicas 0 … n-1).
   using known_processes = std::map<std::string, std::size_t, std::less<>>;
 
-  // `dir` must be set (the resolved log directory); `echo` null: no echo. Files and
-  // the echo are flushed once per turn of `io` (after a batch of lines), not per line.
+  // `dir` must be set (the resolved log directory); `echo` null: no echo (not owned;
+  // it never blocks: a line the terminal cannot take in time is dropped and counted
+  // there, the files still get it). Files are flushed once per turn of `io` (after a
+  // batch of lines), not per line.
   log_book(boost::asio::io_context& io, supervisor::log_options opts, std::string dir,
-           std::FILE* echo, known_processes known);
+           echo_writer* echo, known_processes known);
   // The processes of `spec` and the supervisor's own name "plexus", one replica each
   // unless the spec says more.
   static known_processes known_from(const supervisor::tree_spec& spec);
@@ -62,7 +65,7 @@ class log_book {
   bool flush_posted_ = false;
   supervisor::log_options opts_;
   std::string dir_;
-  std::FILE* echo_;
+  echo_writer* echo_;
   std::deque<value> history_;
   std::map<std::string, std::unique_ptr<supervisor::rotating_file>> files_;
   std::size_t file_errors_ = 0;

@@ -57,7 +57,6 @@ TEST(LogBook, ServesValidTextAndWritesTheCapturedBytesToTheFile) {
   EXPECT_NE(file_text(dir.path() + "/lib.log").find(" lib lib " + fffd), std::string::npos);
 }
 
-
 std::set<std::string> files_in(const std::string& dir) {
   std::set<std::string> out;
   for (const auto& e : std::filesystem::directory_iterator(dir))

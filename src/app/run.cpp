@@ -8,6 +8,7 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
 
+#include "app/echo_writer.hpp"
 #include "app/exit_codes.hpp"
 #include "app/log_book.hpp"
 #include "plexus/broker/router.hpp"
@@ -86,7 +87,12 @@ int run(run_options o) {
   }
   const auto address = transport::connectable(router.addresses().front());
 
-  log_book book(io, app.supervisor.log, log_dir, app.supervisor.log.echo ? o.out : nullptr,
+  // Once the loop runs, nothing writes to the terminal but this: the loop only queues
+  // (dropped and counted when the terminal is too slow, plexus.stats echo_dropped).
+  std::fflush(o.out);
+  echo_writer echo(::fileno(o.out));
+  router.add_stat("echo_dropped", [&] { return echo.dropped(); });
+  log_book book(io, app.supervisor.log, log_dir, app.supervisor.log.echo ? &echo : nullptr,
                 log_book::known_from(app.supervisor));
   router.tap("log.", [&](std::string_view topic, const value& params) { book.add(topic, params); });
 
@@ -175,11 +181,11 @@ int run(run_options o) {
     signals.async_wait([&](const boost::system::error_code& ec, int sig) {
       if (ec) return;
       if (++signals_seen == 1) {
-        std::fprintf(o.out, "plexus run: %s: stopping (again to kill at once)\n",
-                     sig == SIGINT   ? "interrupted"
-                     : sig == SIGHUP ? "hangup"
-                                     : "terminated");
-        std::fflush(o.out);
+        echo.line(std::string("plexus run: ") +
+                  (sig == SIGINT   ? "interrupted"
+                   : sig == SIGHUP ? "hangup"
+                                   : "terminated") +
+                  ": stopping (again to kill at once)");
         t.stop();
         wait_signal();
       } else {

@@ -13,6 +13,7 @@
 #include "broker/inflight_table.hpp"
 #include "broker/peer.hpp"
 #include "broker/pubsub.hpp"
+#include "plexus/transport/auth.hpp"
 #include "plexus/transport/endpoint.hpp"
 #include "plexus/wire/control.hpp"
 #include "plexus/wire/message.hpp"
@@ -63,6 +64,20 @@ class router::impl {
   result<void> start() {
     if (opts_.listen.empty())
       return plexus::error(errc::invalid_argument, "router has no listen address");
+    // The tcp secret: given, else from secret_file, else from the environment.
+    if (opts_.transport.secret.empty()) {
+      auto secret = opts_.secret_file.empty() ? transport::secret_from_environment()
+                                              : transport::read_secret_file(opts_.secret_file);
+      if (!secret) return std::move(secret).error();
+      opts_.transport.secret = std::move(*secret);
+    } else if (auto ok = transport::check_secret(opts_.transport.secret, "router_options"); !ok) {
+      return ok;
+    }
+    // A tcp peer that does not finish the handshake has said no hello either: the hello
+    // timer closes it at hello_timeout_ms (hello_timeouts). The transport's own deadline
+    // is only a backstop, later, so that the count does not depend on which fires first.
+    opts_.transport.handshake_timeout =
+        std::chrono::milliseconds(opts_.hello_timeout_ms) + std::chrono::seconds(1);
     for (const auto& address : opts_.listen) {
       auto e = transport::bind_endpoint(io_, address, opts_.transport);
       if (!e) return std::move(e).error();
@@ -129,6 +144,9 @@ class router::impl {
     pubsub_.publish_local(topic, std::move(params));
   }
   void tap(std::string prefix, tap_handler h) { pubsub_.tap(std::move(prefix), std::move(h)); }
+  void add_stat(std::string name, std::function<std::uint64_t()> read) {
+    extra_stats_.emplace_back(std::move(name), std::move(read));
+  }
 
  private:
   struct service_entry {
@@ -505,23 +523,27 @@ class router::impl {
 
   value stats_value() const {
     const auto st = stats();
-    return {{"peers", st.peers},
-            {"forwarded", st.forwarded},
-            {"no_route", st.no_route},
-            {"failed_by_peer_loss", st.failed_by_peer_loss},
-            {"malformed", st.malformed},
-            {"unsolicited", st.unsolicited},
-            {"duplicate_msgid", st.duplicate_msgid},
-            {"denied", st.denied},
-            {"in_flight", st.in_flight},
-            {"published", st.published},
-            {"delivered", st.delivered},
-            {"dropped", st.dropped},
-            {"dropped_by_zmq_subscribers", pubsub_.outlet_dropped()},
-            {"refused_connections", st.refused_connections},
-            {"hello_timeouts", st.hello_timeouts},
-            {"over_budget", st.over_budget},
-            {"expired", st.expired}};
+    value out = {{"peers", st.peers},
+                 {"forwarded", st.forwarded},
+                 {"no_route", st.no_route},
+                 {"failed_by_peer_loss", st.failed_by_peer_loss},
+                 {"malformed", st.malformed},
+                 {"unsolicited", st.unsolicited},
+                 {"duplicate_msgid", st.duplicate_msgid},
+                 {"denied", st.denied},
+                 {"in_flight", st.in_flight},
+                 {"published", st.published},
+                 {"delivered", st.delivered},
+                 {"dropped", st.dropped},
+                 {"dropped_by_zmq_subscribers", pubsub_.outlet_dropped()},
+                 {"refused_connections", st.refused_connections},
+                 {"hello_timeouts", st.hello_timeouts},
+                 {"over_budget", st.over_budget},
+                 {"auth_failures", st.auth_failures},
+                 {"expired", st.expired}};
+    for (const auto& [name, read] : extra_stats_)
+      if (!out.contains(name)) out[name] = read();
+    return out;
   }
 
   // ---- control frames ----------------------------------------------------------------
@@ -636,6 +658,9 @@ class router::impl {
   void remove_peer(std::uint32_t id, const plexus::error& why) {
     auto it = peers_.find(id);
     if (it == peers_.end()) return;
+    // The transport ends a connection whose tcp handshake failed with permission_denied
+    // (transport/auth.hpp); nothing else ends one with that code.
+    if (why.code == errc::permission_denied) ++stats_.auth_failures;
     auto owned = std::move(it->second);
     peers_.erase(it);
     const auto services = owned->services;
@@ -659,6 +684,7 @@ class router::impl {
   boost::asio::io_context& io_;
   router_options opts_;
   router_stats stats_;
+  std::vector<std::pair<std::string, std::function<std::uint64_t()>>> extra_stats_;  // add_stat
   detail::pubsub pubsub_;
   std::vector<transport::listener> listeners_;
   std::vector<std::unique_ptr<transport::inlet>> inlets_;
@@ -697,6 +723,9 @@ void router::publish(std::string_view topic, value params) {
 }
 void router::tap(std::string prefix, tap_handler h) {
   impl_->tap(std::move(prefix), std::move(h));
+}
+void router::add_stat(std::string name, std::function<std::uint64_t()> read) {
+  impl_->add_stat(std::move(name), std::move(read));
 }
 
 }  // namespace plexus::broker

@@ -28,6 +28,9 @@ std::size_t& max_subscriptions_per_peer(router_options& o) {
 std::size_t& max_in_flight_per_peer(router_options& o) {
   return o.max_in_flight_per_peer;
 }
+std::string& secret_file(router_options& o) {
+  return o.secret_file;
+}
 
 // clang-format off
 constexpr std::array table{
@@ -88,7 +91,8 @@ constexpr std::array table{
                   .type = option_type::size, .type_text = "integer ≥ 1",
                   .default_text = "5,000 (5 s)",
                   .help = "milliseconds a native connection may stay without saying hello; "
-                          "then it is closed and counted (`hello_timeouts` in stats)",
+                          "then it is closed and counted (`hello_timeouts` in stats); also the "
+                          "time a tcp peer has to finish the authentication handshake",
                   .role = {}, .scheme = {}, .min = 1, .field = hello_timeout_ms},
     router_option{.key = "max_subscriptions_per_peer", .flags = "--max-subscriptions-per-peer",
                   .type = option_type::size, .type_text = "integer ≥ 0", .default_text = "1,024",
@@ -100,6 +104,14 @@ constexpr std::array table{
                   .help = "requests of one peer forwarded and not yet answered; a request "
                           "beyond it is answered with `resource_exhausted`",
                   .role = {}, .scheme = {}, .min = 1, .field = max_in_flight_per_peer},
+    router_option{.key = "secret_file", .flags = "--secret-file", .type = option_type::text,
+                  .type_text = "string (a path)",
+                  .default_text = "none: `$PLEXUS_SECRET`, else `$PLEXUS_SECRET_FILE`",
+                  .help = "a file (mode 0600, owned by the router's user) holding the shared "
+                          "secret of tcp authentication: native tcp peers must prove they know "
+                          "it, ZeroMQ tcp endpoints use CURVE; needed to listen on tcp beyond "
+                          "loopback (docs/security.md)",
+                  .role = {}, .scheme = {}, .text_field = secret_file},
 };
 // clang-format on
 
@@ -126,6 +138,12 @@ std::size_t index_of(const router_option& o) {
 }  // namespace
 
 result<void> router_option::set(router_options& o, const value& v) const {
+  if (type == option_type::text) {
+    if (!v.is_string() || v.get_ref<const std::string&>().empty())
+      return invalid("expected a non-empty string");
+    text_field(o) = v.get<std::string>();
+    return {};
+  }
   if (type == option_type::size) {
     if (!v.is_number_integer() || v.get<std::int64_t>() < min)
       return invalid("expected an integer of at least " + std::to_string(min));
@@ -159,6 +177,7 @@ result<void> router_option::set(router_options& o, const value& v) const {
 }
 
 value router_option::get(const router_options& o) const {
+  if (type == option_type::text) return text_field(const_cast<router_options&>(o));
   if (type == option_type::size)
     return static_cast<std::int64_t>(field(const_cast<router_options&>(o)));
   value out = value::array();
@@ -171,6 +190,10 @@ value router_option::get(const router_options& o) const {
 result<value> router_option::from_text(std::span<const std::string> texts) const {
   if (type == option_type::addresses)
     return value(std::vector<std::string>(texts.begin(), texts.end()));
+  if (type == option_type::text) {
+    if (texts.size() != 1) return invalid("expected one string");
+    return value(texts.front());
+  }
   if (texts.size() != 1) return invalid("expected one integer");
   std::int64_t n = 0;
   const auto& t = texts.front();

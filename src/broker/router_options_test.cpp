@@ -107,13 +107,14 @@ TEST(RouterOptions, EveryRowIsComplete) {
     EXPECT_FALSE(o.type_text.empty()) << o.key;
     EXPECT_FALSE(o.default_text.empty()) << o.key;
     EXPECT_EQ(o.type == option_type::size, o.field != nullptr) << o.key;
+    EXPECT_EQ(o.type == option_type::text, o.text_field != nullptr) << o.key;
     EXPECT_EQ(find_router_option(o.key), &o);
   }
   EXPECT_EQ(find_router_option("nope"), nullptr);
   EXPECT_EQ(router_option_keys(),
             "listen, zmq_frontend, zmq_backend, zmq_publishers, zmq_subscribers, udp, "
             "max_frame_bytes, max_queued_bytes, subscriber_queue_bytes, max_connections, "
-            "hello_timeout_ms, max_subscriptions_per_peer, max_in_flight_per_peer");
+            "hello_timeout_ms, max_subscriptions_per_peer, max_in_flight_per_peer, secret_file");
 }
 
 TEST(RouterOptions, DefaultListenIsAddedOnlyWithoutANativeAddress) {

@@ -872,6 +872,26 @@ TEST(Router, SameUserMethodsAreDeniedToAnotherUserOverIpc) {
   EXPECT_EQ(g.f.router.stats().denied, 1u);
 }
 
+// What the process adds to plexus.stats (plexus run: echo_dropped) is read at each
+// call; a name the router counts itself is not replaced.
+TEST(Router, AddedStatsAppearInPlexusStats) {
+  fabric f;
+  ASSERT_TRUE(f.router.start());
+  std::uint64_t dropped = 0;
+  f.router.add_stat("echo_dropped", [&] { return dropped; });
+  f.router.add_stat("forwarded", [] { return std::uint64_t{12345}; });
+  rpc::client c(f.io, f.client());
+  ASSERT_TRUE(c.connect());
+  auto first = call_and_wait(f.io, c, "plexus", "stats", value::array());
+  ASSERT_TRUE(first) << first.error().message;
+  EXPECT_EQ((*first)["echo_dropped"], 0);
+  EXPECT_NE((*first)["forwarded"], 12345);
+  dropped = 7;
+  auto second = call_and_wait(f.io, c, "plexus", "stats", value::array());
+  ASSERT_TRUE(second) << second.error().message;
+  EXPECT_EQ((*second)["echo_dropped"], 7);
+}
+
 TEST(Router, StatsCountNoRouteAndFailedByPeerLoss) {
   fabric f;
   ASSERT_TRUE(f.router.start());

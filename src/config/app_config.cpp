@@ -41,8 +41,9 @@ result<void> read_strings(const std::string& source, const toml::node& node, con
 
 result<void> read_size(const std::string& source, const toml::node& node, const std::string& key,
                        std::size_t& out, std::int64_t min) {
-  auto v = node.value<std::int64_t>();
-  if (!v || !node.is_integer() || *v < min)
+  // is_integer() first: value<int64_t>() converts a float, which overflows on 1e76.
+  const auto v = node.is_integer() ? node.value<std::int64_t>() : std::nullopt;
+  if (!v || *v < min)
     return fail(source, node.source(), key,
                 "expected an integer of at least " + std::to_string(min));
   out = static_cast<std::size_t>(*v);
@@ -150,6 +151,10 @@ result<void> read_router(const std::string& source, const toml::table& t,
       std::vector<std::string> addresses;
       if (auto ok = read_strings(source, node, key, addresses); !ok) return ok;
       v = addresses;
+    } else if (option->type == broker::option_type::text) {
+      std::string text;
+      if (auto ok = read_string(source, node, key, text); !ok) return ok;
+      v = text;
     } else {
       std::size_t size = 0;
       if (auto ok = read_size(source, node, key, size, option->min); !ok) return ok;

@@ -14,6 +14,17 @@
 namespace plexus::config {
 namespace {
 
+TEST(AppConfig, ReadsTheRouterSecretFile) {
+  auto cfg = parse("[router]\nsecret_file = \"/etc/plexus/secret\"\n", "app.toml");
+  ASSERT_TRUE(cfg) << cfg.error().message;
+  EXPECT_EQ(cfg->router.secret_file, "/etc/plexus/secret");
+  EXPECT_TRUE(cfg->router.transport.secret.empty());  // read by the router when it starts
+  auto bad = parse("[router]\nsecret_file = 3\n", "app.toml");
+  ASSERT_FALSE(bad);
+  EXPECT_NE(bad.error().message.find("router.secret_file"), std::string::npos)
+      << bad.error().message;
+}
+
 TEST(AppConfig, ReadsTheRouterSection) {
   auto cfg = parse(R"(
 [router]
@@ -75,7 +86,7 @@ TEST(AppConfig, ErrorsNameFileLineAndKey) {
                "router.lisen: unknown key (known: listen, zmq_frontend, zmq_backend, "
                "zmq_publishers, zmq_subscribers, udp, max_frame_bytes, max_queued_bytes, "
                "subscriber_queue_bytes, max_connections, hello_timeout_ms, "
-               "max_subscriptions_per_peer, max_in_flight_per_peer)");
+               "max_subscriptions_per_peer, max_in_flight_per_peer, secret_file)");
   expect_error("[router]\nudp = \"tcp://h:1\"\n", "2:7", "router.udp: expected a udp:// address");
   expect_error("[router]\nmax_frame_bytes = 10\n", "2:19", "router.max_frame_bytes");
   expect_error("[router]\nmax_queued_bytes = \"big\"\n", "2:20", "router.max_queued_bytes");
@@ -208,6 +219,12 @@ TEST(AppConfig, AbsentSupervisorSectionsKeepTheDefaults) {
   ASSERT_TRUE(cfg) << cfg.error().message;
   EXPECT_TRUE(cfg->supervisor.processes.empty());
   EXPECT_EQ(cfg->supervisor.period, d.period);
+}
+
+TEST(AppConfig, AHugeFloatWhereASizeGoesIsAnErrorNotAnOverflow) {
+  // Found by fuzz/app_config_fuzz (UBSan: float-cast-overflow in the size reader).
+  expect_error("[router]\nsubscriber_queue_bytes = 1048e76\n", "2:26",
+               "router.subscriber_queue_bytes: expected an integer");
 }
 
 TEST(AppConfig, SupervisorSectionErrors) {

@@ -33,7 +33,9 @@ class client::impl : public std::enable_shared_from_this<client::impl> {
           static_cast<std::uint64_t>(std::max<std::int64_t>(0, control::int_field(v, "count")));
     });
     link_.on_lost([this](const plexus::error& e) {
-      fail_sent({errc::unavailable, "connection to the router lost: " + e.message});
+      // A failed tcp authentication stays permission_denied; any other loss is unavailable.
+      fail_sent({e.code == errc::permission_denied ? errc::permission_denied : errc::unavailable,
+                 "connection to the router lost: " + e.message});
     });
     link_.on_registration([this] { on_connection(); });
   }

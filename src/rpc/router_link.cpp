@@ -8,6 +8,7 @@
 
 #include "plexus/log/record.hpp"
 #include "plexus/rpc/supervision.hpp"
+#include "plexus/transport/auth.hpp"
 #include "plexus/wire/control.hpp"
 
 namespace plexus::rpc::detail {
@@ -61,6 +62,14 @@ void router_link::on_event(link_handler h) {
 
 result<void> router_link::open_with(std::weak_ptr<const void> owner,
                                     transport::connection::frame_handler on_frame) {
+  // The tcp secret: the one given, else $PLEXUS_SECRET / $PLEXUS_SECRET_FILE.
+  if (opts_.secret.empty()) {
+    auto secret = transport::secret_from_environment();
+    if (!secret) return std::move(secret).error();
+    opts_.secret = std::move(*secret);
+  } else if (auto ok = transport::check_secret(opts_.secret, "transport::options::secret"); !ok) {
+    return ok;
+  }
   owner_ = std::move(owner);
   on_frame_ = std::move(on_frame);
   closed_ = false;

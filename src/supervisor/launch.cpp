@@ -63,6 +63,18 @@ result<std::string> find_program(const child_spec& p, const program_search& wher
 
 result<launched_child> launch(boost::asio::io_context& io, const child_spec& spec,
                               const launch_options& opts, process::exit_handler on_exit) {
+  auto child = start_launch(spec, opts);
+  if (!child) return std::move(child).error();
+  return adopt_launch(io, std::move(*child), std::move(on_exit));
+}
+
+launched_child adopt_launch(boost::asio::io_context& io, started_child child,
+                            process::exit_handler on_exit) {
+  return launched_child{process::adopt(io, std::move(child.proc), std::move(on_exit)),
+                        std::move(child.out), std::move(child.err), std::move(child.notify)};
+}
+
+result<started_child> start_launch(const child_spec& spec, const launch_options& opts) {
   auto out = make_pipe();
   if (!out) return std::move(out).error();
   auto err = make_pipe();
@@ -88,11 +100,11 @@ result<launched_child> launch(boost::asio::io_context& io, const child_spec& spe
   s.stdout_fd = out->write.get();
   s.stderr_fd = err->write.get();
   s.fd3 = note->write.get();
-  auto p = process::spawn(io, s, std::move(on_exit));
+  auto p = process::start(s);
   // The child has its copies (or does not exist): only the read ends stay here.
   if (!p) return std::move(p).error();
-  return launched_child{std::move(*p), std::move(out->read), std::move(err->read),
-                        std::move(note->read)};
+  return started_child{std::move(*p), std::move(out->read), std::move(err->read),
+                       std::move(note->read)};
 }
 
 }  // namespace plexus::supervisor

@@ -8,7 +8,9 @@
 //                                   [](exit_status s) { ... });
 //   line_reader out(io, child->out.release(), {}, ...);
 //
-// Threading: the io_context's thread only.
+// Threading: launch() on the io_context's thread only; start_launch() (the blocking
+// half: pipes, clone, exec) on any thread, its result given to adopt_launch() on the
+// loop's thread.
 #pragma once
 
 #include <cstddef>
@@ -53,5 +55,15 @@ struct launched_child {
 // resource_exhausted (pipes), and those of process::spawn.
 result<launched_child> launch(boost::asio::io_context& io, const child_spec& spec,
                               const launch_options& opts, process::exit_handler on_exit);
+
+// launch() in two halves: the child started (any thread; `opts.stdin_fd` must stay open
+// meanwhile), then watched by the loop.
+struct started_child {
+  process::started proc;  // killed and reaped if never adopted
+  os::unique_fd out, err, notify;
+};
+result<started_child> start_launch(const child_spec& spec, const launch_options& opts);
+launched_child adopt_launch(boost::asio::io_context& io, started_child child,
+                            process::exit_handler on_exit);
 
 }  // namespace plexus::supervisor

@@ -23,6 +23,7 @@
 #include <mutex>
 #include <set>
 #include <sstream>
+#include <utility>
 #include <vector>
 
 #include "plexus/os/unique_fd.hpp"
@@ -446,8 +447,55 @@ void process::stop(std::chrono::milliseconds grace) {
   });
 }
 
+process::started::started(started&& o) noexcept
+    : pid_(std::exchange(o.pid_, 0)), pidfd_(std::exchange(o.pidfd_, -1)) {}
+
+process::started& process::started::operator=(started&& o) noexcept {
+  if (this != &o) {
+    discard();
+    pid_ = std::exchange(o.pid_, 0);
+    pidfd_ = std::exchange(o.pidfd_, -1);
+  }
+  return *this;
+}
+
+process::started::~started() {
+  discard();
+}
+
+// Never adopted: killed and reaped here (SIGKILL cannot be ignored: this is short).
+void process::started::discard() noexcept {
+  if (pidfd_ < 0) return;
+  ::kill(-pid_, SIGKILL);
+  siginfo_t info{};
+  while (::waitid(P_PIDFD, static_cast<id_t>(pidfd_), &info, WEXITED) != 0 && errno == EINTR) {
+  }
+  track(pid_, false);
+  ::kill(-pid_, SIGKILL);
+  tell_keeper('-', pid_);
+  ::close(pidfd_);
+  pidfd_ = -1;
+  pid_ = 0;
+}
+
 result<std::unique_ptr<process>> process::spawn(asio::io_context& io, const spawn_spec& spec,
                                                 exit_handler on_exit) {
+  auto child = start(spec);
+  if (!child) return std::move(child).error();
+  return adopt(io, std::move(*child), std::move(on_exit));
+}
+
+std::unique_ptr<process> process::adopt(asio::io_context& io, started child, exit_handler on_exit) {
+  auto s = std::make_shared<state>(io);
+  s->pid = child.pid_;
+  s->pidfd.assign(std::exchange(child.pidfd_, -1));  // the stream descriptor owns it now
+  child.pid_ = 0;
+  s->on_exit = std::move(on_exit);
+  s->watch();
+  return std::unique_ptr<process>(new process(std::move(s)));
+}
+
+result<process::started> process::start(const spawn_spec& spec) {
   if (spec.program.empty()) return plexus::error(errc::invalid_argument, "empty program");
 
   // Everything the child needs is built before the clone: after it, only
@@ -506,9 +554,18 @@ result<std::unique_ptr<process>> process::spawn(asio::io_context& io, const spaw
   sigset_t all, old;
   sigfillset(&all);
   ::pthread_sigmask(SIG_SETMASK, &all, &old);
-  const pid_t pid = ::clone(exec_child, static_cast<char*>(stack) + stack_bytes,
-                            CLONE_VM | CLONE_VFORK | SIGCHLD, &plan);
-  const int clone_errno = errno;
+  pid_t pid;
+  int clone_errno;
+  {
+    // The child is among `spawned` before reap_orphans() (the loop, on SIGCHLD) can
+    // see it in /proc: a child that fails its exec at once is reaped by this thread,
+    // not taken for an orphan. The loop waits on this lock at most one exec.
+    std::lock_guard lock(spawned_mutex);
+    pid = ::clone(exec_child, static_cast<char*>(stack) + stack_bytes,
+                  CLONE_VM | CLONE_VFORK | SIGCHLD, &plan);
+    clone_errno = errno;
+    if (pid > 0) spawned.insert(pid);
+  }
   ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
   ::munmap(stack, stack_bytes);  // the child has exec'd or exited: CLONE_VFORK waited
   if (pid < 0)
@@ -516,7 +573,6 @@ result<std::unique_ptr<process>> process::spawn(asio::io_context& io, const spaw
   report_write.close();
   ::setpgid(pid, pid);  // also from here, so the group exists before anyone signals it
   tell_keeper('+', pid);
-  track(pid, true);
   int child_errno = 0;
   ssize_t n;
   while ((n = ::read(report_read.get(), &child_errno, sizeof child_errno)) < 0 && errno == EINTR) {
@@ -543,13 +599,10 @@ result<std::unique_ptr<process>> process::spawn(asio::io_context& io, const spaw
     tell_keeper('-', pid);
     return plexus::error(errc::internal, std::string("pidfd_open: ") + ::strerror(err));
   }
-  auto s = std::make_shared<state>(io);
-  s->pid = pid;
-  s->pidfd.assign(fd.get());
-  (void)fd.release();  // the stream descriptor owns it now
-  s->on_exit = std::move(on_exit);
-  s->watch();
-  return std::unique_ptr<process>(new process(std::move(s)));
+  started out;
+  out.pid_ = pid;
+  out.pidfd_ = fd.release();
+  return out;
 }
 
 }  // namespace plexus::supervisor

@@ -19,6 +19,7 @@
 #include "plexus/supervisor/process.hpp"
 #include "supervisor/launch.hpp"
 #include "supervisor/proc_stats.hpp"
+#include "supervisor/spawner.hpp"
 
 // The tree is the executor of supervisor::policy: it feeds the policy the events of the
 // loop (exits, READY=1, timeouts, requests by name) and carries out its plans. The
@@ -27,6 +28,12 @@
 // wait, that the tree still lives. A coroutine waiting for a child's exit when the tree
 // dies is destroyed without resuming (its handler goes with the child); one waiting on
 // a backoff timer resumes with the timer cancelled and returns at once.
+//
+// Starting a child blocks (the program's lookup, pipes, clone, the wait for the exec):
+// that runs on the spawner thread, and the child comes back to the loop as a
+// process::started. Meanwhile the child is `starting` with no process yet (`pending`);
+// a stop or kill asked for then is carried out when it comes back. A child started for
+// a tree that has died is killed and reaped where its result lands.
 
 namespace plexus::supervisor {
 
@@ -151,6 +158,11 @@ class tree::impl : public std::enable_shared_from_this<tree::impl> {
   struct child {
     explicit child(asio::io_context& io) : ready_timer(io) {}
     std::unique_ptr<process> proc;
+    // Being started on the spawner thread: no process yet. Each launch has its own
+    // number (`launches`), so that a result can only land on the launch it belongs to.
+    bool pending = false;
+    std::uint64_t launches = 0;
+    bool kill_when_started = false;  // kill_all() came while it was pending
     std::unique_ptr<line_reader> notify;
     asio::steady_timer ready_timer;
     // Run once it has exited after the tree stopped it (see exited()).
@@ -190,38 +202,69 @@ class tree::impl : public std::enable_shared_from_this<tree::impl> {
     const auto& spec = policy_.spec_of(i);
     c.timed_out = false;
     c.health = nullptr;
-    auto program = find_program(spec, search());
-    if (!program) {
-      failed_to_start(i, program.error().message);
-      return;
-    }
-    auto launched = launch(io_, spec,
-                           {.program = *program,
-                            .replica = policy_.replica(i),
-                            .router_address = opts_.router_address,
-                            .stdin_fd = null_fd_.get()},
-                           [this, weak = weak_from_this(), i](exit_status st) {
-                             if (!weak.expired()) on_exit(i, st);
-                           });
-    if (!launched) {
-      failed_to_start(i, launched.error().message);
-      return;
-    }
-    c.proc = std::move(launched->proc);
+    c.kill_when_started = false;
+    c.pending = true;
+    const auto launch_no = ++c.launches;
     policy_.started(i);
+    // The job gets copies of all it reads; null_fd_ and the spawner live as long as the
+    // tree's impl, and the spawner is destroyed first (it is declared last).
+    spawner_.submit([&io = io_, weak = weak_from_this(), i, launch_no, spec, where = search(),
+                     opts = launch_options{.replica = policy_.replica(i),
+                                           .router_address = opts_.router_address,
+                                           .stdin_fd = null_fd_.get()}]() mutable {
+      auto program = find_program(spec, where);
+      result<started_child> r = program ? (opts.program = *program, start_launch(spec, opts))
+                                        : result<started_child>(std::move(program).error());
+      asio::post(io, [weak, i, launch_no, r = std::move(r)]() mutable {
+        if (auto self = weak.lock()) self->launched(i, launch_no, std::move(r));
+        // else: the tree has gone; `r` kills and reaps its child
+      });
+    });
+  }
+
+  // The spawner's answer for launch `launch_no` of child `i`.
+  void launched(std::size_t i, std::uint64_t launch_no, result<started_child> r) {
+    auto& c = *children_[i];
+    if (!c.pending || launch_no != c.launches) return;  // `r` kills its child, if any
+    c.pending = false;
+    const auto& spec = policy_.spec_of(i);
+    const bool stop_asked = policy_.state(i) == child_state::stopping;
+    if (!r) {
+      if (stop_asked) {  // stopped while it was being started: it never ran
+        c.last_exit = r.error().message;
+        policy_.stopped(i);
+        emit(i, "info", "stopped (cannot start: " + r.error().message + ")", "exit");
+        run_on_stopped(c);
+        return;
+      }
+      failed_to_start(i, r.error().message);
+      return;
+    }
+    auto launched =
+        adopt_launch(io_, std::move(*r), [this, weak = weak_from_this(), i](exit_status st) {
+          if (!weak.expired()) on_exit(i, st);
+        });
+    c.proc = std::move(launched.proc);
     c.started = clock::now();
     c.stats.reset();
     const auto pid = c.proc->pid();
-    read_lines(i, launched->out.release(), "stdout", "info");
-    read_lines(i, launched->err.release(), "stderr", "warn");
+    read_lines(i, launched.out.release(), "stdout", "info");
+    read_lines(i, launched.err.release(), "stderr", "warn");
     c.notify = std::make_unique<line_reader>(
-        io_, launched->notify.release(), line_reader_options{.max_line = 4096},
+        io_, launched.notify.release(), line_reader_options{.max_line = 4096},
         [this, i](std::string_view line, bool partial) {
           if (!partial) on_report(i, line);
         },
         [] {});
     c.notify->start();
     emit(i, "debug", "started (pid " + std::to_string(pid) + ")", "start");
+    if (stop_asked) {  // a stop (or kill) came while it was being started
+      if (c.kill_when_started)
+        (void)c.proc->signal(SIGKILL);
+      else
+        c.proc->stop(spec.stop_timeout);
+      return;
+    }
     if (spec.ready == readiness::spawn) {
       asio::post(io_, [this, weak = weak_from_this(), i, pid] {
         if (weak.expired()) return;
@@ -240,6 +283,14 @@ class tree::impl : public std::enable_shared_from_this<tree::impl> {
           emit(i, "error", "not ready within " + in_seconds(spec.ready_timeout), "ready_timeout");
           c.proc->stop(spec.stop_timeout);
         });
+  }
+
+  // The waiters of exited(i), once child `i` has stopped.
+  static void run_on_stopped(child& c) {
+    auto waiting = std::move(c.on_stopped);
+    c.on_stopped.clear();
+    for (auto& w : waiting)
+      w();
   }
 
   // stdout/stderr: one log record per line (log::make_line_record). The reader lives
@@ -321,10 +372,7 @@ class tree::impl : public std::enable_shared_from_this<tree::impl> {
     if (policy_.state(i) == child_state::stopping) {
       policy_.stopped(i);
       emit(i, "info", "stopped (" + why + ")", "exit");
-      auto waiting = std::move(c.on_stopped);
-      c.on_stopped.clear();
-      for (auto& w : waiting)
-        w();
+      run_on_stopped(c);
       return;
     }
     const child_exit how{
@@ -372,7 +420,7 @@ class tree::impl : public std::enable_shared_from_this<tree::impl> {
         auto& c = *children_[i];
         policy_.stopping(i);
         c.ready_timer.cancel();
-        c.proc->stop(policy_.spec_of(i).stop_timeout);
+        if (c.proc) c.proc->stop(policy_.spec_of(i).stop_timeout);  // else: launched() does
         return;
       }
       case child_state::backoff:
@@ -458,7 +506,10 @@ class tree::impl : public std::enable_shared_from_this<tree::impl> {
       if (s == child_state::starting || s == child_state::ready || s == child_state::stopping) {
         policy_.stopping(i);
         c.ready_timer.cancel();
-        (void)c.proc->signal(SIGKILL);
+        if (c.proc)
+          (void)c.proc->signal(SIGKILL);
+        else
+          c.kill_when_started = true;  // pending: launched() kills it
       } else if (s == child_state::backoff) {
         policy_.stopped(i);
       }
@@ -552,6 +603,8 @@ class tree::impl : public std::enable_shared_from_this<tree::impl> {
   outcome outcome_ = outcome::stopped;
   std::string message_;
   done_handler on_done_;
+  // Last: destroyed first, joined before what its jobs read (null_fd_) goes.
+  spawner spawner_;
 };
 
 tree::tree(asio::io_context& io, tree_spec spec, tree_options opts)

@@ -11,8 +11,12 @@
 #include "support/temp_dir.hpp"
 #include "support/wait.hpp"
 
+#include <sys/wait.h>
+
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <chrono>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -322,6 +326,86 @@ TEST(Tree, ReplicasAreSeparateChildren) {
   }));
   EXPECT_EQ(f.find("w", 0)->restarts, 0u);
   EXPECT_EQ(f.find("w", 2)->restarts, 0u);
+}
+
+// Issue 10 item 11: the clone and exec of each child run on the spawner thread, so
+// starting many replicas returns at once and the loop keeps turning meanwhile (before,
+// start() itself spawned all 100, a few ms each).
+TEST(Tree, StartingManyReplicasDoesNotBlockTheLoop) {
+  auto w = sh("w");
+  w.replicas = 100;
+  fixture f(spec_of({w}));
+  const auto before = std::chrono::steady_clock::now();
+  f.start();
+  const auto start_took = std::chrono::steady_clock::now() - before;
+  EXPECT_LT(start_took, 30ms);
+  // A 1 ms ticker on the loop: the longest gap between two ticks while they start (a
+  // loose bound: on a loaded machine the loop also waits for a CPU).
+  asio::steady_timer ticker(f.io);
+  auto last = std::chrono::steady_clock::now();
+  std::chrono::steady_clock::duration longest{};
+  std::function<void()> tick = [&] {
+    ticker.expires_after(1ms);
+    ticker.async_wait([&](const boost::system::error_code& ec) {
+      if (ec) return;
+      const auto now = std::chrono::steady_clock::now();
+      longest = std::max(longest, now - last);
+      last = now;
+      tick();
+    });
+  };
+  tick();
+  ASSERT_TRUE(run_until(
+      f.io, [&] { return f.all_ready(); }, 30000ms));
+  ticker.cancel();
+  EXPECT_LT(longest, 250ms) << std::chrono::duration<double, std::milli>(longest).count() << " ms";
+  for (const auto& s : f.t.status())
+    EXPECT_NE(s.pid, 0);
+}
+
+// A stop that comes while the children are still being started (on the spawner
+// thread): each one is stopped once its pid is known, the tree ends, none is left.
+TEST(Tree, AStopWhileChildrenAreBeingStartedLeavesNoneRunning) {
+  auto w = sh("w");
+  w.replicas = 20;
+  fixture f(spec_of({w}));
+  f.start();
+  f.t.stop();
+  ASSERT_TRUE(run_until(f.io, [&] { return f.how.has_value(); }));
+  EXPECT_EQ(*f.how, outcome::stopped);
+  for (const auto& e : f.events) {
+    if (e["fields"].value("event", "") != "start") continue;
+    EXPECT_TRUE(test::gone(static_cast<pid_t>(e.value("pid", 0L))));
+  }
+  for (const auto& s : f.t.status()) {
+    EXPECT_EQ(s.pid, 0);
+    EXPECT_EQ(s.state, child_state::stopped);
+  }
+  EXPECT_EQ(f.order_of("exit").size(), 20u);
+}
+
+// The tree destroyed while children are being started: those started after its end
+// are killed and reaped where their result lands, none is left.
+TEST(Tree, DestroyedWhileChildrenAreBeingStartedLeavesNoneRunning) {
+  auto w = sh("w");
+  w.replicas = 20;
+  asio::io_context io;
+  std::vector<pid_t> pids;
+  {
+    tree t(io, spec_of({w}), {.router_address = "ipc:///nonexistent", .on_log = [&](auto, value r) {
+                                if (r["fields"].value("event", "") == "start")
+                                  pids.push_back(static_cast<pid_t>(r.value("pid", 0L)));
+                              }});
+    t.start([](outcome, const std::string&) {});
+    run_until(io, [&] { return pids.size() >= 3; });
+  }
+  test::settle(io);  // results that land after the tree: killed and reaped
+  io.restart();
+  io.run_for(50ms);
+  for (pid_t p : pids)
+    EXPECT_TRUE(test::gone(p));
+  // Nothing of ours is left as a zombie or running: every child was reaped.
+  EXPECT_EQ(::waitpid(-1, nullptr, WNOHANG), -1);
 }
 
 TEST(Tree, CapturesOutputLineByLine) {

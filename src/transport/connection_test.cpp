@@ -140,7 +140,7 @@ class Connection : public ::testing::TestWithParam<std::string> {
     ++counter;
     const auto& t = GetParam();
     if (t == "ipc") return "ipc://" + dir_.path() + "/s" + std::to_string(counter) + ".sock";
-    if (t == "tcp") return "tcp://127.0.0.1:0";
+    if (t == "tcp" || t == "tcp_auth") return "tcp://127.0.0.1:0";
     return "inproc://connection-test-" + std::to_string(::getpid()) + "-" + std::to_string(counter);
   }
 
@@ -152,7 +152,9 @@ class Connection : public ::testing::TestWithParam<std::string> {
 
   // Listens on a fresh address, connects to it and waits for the accept. Neither end
   // is started.
-  linked make_linked(const options& opts = {}) {
+  // (tcp_auth: both ends have a secret and authenticate, transport/auth.hpp.)
+  linked make_linked(options opts = {}) {
+    if (GetParam() == "tcp_auth") opts.secret = "a conformance-suite secret";
     linked out;
     auto l = listen(io_, next_address(), opts);
     EXPECT_TRUE(l) << l.error().message;
@@ -258,8 +260,9 @@ TEST_P(Connection, PayloadAboveMaxFrameBytesIsRefusedNamingTheLimit) {
   opts.max_frame_bytes = 1024;
   auto link = make_linked(opts);
   ASSERT_TRUE(link.server);
-  endpoint_log server;
-  link.server.start(server.on_frame(), server.on_close());
+  endpoint_log server, client;
+  // (Both started: with a secret, the handshake runs from start().)
+  start_both(link, server, client);
 
   // body = kind + name length + name + payload = 2 + 2 + payload
   auto refused = link.client.send(wire::frame_kind::data, "ab", pattern(1021, 1));
@@ -479,7 +482,8 @@ TEST_P(StreamConnection, ManySmallFramesInOneWriteAreAllDelivered) {
   EXPECT_TRUE(server_.closes.empty());
 }
 
-INSTANTIATE_TEST_SUITE_P(AllTransports, Connection, ::testing::Values("ipc", "tcp", "inproc"),
+INSTANTIATE_TEST_SUITE_P(AllTransports, Connection,
+                         ::testing::Values("ipc", "tcp", "tcp_auth", "inproc"),
                          [](const auto& info) { return info.param; });
 INSTANTIATE_TEST_SUITE_P(StreamTransports, StreamConnection, ::testing::Values("ipc", "tcp"),
                          [](const auto& info) { return info.param; });
@@ -805,7 +809,10 @@ TEST(Addresses, ConnectToSeveralTakesTheIpcOneAndFallsBackWhenItIsGone) {
   const std::string& dir = tmp.path();
   boost::asio::io_context io;
   auto ipc = listen(io, "ipc://" + dir + "/r.sock");
-  auto tcp = listen(io, "tcp://*:0");
+  // A wildcard tcp address needs a secret (transport/auth.hpp); ipc ignores it.
+  options with_secret;
+  with_secret.secret = "the secret of this test, long enough";
+  auto tcp = listen(io, "tcp://*:0", with_secret);
   ASSERT_TRUE(ipc);
   ASSERT_TRUE(tcp);
   int via_ipc = 0, via_tcp = 0;
@@ -821,14 +828,14 @@ TEST(Addresses, ConnectToSeveralTakesTheIpcOneAndFallsBackWhenItIsGone) {
   const auto tcp_bound = tcp->address();
   const auto tcp_wild = "tcp://*:" + tcp_bound.substr(tcp_bound.rfind(':') + 1);
   const auto both = tcp_wild + "," + ipc->address();
-  auto first = connect(io, both);
+  auto first = connect(io, both, with_secret);
   ASSERT_TRUE(first) << first.error().message;
   run_until(io, [&] { return via_ipc + via_tcp >= 1; });
   EXPECT_EQ(via_ipc, 1);
   EXPECT_EQ(via_tcp, 0);
 
   ipc->close();
-  auto second = connect(io, both);  // the ipc socket is gone: tcp on loopback
+  auto second = connect(io, both, with_secret);  // the ipc socket is gone: tcp on loopback
   ASSERT_TRUE(second) << second.error().message;
   run_until(io, [&] { return via_tcp >= 1; });
   EXPECT_EQ(via_tcp, 1);

@@ -23,6 +23,8 @@
 
 #include "plexus/os/private_dir.hpp"
 #include "plexus/transport/address.hpp"
+#include "plexus/transport/auth.hpp"
+#include "transport/auth_handshake.hpp"
 #include "transport/cloexec.hpp"
 #include "transport/connection_impl.hpp"
 
@@ -41,15 +43,32 @@ plexus::error io_error(std::string_view what, const error_code& ec) {
   return {errc::unavailable, std::string(what) + ": " + ec.message()};
 }
 
+// Which end of a connection this is: the one that accepted it, or connected.
+enum class stream_role { server, client };
+
 template <class Protocol>
 class stream_connection final : public connection_base, public batch_member {
  public:
   using socket_type = typename Protocol::socket;
+  static constexpr bool is_tcp = std::is_same_v<Protocol, asio::ip::tcp>;
 
-  stream_connection(socket_type socket, const options& opts, std::string description)
+  stream_connection(socket_type socket, const options& opts, std::string description,
+                    stream_role role)
       : connection_base(socket.get_executor(), std::move(description)),
         socket_(std::move(socket)),
-        opts_(opts) {
+        opts_(opts),
+        role_(role) {
+    if constexpr (is_tcp) {
+      if (!opts_.secret.empty()) {
+        hs_ = std::make_unique<handshake>(socket_.get_executor(), auth::derive_key(opts_.secret));
+        hs_->step =
+            role == stream_role::server ? hs_step::await_response : hs_step::await_challenge;
+      } else {
+        // A client without a secret recognises a router that asks for one.
+        expect_plain_ = role == stream_role::client;
+      }
+    }
+    opts_.secret.clear();  // the key is all a connection keeps
     // Our own writes are attempted directly and must never block the loop.
     error_code ignored;
     socket_.non_blocking(true, ignored);
@@ -69,6 +88,7 @@ class stream_connection final : public connection_base, public batch_member {
       post_closed(plexus::error(errc::unavailable, "connection is closed"));
       return;
     }
+    if (hs_) start_handshake();
     read_more();
   }
 
@@ -112,7 +132,7 @@ class stream_connection final : public connection_base, public batch_member {
   void close() override {
     if (closed_) return;
     // Best effort: hand what is queued to the kernel if it takes it without blocking.
-    if (!writing_ && !pending_.empty()) {
+    if (!writing_ && !pending_.empty() && writes_open()) {
       error_code ec;
       socket_.non_blocking(true, ec);
       if (!ec) asio::write(socket_, gather_pending(), ec);
@@ -172,7 +192,7 @@ class stream_connection final : public connection_base, public batch_member {
   // Writes pending_ directly if the socket takes it all; otherwise hands the rest to
   // an async_write and collects later frames in pending_ meanwhile.
   void flush() {
-    if (writing_ || pending_.empty() || closed_) return;
+    if (writing_ || pending_.empty() || closed_ || !writes_open()) return;
     if (!pending_shared_.empty()) {
       flush_gathered();
       return;
@@ -252,17 +272,33 @@ class stream_connection final : public connection_base, public batch_member {
         asio::buffer(read_buffer_.data() + read_end_, read_buffer_.size() - read_end_),
         [self = self_as<stream_connection>()](const error_code& ec, std::size_t n) {
           if (ec) {
-            self->fail(io_error("read failed", ec));
+            auto e = io_error("read failed", ec);
+            // Not an authentication failure: nothing was proved wrong.
+            if (self->authenticating()) e.message += " during the authentication handshake";
+            self->fail(std::move(e));
             return;
           }
           self->read_end_ += n;
-          self->deliver_frames();
+          if (self->authenticating()) self->read_handshake();
+          if (self->closed_) return;
+          if (!self->authenticating()) self->deliver_frames();
           self->read_more();
         });
   }
 
   // Hands every complete frame in the buffer to the frame handler, then compacts.
   void deliver_frames() {
+    if (expect_plain_ && read_end_ >= auth::magic.size()) {
+      expect_plain_ = false;
+      if (auth::has_magic({read_buffer_.data(), read_end_})) {
+        fail(plexus::error(errc::permission_denied,
+                           "authentication failed with " + description() +
+                               ": it requires a shared secret and we have none; " +
+                               std::string(secret_hint()),
+                           {{"address", description()}}));
+        return;
+      }
+    }
     batch_scope batch;
     std::size_t pos = 0;
     while (!closed_ && read_end_ - pos >= wire::frame_prefix_bytes) {
@@ -315,13 +351,183 @@ class stream_connection final : public connection_base, public batch_member {
   }
 
   void shutdown_socket() {
+    if (hs_) hs_->timer.cancel();
     error_code ignored;
     socket_.shutdown(socket_type::shutdown_both, ignored);
     socket_.close(ignored);
   }
 
+  // ---- the tcp authentication handshake (transport/auth_handshake.hpp) --------------
+  enum class hs_step { await_challenge, await_verdict, await_response, accepted };
+  struct handshake {
+    handshake(const asio::any_io_executor& ex, const auth::key& k) : timer(ex), key(k) {}
+    ~handshake() { sodium_wipe(key); }
+    asio::steady_timer timer;
+    auth::key key;
+    auth::nonce server_nonce{};
+    auth::nonce client_nonce{};
+    hs_step step = hs_step::await_challenge;
+    bool writing = false;  // a handshake message is being written from `out`
+    std::array<std::uint8_t, auth::response_bytes> out{};
+  };
+
+  static void sodium_wipe(auth::key& k) {
+    volatile std::uint8_t* p = k.data();
+    for (std::size_t i = 0; i < k.size(); ++i)
+      p[i] = 0;
+  }
+
+  bool authenticating() const noexcept { return hs_ && hs_->step != hs_step::accepted; }
+  // Frames leave only once both ends are authenticated and the last handshake message
+  // is out.
+  bool writes_open() const noexcept {
+    return !hs_ || (hs_->step == hs_step::accepted && !hs_->writing);
+  }
+
+  void start_handshake() {
+    hs_->timer.expires_after(opts_.handshake_timeout);
+    hs_->timer.async_wait([self = self_as<stream_connection>()](const error_code& ec) {
+      if (ec || !self->authenticating()) return;
+      const auto ms = std::to_string(self->opts_.handshake_timeout.count());
+      self->auth_failed(self->hs_->step == hs_step::await_challenge
+                            ? "no authentication challenge within " + ms +
+                                  " ms (handshake_timeout): does it have a secret?"
+                            : "the handshake did not finish within " + ms +
+                                  " ms (handshake_timeout)");
+    });
+    if (role_ == stream_role::server) {
+      hs_->server_nonce = auth::random_nonce();
+      auth::write_header(hs_->out.data(), auth::type::challenge);
+      std::memcpy(hs_->out.data() + auth::header_bytes, hs_->server_nonce.data(),
+                  auth::nonce_bytes);
+      write_handshake(auth::challenge_bytes);
+    }
+  }
+
+  void write_handshake(std::size_t n) {
+    hs_->writing = true;
+    asio::async_write(socket_, asio::buffer(hs_->out.data(), n),
+                      [self = self_as<stream_connection>()](const error_code& ec, std::size_t) {
+                        self->hs_->writing = false;
+                        if (self->closed_) return;
+                        if (ec) {
+                          if (self->authenticating())
+                            self->auth_failed("cannot write the handshake: " + ec.message());
+                          else
+                            self->fail(io_error("write failed", ec));
+                          return;
+                        }
+                        self->flush();  // frames queued meanwhile leave now, if accepted
+                      });
+  }
+
+  // Consumes the handshake messages at the front of the read buffer.
+  void read_handshake() {
+    const std::span<const std::uint8_t> in(read_buffer_.data(), read_end_);
+    switch (hs_->step) {
+      case hs_step::await_response: {
+        if (in.size() >= auth::header_bytes && !auth::has_header(in, auth::type::response)) {
+          refuse("the peer did not answer the challenge (a client without the secret?)");
+          return;
+        }
+        if (in.size() < auth::response_bytes) return;
+        std::memcpy(hs_->client_nonce.data(), in.data() + auth::header_bytes, auth::nonce_bytes);
+        const auto expected = auth::client_mac(hs_->key, hs_->server_nonce, hs_->client_nonce);
+        if (!auth::same_mac(expected,
+                            in.subspan(auth::header_bytes + auth::nonce_bytes, auth::mac_bytes))) {
+          refuse("the peer's proof is wrong (a different secret)");
+          return;
+        }
+        consume(auth::response_bytes);
+        accepted();
+        auth::write_header(hs_->out.data(), auth::type::accepted);
+        const auto proof = auth::server_mac(hs_->key, hs_->server_nonce, hs_->client_nonce);
+        std::memcpy(hs_->out.data() + auth::header_bytes, proof.data(), proof.size());
+        write_handshake(auth::verdict_bytes);
+        return;
+      }
+      case hs_step::await_challenge: {
+        if (in.size() >= auth::header_bytes && !auth::has_header(in, auth::type::challenge)) {
+          auth_failed("it sent no authentication challenge: does it have a secret?");
+          return;
+        }
+        if (in.size() < auth::challenge_bytes) return;
+        std::memcpy(hs_->server_nonce.data(), in.data() + auth::header_bytes, auth::nonce_bytes);
+        consume(auth::challenge_bytes);
+        hs_->client_nonce = auth::random_nonce();
+        const auto proof = auth::client_mac(hs_->key, hs_->server_nonce, hs_->client_nonce);
+        auth::write_header(hs_->out.data(), auth::type::response);
+        std::memcpy(hs_->out.data() + auth::header_bytes, hs_->client_nonce.data(),
+                    auth::nonce_bytes);
+        std::memcpy(hs_->out.data() + auth::header_bytes + auth::nonce_bytes, proof.data(),
+                    proof.size());
+        hs_->step = hs_step::await_verdict;
+        write_handshake(auth::response_bytes);
+        if (read_end_ > 0) read_handshake();  // the verdict cannot be here yet; stay safe
+        return;
+      }
+      case hs_step::await_verdict: {
+        if (in.size() >= auth::header_bytes && auth::has_header(in, auth::type::refused)) {
+          auth_failed("it refused our proof: the secrets differ");
+          return;
+        }
+        if (in.size() >= auth::header_bytes && !auth::has_header(in, auth::type::accepted)) {
+          auth_failed("it sent a malformed handshake message");
+          return;
+        }
+        if (in.size() < auth::verdict_bytes) return;
+        const auto expected = auth::server_mac(hs_->key, hs_->server_nonce, hs_->client_nonce);
+        if (!auth::same_mac(expected, in.subspan(auth::header_bytes, auth::mac_bytes))) {
+          auth_failed("its proof is wrong: it does not know our secret");
+          return;
+        }
+        consume(auth::verdict_bytes);
+        accepted();
+        flush();  // what the owner queued meanwhile (hello, calls)
+        return;
+      }
+      case hs_step::accepted:
+        return;
+    }
+  }
+
+  void consume(std::size_t n) {
+    std::memmove(read_buffer_.data(), read_buffer_.data() + n, read_end_ - n);
+    read_end_ -= n;
+  }
+
+  void accepted() {
+    hs_->step = hs_step::accepted;
+    hs_->timer.cancel();
+  }
+
+  // Server: tells the client it is refused (if the socket takes it at once) and closes.
+  void refuse(std::string_view why) {
+    if (!hs_->writing) {
+      std::array<std::uint8_t, auth::verdict_bytes> no{};
+      auth::write_header(no.data(), auth::type::refused);
+      error_code ignored;
+      socket_.write_some(asio::buffer(no), ignored);
+    }
+    auth_failed(why);
+  }
+
+  void auth_failed(std::string_view why) {
+    if (role_ == stream_role::client)
+      fail(plexus::error(errc::permission_denied,
+                         "authentication failed with " + description() + ": " + std::string(why),
+                         {{"address", description()}}));
+    else
+      fail(plexus::error(errc::permission_denied,
+                         "authentication failed on " + description() + ": " + std::string(why),
+                         {{"address", description()}}));
+  }
+
   socket_type socket_;
   options opts_;
+  stream_role role_;
+  std::unique_ptr<handshake> hs_;  // tcp with a secret only
+  bool expect_plain_ = false;      // a tcp client without a secret: see deliver_frames()
   std::vector<std::uint8_t> read_buffer_;
   std::size_t read_end_ = 0;
   std::vector<std::uint8_t> pending_;           // frames queued since the last write began
@@ -414,8 +620,8 @@ class stream_listener final : public listener_impl,
               error_code ignored;
               s.set_option(asio::ip::tcp::no_delay(true), ignored);
             }
-            auto impl = std::make_shared<stream_connection<Protocol>>(std::move(s), self->opts_,
-                                                                      self->address_);
+            auto impl = std::make_shared<stream_connection<Protocol>>(
+                std::move(s), self->opts_, self->address_, stream_role::server);
             if (self->on_accept_) self->on_accept_(connection(std::move(impl)));
           }
           self->accept_next();
@@ -555,7 +761,7 @@ result<connection> connect_stream(asio::io_context& io, const address& addr, con
     if (!ec) s.connect(asio::local::stream_protocol::endpoint(addr.path), ec);
     if (ec) return os_error(addr, "cannot connect to", ec);
     return connection(std::make_shared<stream_connection<asio::local::stream_protocol>>(
-        std::move(s), opts, addr.to_string()));
+        std::move(s), opts, addr.to_string(), stream_role::client));
   }
   auto ep = tcp_endpoint(io, addr, false);
   if (!ep) return std::move(ep).error();
@@ -564,8 +770,8 @@ result<connection> connect_stream(asio::io_context& io, const address& addr, con
   if (!ec) s.connect(*ep, ec);
   if (ec) return os_error(addr, "cannot connect to", ec);
   s.set_option(asio::ip::tcp::no_delay(true), ec);
-  return connection(
-      std::make_shared<stream_connection<asio::ip::tcp>>(std::move(s), opts, addr.to_string()));
+  return connection(std::make_shared<stream_connection<asio::ip::tcp>>(
+      std::move(s), opts, addr.to_string(), stream_role::client));
 }
 
 result<listener> listen_stream(asio::io_context& io, const address& addr, const options& opts) {
@@ -590,6 +796,13 @@ result<listener> listen_stream(asio::io_context& io, const address& addr, const 
   }
   auto ep = tcp_endpoint(io, addr, true);
   if (!ep) return std::move(ep).error();
+  if (opts.secret.empty() && !is_loopback_host(ep->address().to_string()))
+    return plexus::error(errc::permission_denied,
+                         "refusing to listen on " + addr.to_string() +
+                             " without authentication: a tcp address other than loopback "
+                             "(127.0.0.1, ::1) needs a shared secret; " +
+                             std::string(secret_hint()),
+                         {{"address", addr.to_string()}});
   asio::ip::tcp::acceptor acceptor(io);
   open_cloexec(acceptor, ep->protocol(), ec);
   if (!ec) acceptor.set_option(asio::socket_base::reuse_address(true), ec);

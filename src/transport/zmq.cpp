@@ -27,12 +27,17 @@
 #include <boost/asio/post.hpp>
 #include <cstring>
 #include <filesystem>
+#include <mutex>
+#include <thread>
 #include <unordered_map>
 #include <zmq.hpp>
+#include <zmq_addon.hpp>
 
 #include "plexus/transport/address.hpp"
+#include "plexus/transport/auth.hpp"
 #include "plexus/wire/control.hpp"
 #include "plexus/wire/message.hpp"
+#include "transport/auth_handshake.hpp"
 #include "transport/connection_impl.hpp"
 
 namespace plexus::transport {
@@ -566,6 +571,88 @@ plexus::error bind_error(const char* what, const std::string& addr, const zmq::e
   return bind_error(what, addr, errc::internal, e.what());
 }
 
+// The ZAP handler of this process's ZeroMQ context (RFC 27), on a thread of its own:
+// it only compares keys, and libzmq's I/O thread waits for its answer, so it must not
+// depend on any event loop. A CURVE server socket's ZAP domain is the Z85 public key
+// of the one client key it accepts (curve_keys(secret).client_public: public, not the
+// secret); a CURVE client is accepted only if its key is that one. Sockets with the
+// NULL mechanism (ipc, loopback tcp without a secret) are let through as before: libzmq
+// asks the handler about them too once one exists. The thread ends when the context
+// is terminated (ETERM).
+void zap_loop(zmq::socket_t sock) {
+  for (;;) {
+    std::vector<zmq::message_t> req;
+    try {
+      if (!zmq::recv_multipart(sock, std::back_inserter(req))) continue;
+    } catch (const zmq::error_t& e) {
+      if (e.num() == ETERM) return;
+      continue;
+    }
+    // version, request_id, domain, address, routing_id, mechanism, credentials...
+    bool ok = false;
+    if (req.size() >= 6) {
+      const auto mechanism = req[5].to_string_view();
+      const auto domain = req[2].to_string_view();
+      if (mechanism == "NULL") {
+        ok = true;
+      } else if (mechanism == "CURVE" && req.size() >= 7 && req[6].size() == 32 &&
+                 domain.size() == 40) {
+        char key[41];
+        zmq_z85_encode(key, static_cast<const std::uint8_t*>(req[6].data()), 32);
+        ok = std::string_view(key, 40) == domain;
+      }
+    }
+    std::array<zmq::const_buffer, 6> reply{
+        zmq::str_buffer("1.0"),
+        zmq::buffer(req.size() >= 2 ? req[1].data() : nullptr, req.size() >= 2 ? req[1].size() : 0),
+        ok ? zmq::str_buffer("200") : zmq::str_buffer("400"),
+        ok ? zmq::str_buffer("OK") : zmq::str_buffer("not the key of this secret"),
+        zmq::str_buffer(""),
+        zmq::str_buffer("")};
+    try {
+      zmq::send_multipart(sock, reply);
+    } catch (const zmq::error_t& e) {
+      if (e.num() == ETERM) return;
+    }
+  }
+}
+
+void ensure_zap_handler() {
+  static std::mutex m;
+  static bool running = false;
+  std::lock_guard lock(m);
+  if (running) return;
+  zmq::socket_t sock(detail::shared_context(), zmq::socket_type::rep);
+  sock.set(zmq::sockopt::linger, 0);
+  sock.bind("inproc://zeromq.zap.01");
+  std::thread(zap_loop, std::move(sock)).detach();
+  running = true;
+}
+
+// Before binding `sock` at `addr`: a tcp endpoint beyond loopback needs a secret; with
+// a secret, every tcp endpoint is a CURVE server that the ZAP handler guards.
+result<void> secure(zmq::socket_t& sock, const std::string& addr, const options& opts,
+                    const char* what) {
+  if (!addr.starts_with("tcp://")) return {};
+  if (opts.secret.empty()) {
+    const auto rest = std::string_view(addr).substr(6);
+    const auto colon = rest.rfind(':');
+    const auto host = rest.substr(0, colon == std::string_view::npos ? rest.size() : colon);
+    if (is_loopback_host(host)) return {};
+    return bind_error(what, addr, errc::permission_denied,
+                      "refusing to listen without authentication: a tcp address other than "
+                      "loopback (127.0.0.1, ::1) needs a shared secret, which makes it a CURVE "
+                      "endpoint; " +
+                          std::string(secret_hint()));
+  }
+  ensure_zap_handler();
+  const auto keys = curve_keys(opts.secret);
+  sock.set(zmq::sockopt::curve_server, true);
+  sock.set(zmq::sockopt::curve_secretkey, keys.server_secret);
+  sock.set(zmq::sockopt::zap_domain, keys.client_public);
+  return {};
+}
+
 // For an ipc:// endpoint, what the native listener does before binding
 // (detail::prepare_socket_path): libzmq itself would unlink whatever is at the path.
 result<void> prepare_ipc(boost::asio::io_context& io, const std::string& addr) {
@@ -593,6 +680,8 @@ result<std::unique_ptr<inlet>> bind_zmq_publishers(boost::asio::io_context& io,
     sock.set(zmq::sockopt::maxmsgsize, static_cast<std::int64_t>(opts.max_frame_bytes));
     sock.set(zmq::sockopt::rcvhwm, 100000);
     sock.set(zmq::sockopt::subscribe, "");
+    if (auto ok = secure(sock, addr, opts, "publishers endpoint"); !ok)
+      return std::move(ok).error();
     sock.bind(addr);
     restrict_ipc_socket(addr);
     auto bound = connectable(sock.get(zmq::sockopt::last_endpoint));
@@ -604,13 +693,16 @@ result<std::unique_ptr<inlet>> bind_zmq_publishers(boost::asio::io_context& io,
 }
 
 result<std::unique_ptr<outlet>> bind_zmq_subscribers(boost::asio::io_context& io,
-                                                     std::string_view address, const options&) {
+                                                     std::string_view address,
+                                                     const options& opts) {
   const std::string addr(address);
   if (auto ok = prepare_ipc(io, addr); !ok) return std::move(ok).error();
   try {
     zmq::socket_t sock(detail::shared_context(), zmq::socket_type::pub);
     sock.set(zmq::sockopt::linger, 0);
     sock.set(zmq::sockopt::sndhwm, 100000);
+    if (auto ok = secure(sock, addr, opts, "subscribers endpoint"); !ok)
+      return std::move(ok).error();
     sock.bind(addr);
     restrict_ipc_socket(addr);
     auto bound = connectable(sock.get(zmq::sockopt::last_endpoint));
@@ -642,6 +734,7 @@ result<listener> listen_zmq(boost::asio::io_context& io, std::string_view addres
     sock.set(zmq::sockopt::rcvhwm, 100000);
     sock.set(zmq::sockopt::routing_id,
              role == zmq_role::frontend ? "router-frontend" : "router-backend");
+    if (auto ok = secure(sock, addr, opts, what); !ok) return std::move(ok).error();
     sock.bind(addr);
     restrict_ipc_socket(addr);
     const auto bound = connectable(sock.get(zmq::sockopt::last_endpoint));

@@ -14,6 +14,7 @@
 #include "plexus/broker/router.hpp"
 #include "plexus/rpc/client.hpp"
 #include "plexus/rpc/service.hpp"
+#include "plexus/transport/auth.hpp"
 #include "plexus/wire/message.hpp"
 #include "support/bytes.hpp"
 #include "support/temp_dir.hpp"
@@ -360,5 +361,83 @@ TEST(ZmqPubSubBind, BusyAddressIsUnavailable) {
   EXPECT_EQ(second.error().code, errc::unavailable);
 }
 
+// ---- CURVE: ZeroMQ tcp endpoints of a router with a secret (transport/auth.hpp) -------
+namespace curve {
+
+constexpr const char* secret = "the zeromq endpoints' secret, long enough";
+
+class ZmqCurve : public ZmqEndpoint {
+ protected:
+  void SetUp() override {
+    broker::router_options o{.listen = {native_, "zmq-frontend+tcp://127.0.0.1:*"}};
+    o.transport.secret = secret;
+    router_.emplace(io_, std::move(o));
+    ASSERT_TRUE(router_->start());
+    front_tcp_ = router_->addresses().at(1);
+  }
+
+  // A DEALER on the frontend that asks the router's built-in ping; true if answered
+  // within `limit`.
+  bool pinged(zmq::socket_t& s, std::chrono::milliseconds limit) {
+    s.set(zmq::sockopt::linger, 0);
+    s.connect(front_tcp_);
+    auto req = encode(wire::request{1, "ping", value::array()});
+    s.send(zmq::str_buffer("plexus"), zmq::send_flags::sndmore | zmq::send_flags::dontwait);
+    s.send(zmq::buffer(req), zmq::send_flags::dontwait);
+    auto reply = receive(s, limit);
+    if (!reply) return false;
+    auto m = wire::decode(
+        {static_cast<const std::uint8_t*>(reply->back().data()), reply->back().size()});
+    return m && std::get<wire::response>(*m).result == "pong";
+  }
+
+  std::string front_tcp_;
+};
+
+TEST_F(ZmqCurve, AClientWithTheDerivedKeysGetsAnAnswer) {
+  const auto k = curve_keys(secret);
+  zmq::socket_t s(ctx(), zmq::socket_type::dealer);
+  s.set(zmq::sockopt::curve_serverkey, k.server_public);
+  s.set(zmq::sockopt::curve_publickey, k.client_public);
+  s.set(zmq::sockopt::curve_secretkey, k.client_secret);
+  EXPECT_TRUE(pinged(s, 5000ms));
+}
+
+TEST_F(ZmqCurve, AClientWithOtherKeysOrNoneGetsNothing) {
+  const auto k = curve_keys(secret);
+  char pub[41], sec[41];
+  ASSERT_EQ(zmq_curve_keypair(pub, sec), 0);
+  zmq::socket_t other(ctx(), zmq::socket_type::dealer);
+  other.set(zmq::sockopt::curve_serverkey, k.server_public);   // knows the server...
+  other.set(zmq::sockopt::curve_publickey, std::string(pub));  // ...but not the client key
+  other.set(zmq::sockopt::curve_secretkey, std::string(sec));
+  EXPECT_FALSE(pinged(other, 500ms));
+  zmq::socket_t plain(ctx(), zmq::socket_type::dealer);
+  EXPECT_FALSE(pinged(plain, 500ms));
+  EXPECT_EQ(router_->stats().forwarded, 0u);
+}
+
+TEST(ZmqTcp, BeyondLoopbackWithoutASecretIsRefused) {
+  asio::io_context io;
+  for (const std::string a : {"tcp://0.0.0.0:*", "tcp://*:*", "tcp://eth0:*"}) {
+    auto l = listen_zmq(io, a, zmq_role::frontend);
+    ASSERT_FALSE(l) << a;
+    EXPECT_EQ(l.error().code, errc::permission_denied) << l.error().message;
+    EXPECT_NE(l.error().message.find("PLEXUS_SECRET"), std::string::npos) << l.error().message;
+    auto in = bind_zmq_publishers(io, a);
+    ASSERT_FALSE(in);
+    EXPECT_EQ(in.error().code, errc::permission_denied);
+    auto out = bind_zmq_subscribers(io, a);
+    ASSERT_FALSE(out);
+    EXPECT_EQ(out.error().code, errc::permission_denied);
+  }
+  EXPECT_TRUE(listen_zmq(io, "tcp://127.0.0.1:*", zmq_role::frontend));
+  options o;
+  o.secret = secret;
+  auto any = listen_zmq(io, "tcp://0.0.0.0:*", zmq_role::backend, o);
+  EXPECT_TRUE(any) << any.error().message;
+}
+
+}  // namespace curve
 }  // namespace
 }  // namespace plexus::transport

@@ -167,7 +167,25 @@ result<message> decode(std::span<const std::uint8_t> bytes, const limits& lim) {
   auto v = decode_value(bytes, lim);
   if (!v) return std::move(v).error();
   try {
-    return to_message(*v);
+    auto m = to_message(*v);
+    if (!m) return m;
+    // A message the router could not read in place (wire::peek, docs/protocol.md §4)
+    // would be dropped there as malformed: refuse it here too, so that every peer and
+    // the router agree on what a message is. Only heads not in shortest form differ.
+    const auto h = peek(bytes);
+    bool agrees = h && static_cast<std::size_t>(h->kind) == m->index();
+    if (agrees && h->kind == message_kind::request)
+      agrees = h->msgid == std::get<request>(*m).msgid;
+    else if (agrees && h->kind == message_kind::response)
+      agrees = h->msgid == std::get<response>(*m).msgid;
+    else if (agrees)
+      agrees =
+          peek_method(bytes) == std::optional<std::string_view>(std::get<notification>(*m).method);
+    if (!agrees)
+      return plexus::error(errc::invalid_argument,
+                           "message head is not in the form the router reads: the array head "
+                           "and the msgid must be in shortest form (docs/protocol.md §4)");
+    return m;
   } catch (const std::exception& e) {  // only allocation failure can get here
     return plexus::error(errc::resource_exhausted,
                          std::string("decoding a message failed: ") + e.what());

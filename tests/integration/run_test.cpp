@@ -284,6 +284,44 @@ args = ["-c", "printf '\\377\\376\\n'; printf x; yes '\u00e9' | head -n 40000 | 
   EXPECT_EQ(text.find(fffd), std::string::npos);
 }
 
+// Issue 10 item 11: the echo goes to a pipe nobody reads (a terminal scrolled back, a
+// `plexus run | slow`) while a child floods its output. The loop never waits for it:
+// calls are answered, the lines that do not fit are dropped and counted
+// (plexus.stats echo_dropped), and the log file still gets every line. Before, the loop
+// blocked in fputs on the full pipe and answered nothing more.
+TEST_F(Run, AnEchoNobodyReadsNeverBlocksTheLoop) {
+  const auto path = dir_.path() + "/app.toml";
+  std::ofstream(path) << "[router]\nlisten = \"" << address_ << "\"\n\n[log]\ndir = \""
+                      << dir_.path() << "/logs\"\necho = true\nmax_bytes = 100000000\n\n"
+                      << R"([[process]]
+name = "flood"
+command = "/bin/sh"
+args = ["-c", "echo READY=1 >&3; i=0; while [ $i -lt 30000 ]; do echo \"flood $i xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\"; i=$((i+1)); done; exec sleep 1000"]
+)";
+  start(path);  // reads the banner; from here on nobody reads plexus run's output
+  const auto stats = wait_answer("stats", plexus::value::array(), [](const plexus::value& v) {
+    return v.is_object() && v.value("echo_dropped", 0) > 0;
+  });
+  EXPECT_GT(stats.value("echo_dropped", 0), 0) << stats.dump();
+  const auto before = std::chrono::steady_clock::now();
+  auto pong = call("plexus", "ping");
+  ASSERT_TRUE(pong) << pong.error().message;
+  EXPECT_EQ(*pong, "pong");
+  EXPECT_LT(std::chrono::steady_clock::now() - before, 2s);
+  // Every line reaches the file, echoed or not.
+  const auto logs =
+      wait_answer("logs", plexus::value::array({{{"process", "flood"}, {"limit", 1}}}),
+                  [](const plexus::value& v) {
+                    return v.is_array() && v.size() == 1 &&
+                           v[0].value("message", "").starts_with("flood 29999 ");
+                  });
+  std::ifstream file(dir_.path() + "/logs/flood.0.log");
+  std::size_t lines = 0;
+  for (std::string line; std::getline(file, line);)
+    lines += line.find(" flood ") != std::string::npos ? 1 : 0;
+  EXPECT_EQ(lines, 30000u);
+}
+
 TEST_F(Run, PsCallRestartAndLogs) {
   // flaky crashes every ~0.35 s: a high intensity keeps a slow run (sanitizers, a
   // loaded machine) from ending in "too many restarts" before the test is done.

@@ -67,6 +67,7 @@ struct router_stats {
   std::uint64_t hello_timeouts = 0;       // closed for saying no hello in hello_timeout_ms
   std::uint64_t over_budget = 0;          // requests and subscriptions refused by a per-peer cap
   std::uint64_t expired = 0;              // requests failed by the router at their deadline
+  std::uint64_t auth_failures = 0;        // tcp peers closed: their authentication failed
 };
 
 class router {
@@ -106,6 +107,10 @@ class router {
   // decoded (publications that do not decode are skipped).
   using tap_handler = std::function<void(std::string_view topic, const value& params)>;
   void tap(std::string prefix, tap_handler h);
+  // Adds the counter `name` to plexus.stats, read by `read` (on the loop) at each call;
+  // a name the router already counts is left alone.
+  //   r.add_stat("echo_dropped", [&] { return echo.dropped(); });
+  void add_stat(std::string name, std::function<std::uint64_t()> read);
 
  private:
   class impl;

@@ -43,11 +43,15 @@ struct router_options {
   // Requests of one peer forwarded and unanswered at once; more are answered with
   // resource_exhausted.
   std::size_t max_in_flight_per_peer = 65536;
+  // A file holding the tcp secret (transport/auth.hpp): read by router::start() when
+  // transport.secret is empty. Neither set: $PLEXUS_SECRET, else $PLEXUS_SECRET_FILE.
+  std::string secret_file;
 };
 
 enum class option_type {
   addresses,  // a string or a list of strings; a repeatable flag
   size,       // an integer of at least `min`
+  text,       // one string (a path)
 };
 
 // One router option as users know it: TOML key in [router], command-line flag, and
@@ -64,8 +68,9 @@ struct router_option {
   std::string_view role;
   // addresses: the scheme every address must have ("udp"), empty for any.
   std::string_view scheme;
-  std::int64_t min = 0;                              // size: the smallest value accepted
-  std::size_t& (*field)(router_options&) = nullptr;  // size: the member it sets
+  std::int64_t min = 0;                                   // size: the smallest value accepted
+  std::size_t& (*field)(router_options&) = nullptr;       // size: the member it sets
+  std::string& (*text_field)(router_options&) = nullptr;  // text: the member it sets
 
   // Replaces this option's setting in `o` with `v` (addresses: a string or an array
   // of strings; size: an integer). Errors are invalid_argument; the message is only

@@ -8,8 +8,10 @@
 //       [](plexus::supervisor::exit_status s) { std::cerr << s.describe(); });
 //   (*p)->stop(std::chrono::seconds(5));   // SIGTERM to the group, SIGKILL after 5 s
 //
-// Threading: the io_context's thread only; spawn from a thread that lives as long as
-// the children should (the parent-death signal follows the spawning thread).
+// Threading: the io_context's thread only, except start(), which any thread may call
+// (the tree calls it on a spawner thread of its own, so that the loop never waits for an
+// exec) and whose result adopt() hands to the loop. Start from a thread that lives as
+// long as the children should (the parent-death signal follows the starting thread).
 #pragma once
 
 #include <sys/types.h>
@@ -49,6 +51,31 @@ struct exit_status {
 class process {
  public:
   using exit_handler = std::function<void(exit_status)>;
+
+  // A child that start() has started and no loop watches yet: its pid and pidfd. One
+  // destroyed before adopt() took it is killed (SIGKILL to its group) and reaped.
+  class started {
+   public:
+    started() = default;
+    started(started&& o) noexcept;
+    started& operator=(started&& o) noexcept;
+    ~started();
+    pid_t pid() const noexcept { return pid_; }
+
+   private:
+    friend class process;
+    void discard() noexcept;
+    pid_t pid_ = 0;
+    int pidfd_ = -1;
+  };
+
+  // The blocking half of spawn(): the clone, the exec (waited for), the pidfd. Safe to
+  // call from any thread, concurrently with the loop's use of other processes. Errors
+  // as spawn's.
+  static result<started> start(const spawn_spec& spec);
+  // The loop's half: watches `child` on `io` (the io_context's thread).
+  static std::unique_ptr<process> adopt(boost::asio::io_context& io, started child,
+                                        exit_handler on_exit);
 
   // Starts the child. Errors: not_found (no such program), invalid_argument (empty
   // program, bad cwd), unavailable/internal (fork, pidfd). `on_exit` runs once, from

@@ -16,7 +16,10 @@
 // - More than `intensity` restarts within `period` stop the tree (outcome
 //   intensity_exceeded). A child exiting with the emergency exit code stops the tree
 //   at once, with SIGKILL (outcome emergency).
-// Threading: the io_context's thread only; the io_context must outlive the tree.
+// Threading: the io_context's thread only; the io_context must outlive the tree. The
+// tree starts its children on a thread of its own (the clone and the exec never hold up
+// the loop), which lives as long as the tree: destroy the tree from a thread that may
+// wait for one exec to finish.
 #pragma once
 
 #include <sys/types.h>

@@ -12,6 +12,7 @@
 // function must be called on that context's thread, and every handler runs there.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -42,6 +43,12 @@ struct options {
   std::size_t max_frame_bytes = (64u << 20) + 512;
   // Bytes queued for writing beyond which send() refuses ("max_queued_bytes").
   std::size_t max_queued_bytes = 256u << 20;
+  // The shared secret of tcp authentication (transport/auth.hpp), or empty for none.
+  // With one, every native tcp connection runs the challenge-response handshake before
+  // its first frame, and ZeroMQ tcp endpoints are CURVE servers. Never printed.
+  std::string secret;
+  // How long the handshake may take before the connection is closed (each side).
+  std::chrono::milliseconds handshake_timeout{5000};
 };
 
 // Who is at the other end of a connection, as the kernel vouches for it.
