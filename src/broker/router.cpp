@@ -335,8 +335,9 @@ class router::impl {
     void rebuild() { std::make_heap(c.begin(), c.end(), comp); }
   };
 
+  // Rounded up, so that a call is never failed before its full time has passed here.
   static std::int64_t now_ms() {
-    return std::chrono::duration_cast<std::chrono::milliseconds>(
+    return std::chrono::ceil<std::chrono::milliseconds>(
                std::chrono::steady_clock::now().time_since_epoch())
         .count();
   }

@@ -652,7 +652,12 @@ TEST(Router, AWorkerThatSaysItTakesDeadlinesGetsTheCallersRemainingTime) {
   raw_peer worker, caller;
   ASSERT_TRUE(worker.open(f.io, f.address));
   ASSERT_TRUE(worker.send_control({{"op", "hello"}, {"name", "w"}, {"deadlines", true}}));
-  ASSERT_TRUE(open_worker(f, worker, "raw"));
+  ASSERT_TRUE(worker.send_control({{"op", "register"}, {"service", "raw"}}));
+  ASSERT_TRUE(run_until(f.io, [&] {
+    for (const auto& c : worker.controls())
+      if (c.value("op", "") == "registered") return true;
+    return false;
+  }));
   ASSERT_TRUE(caller.open(f.io, f.address));
   ASSERT_TRUE(send_request_with_deadline(caller, "raw", 1, 2500));
   ASSERT_TRUE(run_until(f.io, [&] { return data_messages(worker).size() == 1; }));
