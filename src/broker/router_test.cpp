@@ -9,10 +9,12 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <cstring>
 #include <filesystem>
+#include <future>
 #include <memory>
 #include <optional>
 #include <random>
@@ -715,6 +717,40 @@ TEST(Router, ACoroutineHandlerIsCancelledWhenItsCallersDeadlinePasses) {
       f.io, [&] { return f.router.stats().in_flight == 0; }, 5s));
   settle(f.io);
   EXPECT_EQ(f.router.stats().unsolicited, 0u) << "the service answered a call it had dropped";
+}
+
+TEST(Router, ABlockingHandlersResultIsDroppedWhenItsCallersDeadlinePasses) {
+  fabric f;
+  ASSERT_TRUE(f.router.start());
+  rpc::service svc(f.io, f.service("slow"));
+  std::promise<void> release;
+  std::shared_future<void> released = release.get_future().share();
+  std::atomic<bool> finished{false};
+  svc.route("m",
+            [released, &finished]() {
+              (void)released.wait_for(10s);
+              finished = true;
+              return 1;
+            },
+            {.blocking = true});  // its own deadline: the service's 30 s
+  ASSERT_TRUE(start_ready(f.io, svc));
+  rpc::client c(f.io, f.client());
+  ASSERT_TRUE(c.connect());
+
+  auto p = start_call(c, "slow", "m", value::array(), 150ms);
+  ASSERT_TRUE(run_until(
+      f.io, [&] { return p.done() && svc.expired() == 1; }, 5s));
+  EXPECT_EQ(p.get().error().code, errc::deadline_exceeded);
+  EXPECT_EQ(svc.in_flight(), 0u);
+  EXPECT_FALSE(finished.load());
+  release.set_value();
+  ASSERT_TRUE(run_until(
+      f.io, [&] { return finished.load(); }, 5s));
+  ASSERT_TRUE(run_until(
+      f.io, [&] { return f.router.stats().in_flight == 0; }, 5s));
+  settle(f.io);  // the late result reaches the service's loop and goes no further
+  EXPECT_EQ(f.router.stats().unsolicited, 0u) << "the service answered a call it had dropped";
+  EXPECT_EQ(f.router.stats().expired, 1u);
 }
 
 TEST(Router, ADuplicateMsgidIsRefusedAndTheFirstCallStillCompletes) {
