@@ -1,5 +1,6 @@
 // Internal: the router's table of forwarded, unanswered requests, keyed by
-// (caller peer id, msgid) and holding the worker's peer id. Open addressing with
+// (caller peer id, msgid) and holding the worker's peer id and, for a request that
+// carried a deadline, when it expires. Open addressing with
 // linear probing and backward-shift deletion: no allocation per insert once the
 // table has grown to the working set, which keeps the router's hot path
 // allocation-free. Not thread-safe (the router's loop owns it).
@@ -28,13 +29,13 @@ class inflight_table {
       i = (i + 1) & mask();
     const bool added = slots_[i].key == 0;
     if (added) ++size_;
-    slots_[i] = {k, worker};
+    slots_[i] = {k, worker, 0};
     return added;
   }
 
-  // Inserts `k` → `worker` and returns true when `k` is absent; when present, returns
-  // false and leaves the entry as it was.
-  [[nodiscard]] bool insert(std::uint64_t k, std::uint32_t worker) {
+  // Inserts `k` → `worker` (expiring at `expires`, 0: never) and returns true when `k`
+  // is absent; when present, returns false and leaves the entry as it was.
+  [[nodiscard]] bool insert(std::uint64_t k, std::uint32_t worker, std::int64_t expires = 0) {
     if ((size_ + 1) * 2 > slots_.size()) grow();
     auto i = index(k);
     while (slots_[i].key != 0) {
@@ -42,8 +43,20 @@ class inflight_table {
       i = (i + 1) & mask();
     }
     ++size_;
-    slots_[i] = {k, worker};
+    slots_[i] = {k, worker, expires};
     return true;
+  }
+
+  // The worker of `k` when its entry is there and expires at exactly `expires`, else 0.
+  // (A deadline heap holds (expires, key) pairs; this tells a live one from one whose
+  // call was answered, or whose key a later call reused.)
+  std::uint32_t worker_if_expiring(std::uint64_t k, std::int64_t expires) const noexcept {
+    auto i = index(k);
+    while (slots_[i].key != 0) {
+      if (slots_[i].key == k) return slots_[i].expires == expires ? slots_[i].worker : 0;
+      i = (i + 1) & mask();
+    }
+    return 0;
   }
 
   // Removes the entry only when it is there and its worker is `worker`: true then.
@@ -93,6 +106,7 @@ class inflight_table {
   struct slot {
     std::uint64_t key = 0;
     std::uint32_t worker = 0;
+    std::int64_t expires = 0;  // the router's clock; 0: no deadline
   };
 
   std::size_t mask() const noexcept { return slots_.size() - 1; }
@@ -118,12 +132,20 @@ class inflight_table {
     --size_;
   }
 
+  void reinsert(const slot& s) {
+    auto i = index(s.key);
+    while (slots_[i].key != 0)
+      i = (i + 1) & mask();
+    slots_[i] = s;
+    ++size_;
+  }
+
   void grow() {
     std::vector<slot> old(slots_.size() * 2);
     old.swap(slots_);
     size_ = 0;
     for (const auto& s : old)
-      if (s.key != 0) put(s.key, s.worker);
+      if (s.key != 0) reinsert(s);
   }
 
   std::vector<slot> slots_;

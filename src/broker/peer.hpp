@@ -21,6 +21,7 @@ struct peer {
   std::string name;  // from hello, for logs and plexus.services
   std::int64_t pid = 0;
   std::vector<std::string> services;
+  bool takes_deadlines = false;     // its hello said "deadlines": true (kind 2 frames)
   std::uint32_t outstanding = 0;    // requests forwarded to it, unanswered
   std::size_t calls_in_flight = 0;  // requests it sent, forwarded and unanswered
   // Until it says hello (router_options::hello_timeout_ms); empty once it has.

@@ -6,6 +6,7 @@
 #include <boost/asio/io_context.hpp>
 #include <chrono>
 #include <optional>
+#include <queue>
 #include <string>
 #include <unordered_map>
 
@@ -50,7 +51,7 @@ struct string_hash {
 class router::impl {
  public:
   impl(boost::asio::io_context& io, router_options opts)
-      : io_(io), opts_(std::move(opts)), pubsub_(opts_, stats_) {
+      : io_(io), opts_(std::move(opts)), pubsub_(opts_, stats_), expiry_timer_(io) {
     add_built_in("ping", [](const value&) -> result<value> { return value("pong"); });
     add_built_in("services", [this](const value&) -> result<value> { return services(); });
     add_built_in("describe", [this](const value& params) { return describe(params); });
@@ -109,6 +110,9 @@ class router::impl {
     pubsub_.close();
     peers_.clear();  // handles close their connections and silence their handlers
     services_.clear();
+    expiry_timer_.cancel();
+    expiries_ = {};
+    armed_at_ = never;
   }
 
   // Listeners, then inlets, then outlets, each in the order they were listed.
@@ -224,7 +228,7 @@ class router::impl {
     }
     switch (h->kind) {
       case wire::message_kind::request:
-        on_request(from, f.name, h->msgid, f.payload);
+        on_request(from, f.name, h->msgid, f.payload, f.deadline_ms);
         break;
       case wire::message_kind::notification:
         on_notification(from, f.name, f.payload);
@@ -250,9 +254,17 @@ class router::impl {
   }
 
   void on_request(peer& from, std::string_view service, std::uint32_t msgid,
-                  std::span<const std::uint8_t> payload) {
+                  std::span<const std::uint8_t> payload, std::optional<std::uint32_t> deadline_ms) {
     if (service == "plexus") {
       answer_reserved(from, msgid, payload);
+      return;
+    }
+    if (deadline_ms && *deadline_ms == 0) {  // nothing left to wait for
+      ++stats_.expired;
+      reply_error(from, msgid,
+                  {errc::deadline_exceeded,
+                   "the call to " + std::string(service) + " arrived with no time left",
+                   {{"service", std::string(service)}, {"deadline_ms", 0}}});
       return;
     }
     if (from.calls_in_flight >= opts_.max_in_flight_per_peer) {
@@ -276,7 +288,8 @@ class router::impl {
     // One call per (caller, msgid) at a time: a second one while the first is in
     // flight is refused, and the first still gets its answer.
     const auto key = detail::inflight_table::key(from.id, msgid);
-    if (!inflight_.insert(key, worker->id)) {
+    const std::int64_t expires = deadline_ms ? now_ms() + *deadline_ms : 0;
+    if (!inflight_.insert(key, worker->id, expires)) {
       ++stats_.duplicate_msgid;
       reply_error(from, msgid,
                   {errc::invalid_argument,
@@ -285,7 +298,12 @@ class router::impl {
                    {{"service", std::string(service)}, {"msgid", msgid}}});
       return;
     }
-    if (auto ok = worker->conn.send(wire::frame_kind::data, from.id_name(), payload); !ok) {
+    // The worker learns the deadline when it said it understands one (hello); the
+    // router enforces it either way.
+    auto ok = deadline_ms && worker->takes_deadlines
+                  ? worker->conn.send_with_deadline(from.id_name(), payload, *deadline_ms)
+                  : worker->conn.send(wire::frame_kind::data, from.id_name(), payload);
+    if (!ok) {
       (void)inflight_.take(key);
       reply_error(from, msgid,
                   {ok.error().code,
@@ -296,6 +314,87 @@ class router::impl {
     ++stats_.forwarded;
     ++worker->outstanding;
     ++from.calls_in_flight;
+    if (expires != 0) watch(expires, key, *deadline_ms);
+  }
+
+  // ---- deadlines -------------------------------------------------------------------
+  // Requests that carried a deadline are failed here when it passes, whether or not
+  // the worker knows it. One timer serves them all: it is set to the earliest entry of
+  // a min-heap of (expires, key); entries whose call was answered are skipped lazily
+  // and swept when they outnumber the live calls.
+  static constexpr std::int64_t never = INT64_MAX;
+
+  struct expiry {
+    std::int64_t at;  // now_ms() clock
+    std::uint64_t key;
+    std::uint32_t deadline_ms;
+    bool operator>(const expiry& o) const { return at > o.at; }
+  };
+  struct expiry_heap : std::priority_queue<expiry, std::vector<expiry>, std::greater<>> {
+    std::vector<expiry>& entries() { return c; }
+    void rebuild() { std::make_heap(c.begin(), c.end(), comp); }
+  };
+
+  // Rounded up, so that a call is never failed before its full time has passed here.
+  static std::int64_t now_ms() {
+    return std::chrono::ceil<std::chrono::milliseconds>(
+               std::chrono::steady_clock::now().time_since_epoch())
+        .count();
+  }
+
+  void watch(std::int64_t expires, std::uint64_t key, std::uint32_t deadline_ms) {
+    expiries_.push({expires, key, deadline_ms});
+    if (expiries_.size() > 2 * inflight_.size() + 1024) {
+      std::erase_if(expiries_.entries(), [this](const expiry& e) { return !is_live(e); });
+      expiries_.rebuild();
+    }
+    arm(expires);
+  }
+
+  bool is_live(const expiry& e) const { return inflight_.worker_if_expiring(e.key, e.at) != 0; }
+
+  void arm(std::int64_t at) {
+    if (at >= armed_at_) return;
+    armed_at_ = at;
+    expiry_timer_.expires_at(std::chrono::steady_clock::time_point(std::chrono::milliseconds(at)));
+    expiry_timer_.async_wait([this](const boost::system::error_code& ec) {
+      if (ec) return;  // re-armed earlier, or the router stopped
+      armed_at_ = never;
+      expire_due();
+    });
+  }
+
+  void expire_due() {
+    const auto now = now_ms();
+    while (!expiries_.empty()) {
+      const auto e = expiries_.top();
+      const auto worker_id = inflight_.worker_if_expiring(e.key, e.at);
+      if (worker_id != 0 && e.at > now) break;
+      expiries_.pop();
+      if (worker_id != 0) expire(e, worker_id);
+    }
+    if (!expiries_.empty()) arm(expiries_.top().at);
+  }
+
+  // The caller is told now; a late answer from the worker is dropped (`unsolicited`).
+  void expire(const expiry& e, std::uint32_t worker_id) {
+    (void)inflight_.take(e.key);
+    ++stats_.expired;
+    std::string who = "a worker";
+    std::int64_t pid = 0;
+    if (auto w = peers_.find(worker_id); w != peers_.end()) {
+      if (w->second->outstanding > 0) --w->second->outstanding;
+      if (!w->second->name.empty()) who = w->second->name;
+      pid = w->second->pid;
+    }
+    auto c = peers_.find(static_cast<std::uint32_t>(e.key >> 32));
+    if (c == peers_.end()) return;  // the caller left
+    if (c->second->calls_in_flight > 0) --c->second->calls_in_flight;
+    reply_error(*c->second, static_cast<std::uint32_t>(e.key),
+                {errc::deadline_exceeded,
+                 who + " did not answer within the caller's deadline of " +
+                     std::to_string(e.deadline_ms) + " ms",
+                 {{"peer", who}, {"pid", pid}, {"deadline_ms", e.deadline_ms}}});
   }
 
   void on_notification(peer& from, std::string_view service,
@@ -441,7 +540,8 @@ class router::impl {
                  {"refused_connections", st.refused_connections},
                  {"hello_timeouts", st.hello_timeouts},
                  {"over_budget", st.over_budget},
-                 {"auth_failures", st.auth_failures}};
+                 {"auth_failures", st.auth_failures},
+                 {"expired", st.expired}};
     for (const auto& [name, read] : extra_stats_)
       if (!out.contains(name)) out[name] = read();
     return out;
@@ -484,7 +584,8 @@ class router::impl {
     from.hello_timer.reset();  // cancels the wait
     from.name = control::text_field(v, "name");
     from.pid = control::int_field(v, "pid");
-    send_control(from, {{"op", control::welcome}, {"peer", from.id}});
+    from.takes_deadlines = control::bool_field(v, "deadlines");
+    send_control(from, {{"op", control::welcome}, {"peer", from.id}, {"deadlines", true}});
   }
 
   void on_register(peer& from, const std::string& op, const value& v) {
@@ -591,6 +692,9 @@ class router::impl {
   std::unordered_map<std::uint32_t, std::unique_ptr<peer>> peers_;
   std::unordered_map<std::string, service_entry, string_hash, std::equal_to<>> services_;
   detail::inflight_table inflight_;
+  expiry_heap expiries_;
+  boost::asio::steady_timer expiry_timer_;
+  std::int64_t armed_at_ = never;
   std::uint32_t next_peer_id_ = 1;
   std::unordered_map<std::string, method_entry, string_hash, std::equal_to<>> methods_;
 };

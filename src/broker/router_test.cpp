@@ -9,10 +9,12 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <cstring>
 #include <filesystem>
+#include <future>
 #include <memory>
 #include <optional>
 #include <random>
@@ -24,6 +26,8 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
 #include <boost/asio/read.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 
@@ -52,6 +56,7 @@ struct received {
   wire::frame_kind kind;
   std::string name;
   bytes payload;
+  std::optional<std::uint32_t> deadline_ms;
 };
 
 // A peer speaking raw frames to the router, for what the rpc layer would never send.
@@ -67,8 +72,8 @@ class raw_peer {
     conn = std::move(*c);
     conn.start(
         [this](const wire::frame_view& f) {
-          frames.push_back(
-              {f.kind, std::string(f.name), bytes(f.payload.begin(), f.payload.end())});
+          frames.push_back({f.kind, std::string(f.name), bytes(f.payload.begin(), f.payload.end()),
+                            f.deadline_ms});
         },
         [this](const plexus::error&) { closed = true; });
     return testing::AssertionSuccess();
@@ -595,6 +600,157 @@ TEST(Router, ForgedResponsesCannotSkewAWorkersLoad) {
   EXPECT_EQ(f.router.stats().unsolicited, 4u);
   EXPECT_EQ(f.router.stats().in_flight, 1u);  // the held call
   EXPECT_FALSE(held.done());
+}
+
+// ---- deadlines travel ----------------------------------------------------------------
+
+result<void> send_request_with_deadline(raw_peer& from, std::string_view service,
+                                        std::uint32_t msgid, std::uint32_t deadline_ms) {
+  bytes b;
+  wire::encode(b, wire::request{msgid, "m", value::array()});
+  return from.conn.send_with_deadline(service, b, deadline_ms);
+}
+
+std::optional<wire::response> response_to(const raw_peer& p, std::uint32_t msgid) {
+  for (const auto& [name, m] : data_messages(p))
+    if (const auto* r = std::get_if<wire::response>(&m); r && r->msgid == msgid) return *r;
+  return std::nullopt;
+}
+
+TEST(Router, ACallThatOutlivesItsDeadlineIsFailedByTheRouterWhichForgetsIt) {
+  fabric f;
+  ASSERT_TRUE(f.router.start());
+  raw_peer worker, caller;
+  ASSERT_TRUE(open_worker(f, worker, "raw"));  // says no hello: no deadlines for it
+  ASSERT_TRUE(caller.open(f.io, f.address));
+
+  const auto sent = std::chrono::steady_clock::now();
+  ASSERT_TRUE(send_request_with_deadline(caller, "raw", 7, 100));
+  ASSERT_TRUE(run_until(f.io, [&] { return data_messages(worker).size() == 1; }));
+  EXPECT_FALSE(worker.frames.back().deadline_ms) << "a worker that did not ask got kind 2";
+  EXPECT_EQ(f.router.stats().in_flight, 1u);
+
+  ASSERT_TRUE(run_until(
+      f.io, [&] { return response_to(caller, 7).has_value(); }, 5s));
+  const auto waited = std::chrono::steady_clock::now() - sent;
+  EXPECT_GE(waited, 100ms);
+  const auto r = *response_to(caller, 7);
+  ASSERT_TRUE(r.error);
+  EXPECT_EQ(r.error->code, errc::deadline_exceeded) << r.error->message;
+  EXPECT_NE(r.error->message.find("deadline of 100 ms"), std::string::npos) << r.error->message;
+  EXPECT_EQ(f.router.stats().expired, 1u);
+  EXPECT_EQ(f.router.stats().in_flight, 0u) << "the entry outlived the deadline";
+
+  // The worker's late answer goes nowhere.
+  const auto [to, m] = data_messages(worker)[0];
+  ASSERT_TRUE(send_message(worker, to, wire::response{7, std::nullopt, "late"}));
+  ASSERT_TRUE(run_until(f.io, [&] { return f.router.stats().unsolicited == 1; }));
+  EXPECT_EQ(data_messages(caller).size(), 1u);
+}
+
+TEST(Router, AWorkerThatSaysItTakesDeadlinesGetsTheCallersRemainingTime) {
+  fabric f;
+  ASSERT_TRUE(f.router.start());
+  raw_peer worker, caller;
+  ASSERT_TRUE(worker.open(f.io, f.address));
+  ASSERT_TRUE(worker.send_control({{"op", "hello"}, {"name", "w"}, {"deadlines", true}}));
+  ASSERT_TRUE(worker.send_control({{"op", "register"}, {"service", "raw"}}));
+  ASSERT_TRUE(run_until(f.io, [&] {
+    for (const auto& c : worker.controls())
+      if (c.value("op", "") == "registered") return true;
+    return false;
+  }));
+  ASSERT_TRUE(caller.open(f.io, f.address));
+  ASSERT_TRUE(send_request_with_deadline(caller, "raw", 1, 2500));
+  ASSERT_TRUE(run_until(f.io, [&] { return data_messages(worker).size() == 1; }));
+  const auto& got = worker.frames.back();
+  ASSERT_TRUE(got.deadline_ms);
+  EXPECT_EQ(*got.deadline_ms, 2500u);
+  // The welcome says the router reads deadlines.
+  bool welcomed = false;
+  for (const auto& c : worker.controls())
+    if (c.value("op", "") == "welcome") welcomed = c.value("deadlines", false);
+  EXPECT_TRUE(welcomed);
+}
+
+TEST(Router, ACallWithNoTimeLeftIsAnsweredAtOnceAndNeverForwarded) {
+  fabric f;
+  ASSERT_TRUE(f.router.start());
+  raw_peer worker, caller;
+  ASSERT_TRUE(open_worker(f, worker, "raw"));
+  ASSERT_TRUE(caller.open(f.io, f.address));
+  ASSERT_TRUE(send_request_with_deadline(caller, "raw", 3, 0));
+  ASSERT_TRUE(run_until(f.io, [&] { return response_to(caller, 3).has_value(); }));
+  EXPECT_EQ(response_to(caller, 3)->error->code, errc::deadline_exceeded);
+  settle(f.io);
+  EXPECT_TRUE(data_messages(worker).empty());
+  EXPECT_EQ(f.router.stats().expired, 1u);
+}
+
+TEST(Router, ACoroutineHandlerIsCancelledWhenItsCallersDeadlinePasses) {
+  fabric f;
+  ASSERT_TRUE(f.router.start());
+  rpc::service svc(f.io, f.service("slow"));
+  bool cancelled = false;
+  svc.route("m", [&]() -> asio::awaitable<int> {
+    asio::steady_timer t(co_await asio::this_coro::executor, 30s);
+    try {
+      co_await t.async_wait(asio::use_awaitable);
+    } catch (const boost::system::system_error& e) {
+      cancelled = e.code() == asio::error::operation_aborted;
+      throw;
+    }
+    co_return 1;
+  });
+  ASSERT_TRUE(start_ready(f.io, svc));
+  rpc::client c(f.io, f.client());
+  ASSERT_TRUE(c.connect());
+
+  auto p = start_call(c, "slow", "m", value::array(), 150ms);
+  ASSERT_TRUE(run_until(
+      f.io, [&] { return p.done() && cancelled; }, 5s));
+  ASSERT_FALSE(p.get());
+  EXPECT_EQ(p.get().error().code, errc::deadline_exceeded);
+  EXPECT_EQ(svc.expired(), 1u);
+  EXPECT_EQ(svc.in_flight(), 0u);
+  ASSERT_TRUE(run_until(
+      f.io, [&] { return f.router.stats().in_flight == 0; }, 5s));
+  settle(f.io);
+  EXPECT_EQ(f.router.stats().unsolicited, 0u) << "the service answered a call it had dropped";
+}
+
+TEST(Router, ABlockingHandlersResultIsDroppedWhenItsCallersDeadlinePasses) {
+  fabric f;
+  ASSERT_TRUE(f.router.start());
+  rpc::service svc(f.io, f.service("slow"));
+  std::promise<void> release;
+  std::shared_future<void> released = release.get_future().share();
+  std::atomic<bool> finished{false};
+  svc.route("m",
+            [released, &finished]() {
+              (void)released.wait_for(10s);
+              finished = true;
+              return 1;
+            },
+            {.blocking = true});  // its own deadline: the service's 30 s
+  ASSERT_TRUE(start_ready(f.io, svc));
+  rpc::client c(f.io, f.client());
+  ASSERT_TRUE(c.connect());
+
+  auto p = start_call(c, "slow", "m", value::array(), 150ms);
+  ASSERT_TRUE(run_until(
+      f.io, [&] { return p.done() && svc.expired() == 1; }, 5s));
+  EXPECT_EQ(p.get().error().code, errc::deadline_exceeded);
+  EXPECT_EQ(svc.in_flight(), 0u);
+  EXPECT_FALSE(finished.load());
+  release.set_value();
+  ASSERT_TRUE(run_until(
+      f.io, [&] { return finished.load(); }, 5s));
+  ASSERT_TRUE(run_until(
+      f.io, [&] { return f.router.stats().in_flight == 0; }, 5s));
+  settle(f.io);  // the late result reaches the service's loop and goes no further
+  EXPECT_EQ(f.router.stats().unsolicited, 0u) << "the service answered a call it had dropped";
+  EXPECT_EQ(f.router.stats().expired, 1u);
 }
 
 TEST(Router, ADuplicateMsgidIsRefusedAndTheFirstCallStillCompletes) {

@@ -74,10 +74,12 @@ class client::impl : public std::enable_shared_from_this<client::impl> {
                                                         std::to_string(max_in_flight) + ")"));
       return;
     }
+    if (deadline == duration::zero()) deadline = opts_.default_deadline;
+    const auto when = clock::now() + deadline;
     const auto msgid = next_msgid();
     scratch_.clear();
     wire::encode(scratch_, wire::request{msgid, std::string(method), std::move(params)});
-    pending_call call{std::move(done), 0, deadline};
+    pending_call call{std::move(done), 0, deadline, when};
     if (waits) {
       // Budgeted like the connection's own queue, which it will end up in.
       const auto limit = opts_.transport.max_queued_bytes;
@@ -93,13 +95,10 @@ class client::impl : public std::enable_shared_from_this<client::impl> {
       call.service = std::string(service);
       call.request = scratch_;
       waiting_bytes_ += call.request.size();
-    } else if (auto ok = link_.send_data(service, scratch_); !ok) {
+    } else if (auto ok = link_.send_request(service, scratch_, remaining_ms(when)); !ok) {
       complete_later(std::move(call.done), std::move(ok).error());
       return;
     }
-    if (deadline == duration::zero()) deadline = opts_.default_deadline;
-    call.deadline = deadline;
-    const auto when = clock::now() + deadline;
     const auto serial = ++serial_;
     call.serial = serial;
     pending_.emplace(msgid, std::move(call));
@@ -146,6 +145,7 @@ class client::impl : public std::enable_shared_from_this<client::impl> {
     completion done;
     std::uint64_t serial;
     duration deadline;
+    clock::time_point when;  // the deadline, which travels with the request
     // A call made while waiting for the router: its frame, sent by on_connection().
     // Empty once sent (sent calls fail when the connection is lost; waiting ones wait).
     std::string service;
@@ -170,6 +170,13 @@ class client::impl : public std::enable_shared_from_this<client::impl> {
     return msgid_counter_++;
   }
 
+  // The time left until `when`, as the request carries it: whole milliseconds, rounded
+  // up so that a call with time left never arrives with none.
+  static std::uint32_t remaining_ms(clock::time_point when) {
+    const auto left = std::chrono::ceil<std::chrono::milliseconds>(when - clock::now()).count();
+    return static_cast<std::uint32_t>(std::clamp<std::int64_t>(left, 0, UINT32_MAX));
+  }
+
   void complete_later(completion done, plexus::error e) {
     asio::post(io_, [done = std::move(done), e = std::move(e)]() mutable { done(std::move(e)); });
   }
@@ -190,7 +197,7 @@ class client::impl : public std::enable_shared_from_this<client::impl> {
       if (!is_waiting(w)) continue;  // expired while waiting
       auto it = pending_.find(w.msgid);
       auto& call = it->second;
-      auto ok = link_.send_data(call.service, call.request);
+      auto ok = link_.send_request(call.service, call.request, remaining_ms(call.when));
       waiting_bytes_ -= call.request.size();
       call.request = {};
       call.service = {};

@@ -99,9 +99,11 @@ result<void> router_link::attempt() {
               [owner = owner_, this, generation = ++generation_](const plexus::error& e) {
                 if (const auto alive = owner.lock()) lost(generation, e);
               });
-  (void)send_control({{"op", control::hello},
-                      {"name", name_.empty() ? std::string("client") : name_},
-                      {"pid", static_cast<std::int64_t>(::getpid())}});
+  value hello = {{"op", control::hello},
+                 {"name", name_.empty() ? std::string("client") : name_},
+                 {"pid", static_cast<std::int64_t>(::getpid())}};
+  if (accept_deadlines_) hello["deadlines"] = true;
+  (void)send_control(hello);
   if (on_registration_) on_registration_();
   post_event(ever_connected_ ? link_event::reconnected : link_event::connected);
   ever_connected_ = true;

@@ -75,6 +75,9 @@ class router_link {
   void on_lost(loss_handler h);
   // The program's callback (reconnect.hpp): connected, lost, reconnected.
   void on_event(link_handler h);
+  // Says "deadlines": true in hello: requests may arrive with the caller's remaining
+  // time (frame_view::deadline_ms). Services set it; the owner must honour it.
+  void accept_deadlines() { accept_deadlines_ = true; }
 
   // Connects, starts reading, says hello and runs the registration hook. `owner` (the
   // object holding this link) guards every callback. `on_data(const wire::frame_view&)`
@@ -120,6 +123,12 @@ class router_link {
   result<void> send_data(std::string_view name, std::span<const std::uint8_t> payload) {
     return conn_.send(wire::frame_kind::data, name, payload);
   }
+  // Queues a request that carries the caller's remaining time (a kind 2 frame): the
+  // router fails the call when it runs out, and tells the worker. Errors: send's.
+  result<void> send_request(std::string_view name, std::span<const std::uint8_t> payload,
+                            std::uint32_t deadline_ms) {
+    return conn_.send_with_deadline(name, payload, deadline_ms);
+  }
   // Encodes `map` and queues it as a control frame. Errors: those of connection::send.
   result<void> send_control(const value& map);
   // A notification `method(params)` to `service`. Errors: not_connected(), send's.
@@ -154,6 +163,7 @@ class router_link {
   transport::connection conn_;
   // true from close() until the next open(): the loss was asked for, not reported.
   bool closed_ = false;
+  bool accept_deadlines_ = false;
   bool reconnecting_ = false;  // a retry is scheduled
   bool opened_ = false;        // open() succeeded (or is waiting for the router)
   bool ever_connected_ = false;

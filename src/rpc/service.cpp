@@ -1,6 +1,8 @@
 #include "plexus/rpc/service.hpp"
 
 #include <algorithm>
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -50,6 +52,7 @@ class service::impl : public std::enable_shared_from_this<service::impl> {
     });
     link_.on_registration([this] { send_registration(); });
     link_.on_lost([this](const plexus::error& e) { on_lost(e); });
+    link_.accept_deadlines();
   }
 
   ~impl() {
@@ -99,6 +102,7 @@ class service::impl : public std::enable_shared_from_this<service::impl> {
   void on_link_event(link_handler h) { link_.on_event(std::move(h)); }
   bool connected() const noexcept { return link_.is_open(); }
   std::size_t in_flight() const noexcept { return in_flight_; }
+  std::uint64_t expired() const noexcept { return expired_; }
   const std::string& name() const noexcept { return opts_.name; }
   router_link& link() { return link_; }
 
@@ -110,6 +114,7 @@ class service::impl : public std::enable_shared_from_this<service::impl> {
     bool is_request = true;
     bool answered = false;
     std::unique_ptr<asio::steady_timer> timer;
+    asio::cancellation_signal cancel;  // a coroutine handler's: emitted at the deadline
   };
 
   // The registration hook: the service name and its methods, sorted by name.
@@ -138,9 +143,10 @@ class service::impl : public std::enable_shared_from_this<service::impl> {
       return;
     }
     if (auto* req = std::get_if<wire::request>(&*m)) {
-      dispatch(std::string(f.name), req->msgid, true, req->method, std::move(req->params));
+      dispatch(std::string(f.name), req->msgid, true, req->method, std::move(req->params),
+               f.deadline_ms);
     } else if (auto* note = std::get_if<wire::notification>(&*m)) {
-      dispatch(std::string(f.name), 0, false, note->method, std::move(note->params));
+      dispatch(std::string(f.name), 0, false, note->method, std::move(note->params), {});
     }
     // Responses are not for a service; ignored.
   }
@@ -162,6 +168,7 @@ class service::impl : public std::enable_shared_from_this<service::impl> {
   void report_health() {
     if (!supervised() || drained_) return;
     notify_health({{"in_flight", in_flight_},
+                   {"expired", expired_},
                    {"queued_bytes", link_.queued_bytes()},
                    {"worker_threads", opts_.worker_threads}});
     if (!health_timer_) {
@@ -186,8 +193,9 @@ class service::impl : public std::enable_shared_from_this<service::impl> {
     if (!link_.reconnects() && on_disconnect_) on_disconnect_(e);
   }
 
+  // `caller_ms`: the caller's remaining time, when the request carried it.
   void dispatch(std::string caller, std::uint32_t msgid, bool is_request, const std::string& method,
-                value params) {
+                value params, std::optional<std::uint32_t> caller_ms) {
     if (draining_) {
       if (is_request)
         respond(caller, msgid,
@@ -220,29 +228,34 @@ class service::impl : public std::enable_shared_from_this<service::impl> {
     state->msgid = msgid;
     state->is_request = is_request;
     ++in_flight_;
-    const auto deadline = h.opts.deadline.count() > 0 ? h.opts.deadline : opts_.handler_deadline;
+    // The earlier of the handler's own deadline and the caller's: at the first the
+    // caller is answered deadline_exceeded; at the second the router has answered it
+    // already. Either way a coroutine handler is cancelled, a blocking one's result
+    // dropped, and the call counted in expired().
+    const auto own = h.opts.deadline.count() > 0 ? h.opts.deadline : opts_.handler_deadline;
+    const bool callers_first = caller_ms && std::chrono::milliseconds(*caller_ms) < own;
+    const auto deadline = callers_first ? std::chrono::milliseconds(*caller_ms) : own;
     state->timer = std::make_unique<asio::steady_timer>(io_, deadline);
-    state->timer->async_wait([weak = weak_from_this(), state, method,
-                              deadline](const boost::system::error_code& ec) {
+    state->timer->async_wait([weak = weak_from_this(), state, method, deadline,
+                              callers_first](const boost::system::error_code& ec) {
       if (ec) return;
-      if (auto self = weak.lock())
-        self->finish(state, plexus::error(errc::deadline_exceeded,
-                                          "handler " + method + " exceeded its deadline of " +
-                                              std::to_string(deadline.count()) + " ms",
-                                          {{"method", method}, {"deadline_ms", deadline.count()}}));
+      if (auto self = weak.lock()) self->expire(state, method, deadline, callers_first);
     });
     if (h.async) {
-      asio::co_spawn(io_, h.async(std::move(params)),
-                     // handler_ptr keeps the handler (whose captures the coroutine uses) alive.
-                     [weak = weak_from_this(), state, method, handler_ptr](std::exception_ptr ep,
-                                                                           result<value> r) {
-                       auto self = weak.lock();
-                       if (!self) return;
-                       if (ep)
-                         self->finish(state, from_exception(ep, method));
-                       else
-                         self->finish(state, std::move(r));
-                     });
+      asio::co_spawn(
+          io_, h.async(std::move(params)),
+          asio::bind_cancellation_slot(state->cancel.slot(),
+                                       // handler_ptr keeps the handler (whose captures the
+                                       // coroutine uses) alive.
+                                       [weak = weak_from_this(), state, method, handler_ptr](
+                                           std::exception_ptr ep, result<value> r) {
+                                         auto self = weak.lock();
+                                         if (!self) return;
+                                         if (ep)
+                                           self->finish(state, from_exception(ep, method));
+                                         else
+                                           self->finish(state, std::move(r));
+                                       }));
       return;
     }
     if (!pool_) pool_ = std::make_unique<asio::thread_pool>(opts_.worker_threads);
@@ -266,13 +279,31 @@ class service::impl : public std::enable_shared_from_this<service::impl> {
     }
   }
 
-  void finish(const std::shared_ptr<call_state>& state, result<value> r) {
+  void finish(const std::shared_ptr<call_state>& state, result<value> r, bool answer = true) {
     if (state->answered) return;  // the deadline won, or the handler did
     state->answered = true;
     state->timer->cancel();
     --in_flight_;
-    if (state->is_request) respond(state->caller, state->msgid, std::move(r));
+    if (answer && state->is_request) respond(state->caller, state->msgid, std::move(r));
     maybe_finish_drain();
+  }
+
+  // A deadline passed before the handler finished: the call ends now. The caller is
+  // answered unless its own deadline was the one (the router answered it then).
+  void expire(const std::shared_ptr<call_state>& state, const std::string& method,
+              std::chrono::milliseconds deadline, bool callers) {
+    if (state->answered) return;
+    ++expired_;
+    const auto ms = deadline.count();
+    finish(state,
+           plexus::error(
+               errc::deadline_exceeded,
+               "handler " + method + " exceeded its deadline of " + std::to_string(ms) + " ms",
+               {{"method", method}, {"deadline_ms", ms}}),
+           !callers);
+    // After finish(): the coroutine's completion, if cancelling ends it at once, finds
+    // the call answered.
+    state->cancel.emit(asio::cancellation_type::terminal);
   }
 
   void respond(std::string_view caller, std::uint32_t msgid, result<value> r) {
@@ -322,6 +353,7 @@ class service::impl : public std::enable_shared_from_this<service::impl> {
   std::chrono::milliseconds health_interval_{1000};
   bool registered_ = false;
   std::size_t in_flight_ = 0;
+  std::uint64_t expired_ = 0;
   bool draining_ = false;
   bool drained_ = false;
   std::vector<std::uint8_t> scratch_;
@@ -362,6 +394,9 @@ result<void> service::log(std::string_view level, std::string_view message, valu
 }
 std::size_t service::in_flight() const noexcept {
   return impl_->in_flight();
+}
+std::uint64_t service::expired() const noexcept {
+  return impl_->expired();
 }
 const std::string& service::name() const noexcept {
   return impl_->name();

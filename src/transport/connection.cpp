@@ -35,6 +35,13 @@ result<void> connection::send(wire::frame_kind kind, std::string_view name,
   return impl_->send(kind, name, payload);
 }
 
+result<void> connection::send_with_deadline(std::string_view name,
+                                            std::span<const std::uint8_t> payload,
+                                            std::uint32_t deadline_ms) {
+  if (!impl_) return plexus::error(errc::unavailable, "connection is closed");
+  return impl_->send_with_deadline(name, payload, deadline_ms);
+}
+
 result<void> connection::send_shared(wire::frame_kind kind, std::string_view name,
                                      shared_bytes payload) {
   if (!impl_) return plexus::error(errc::unavailable, "connection is closed");
@@ -91,6 +98,19 @@ void append_frame(std::vector<std::uint8_t>& out, wire::frame_kind kind, std::st
   p += wire::write_frame_header(p, kind, name.size(), payload.size());
   if (!name.empty()) std::memcpy(p, name.data(), name.size());
   p += name.size();
+  if (!payload.empty()) std::memcpy(p, payload.data(), payload.size());
+}
+
+void append_deadline_frame(std::vector<std::uint8_t>& out, std::string_view name,
+                           std::span<const std::uint8_t> payload, std::uint32_t deadline_ms) {
+  const auto old = out.size();
+  out.resize(old + wire::frame_fixed_bytes + name.size() + wire::deadline_bytes + payload.size());
+  auto* p = out.data() + old;
+  p += wire::write_deadline_frame_header(p, name.size(), payload.size());
+  if (!name.empty()) std::memcpy(p, name.data(), name.size());
+  p += name.size();
+  wire::write_u32_le(p, deadline_ms);
+  p += wire::deadline_bytes;
   if (!payload.empty()) std::memcpy(p, payload.data(), payload.size());
 }
 

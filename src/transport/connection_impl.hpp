@@ -19,6 +19,12 @@ class connection_impl {
   virtual void start(connection::frame_handler on_frame, connection::close_handler on_close) = 0;
   virtual result<void> send(wire::frame_kind kind, std::string_view name,
                             std::span<const std::uint8_t> payload) = 0;
+  // Transports that can carry a deadline override this; the others send plain data.
+  virtual result<void> send_with_deadline(std::string_view name,
+                                          std::span<const std::uint8_t> payload,
+                                          std::uint32_t /*deadline_ms*/) {
+    return send(wire::frame_kind::data, name, payload);
+  }
   // Transports that can hold a reference in their send queue override this.
   virtual result<void> send_shared(wire::frame_kind kind, std::string_view name,
                                    shared_bytes payload) {
@@ -136,6 +142,10 @@ class batch_scope {
 // Appends one encoded frame to `out`. The caller has checked the limits.
 void append_frame(std::vector<std::uint8_t>& out, wire::frame_kind kind, std::string_view name,
                   std::span<const std::uint8_t> payload);
+// Appends one encoded kind 2 frame (data with a deadline). The caller has checked the
+// limits, counting the 4 deadline bytes as payload.
+void append_deadline_frame(std::vector<std::uint8_t>& out, std::string_view name,
+                           std::span<const std::uint8_t> payload, std::uint32_t deadline_ms);
 // Appends the header and name of a frame whose `payload_size` payload bytes the caller
 // writes after them from elsewhere. The caller has checked the limits.
 void append_frame_head(std::vector<std::uint8_t>& out, wire::frame_kind kind, std::string_view name,

@@ -22,6 +22,7 @@ struct queued_frame {
   wire::frame_kind kind;
   std::string name;
   std::vector<std::uint8_t> payload;
+  std::optional<std::uint32_t> deadline_ms;
 };
 
 class inproc_connection final : public connection_base {
@@ -49,6 +50,18 @@ class inproc_connection final : public connection_base {
     auto peer = peer_.lock();
     if (!peer || peer->closed_) return plexus::error(errc::unavailable, "peer is gone");
     peer->inbox_.push_back({kind, std::string(name), {payload.begin(), payload.end()}});
+    peer->schedule_delivery();
+    return {};
+  }
+
+  result<void> send_with_deadline(std::string_view name, std::span<const std::uint8_t> payload,
+                                  std::uint32_t deadline_ms) override {
+    if (closed_) return plexus::error(errc::unavailable, "connection is closed");
+    if (auto ok = check_frame(opts_, name, wire::deadline_bytes + payload.size()); !ok) return ok;
+    auto peer = peer_.lock();
+    if (!peer || peer->closed_) return plexus::error(errc::unavailable, "peer is gone");
+    peer->inbox_.push_back(
+        {wire::frame_kind::data, std::string(name), {payload.begin(), payload.end()}, deadline_ms});
     peer->schedule_delivery();
     return {};
   }
@@ -88,7 +101,7 @@ class inproc_connection final : public connection_base {
     while (!inbox_.empty() && !closed_ && !detached_) {
       auto f = std::move(inbox_.front());
       inbox_.pop_front();
-      deliver(wire::frame_view{f.kind, f.name, f.payload});
+      deliver(wire::frame_view{f.kind, f.name, f.payload, f.deadline_ms});
     }
   }
 

@@ -103,6 +103,17 @@ class stream_connection final : public connection_base, public batch_member {
     return {};
   }
 
+  result<void> send_with_deadline(std::string_view name, std::span<const std::uint8_t> payload,
+                                  std::uint32_t deadline_ms) override {
+    if (closed_) return plexus::error(errc::unavailable, "connection is closed");
+    const auto carried = wire::deadline_bytes + payload.size();
+    if (auto ok = check_frame(opts_, name, carried); !ok) return ok;
+    if (auto ok = check_queue(wire::frame_fixed_bytes + name.size() + carried); !ok) return ok;
+    append_deadline_frame(pending_, name, payload, deadline_ms);
+    schedule_flush();
+    return {};
+  }
+
   // The payload is not copied: pending_ gets the header and name, pending_shared_ a
   // reference that the gather write sends after them.
   result<void> send_shared(wire::frame_kind kind, std::string_view name,

@@ -18,7 +18,8 @@
 
 namespace plexus::test {
 
-// Lets coroutine handlers wait until the test says go. Hold it by shared_ptr from the
+// Lets coroutine handlers wait until the test says go; a cancelled wait throws
+// operation_aborted, like the asio operations a real handler awaits. Hold it by shared_ptr from the
 // handler's own frame, so it outlives a waiting handler whatever happens to the service.
 class gate {
  public:
@@ -26,8 +27,10 @@ class gate {
       : timer_(io, std::chrono::steady_clock::time_point::max()) {}
   boost::asio::awaitable<void> wait() {
     if (open_) co_return;
-    boost::system::error_code ignored;
-    co_await timer_.async_wait(boost::asio::redirect_error(boost::asio::use_awaitable, ignored));
+    boost::system::error_code ec;
+    co_await timer_.async_wait(boost::asio::redirect_error(boost::asio::use_awaitable, ec));
+    // Woken without open(): the handler was cancelled, as any awaited operation would be.
+    if (!open_) throw boost::system::system_error(boost::asio::error::operation_aborted);
   }
   void open() {
     open_ = true;

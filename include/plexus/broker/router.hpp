@@ -66,6 +66,7 @@ struct router_stats {
   std::uint64_t refused_connections = 0;  // closed at once: max_connections reached
   std::uint64_t hello_timeouts = 0;       // closed for saying no hello in hello_timeout_ms
   std::uint64_t over_budget = 0;          // requests and subscriptions refused by a per-peer cap
+  std::uint64_t expired = 0;              // requests failed by the router at their deadline
   std::uint64_t auth_failures = 0;        // tcp peers closed: their authentication failed
 };
 

@@ -16,7 +16,12 @@
 // its state needs its own synchronisation).
 // Coroutine and blocking handlers have a deadline (route_options::deadline, else
 // service_options::handler_deadline): when it passes the caller gets
-// deadline_exceeded and the late result is dropped.
+// deadline_exceeded and the late result is dropped. A request also carries its
+// caller's remaining time (docs/protocol.md §1, kind 2): when that runs out first the
+// router answers the caller, and the service stops the call the same way without
+// answering. A coroutine handler is cancelled then (cancellation_type::terminal: the
+// operation it awaits completes with operation_aborted); a blocking handler runs to
+// its end and its result is dropped. expired() counts both.
 // The router may start after the service and may restart (reconnect.hpp): the service
 // waits for it, registers again on every new connection and reports through
 // on_link_event. `.reconnect = {.enabled = false}` keeps the fail-fast behaviour.
@@ -226,6 +231,8 @@ class service {
                    value fields = value::object());
 
   std::size_t in_flight() const noexcept;
+  // Calls stopped at a deadline (the handler's or the caller's) since start.
+  std::uint64_t expired() const noexcept;
   const std::string& name() const noexcept;
 
  private:

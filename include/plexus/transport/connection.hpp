@@ -91,6 +91,11 @@ class connection {
   // than 255 bytes), resource_exhausted (max_frame_bytes or max_queued_bytes).
   result<void> send(wire::frame_kind kind, std::string_view name,
                     std::span<const std::uint8_t> payload);
+  // Queues a data frame that carries the sender's remaining time for the request in
+  // `payload` (a kind 2 frame, docs/protocol.md §1). Transports without the field
+  // (ZeroMQ) send a plain data frame. Errors: those of send().
+  result<void> send_with_deadline(std::string_view name, std::span<const std::uint8_t> payload,
+                                  std::uint32_t deadline_ms);
   // As send(), but the stream transports queue a reference to `payload` instead of a
   // copy of it (the others copy). `payload` must not be null and is never modified.
   result<void> send_shared(wire::frame_kind kind, std::string_view name, shared_bytes payload);

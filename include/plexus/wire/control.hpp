@@ -1,8 +1,8 @@
 // Control frames (frame_kind::control): CBOR maps with an "op" key, exchanged
 // between a peer and the router. See docs/protocol.md, "Control messages".
 //
-//   peer -> router  {"op":"hello", "name":"calc", "pid":1234}
-//   router -> peer  {"op":"welcome", "peer":7}
+//   peer -> router  {"op":"hello", "name":"calc", "pid":1234, "deadlines":true}
+//   router -> peer  {"op":"welcome", "peer":7, "deadlines":true}
 //   peer -> router  {"op":"register", "service":"calc", "methods":[{"name":"add", ...}]}
 //   router -> peer  {"op":"registered", "service":"calc"}
 //   peer -> router  {"op":"unregister", "service":"calc"}      (drain: no new requests)
@@ -48,6 +48,12 @@ inline std::int64_t int_field(const value& map, const char* key, std::int64_t fa
   if (it == map.end() || !it->is_number_integer()) return fallback;
   if (it->is_number_unsigned() && it->get<std::uint64_t>() > INT64_MAX) return fallback;
   return it->get<std::int64_t>();
+}
+
+inline bool bool_field(const value& map, const char* key, bool fallback = false) {
+  if (!map.is_object()) return fallback;
+  auto it = map.find(key);
+  return it != map.end() && it->is_boolean() ? it->get<bool>() : fallback;
 }
 
 inline value error_reply(std::string_view about, const plexus::error& e) {
