@@ -3,10 +3,11 @@
 // any peer id, publications and malformed payloads.
 //
 // The input is a stream in the native framing (wire/frame.hpp): u32 body length |
-// kind | name length | name | payload, repeated; a trailing partial frame is ignored.
-// Each run connects a worker that registers "calc" and a fuzzed peer over inproc,
-// sends the frames, lets the router work, then closes both. Besides "no crash", the
-// router must be back where it started: no peers, nothing in flight.
+// kind | name length | name | [deadline_ms, kind 2] | payload, repeated; a trailing
+// partial frame is ignored. Kind 2 frames go to the router with their deadline.
+// Each run connects a worker that registers "calc" (and takes deadlines) and a fuzzed
+// peer over inproc, sends the frames, lets the router work, then closes both. Besides
+// "no crash", the router must be back where it started: no peers, nothing in flight.
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -67,7 +68,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   auto& f = the_fixture();
   {
     auto worker = open(f);
-    (void)worker.send(wire::frame_kind::control, "", cbor({{"op", "hello"}, {"name", "calc"}}));
+    (void)worker.send(wire::frame_kind::control, "",
+                      cbor({{"op", "hello"}, {"name", "calc"}, {"deadlines", true}}));
     (void)worker.send(wire::frame_kind::control, "",
                       cbor({{"op", "register"}, {"service", "calc"}}));
     auto peer = open(f);
@@ -80,7 +82,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       auto frame = wire::parse_frame_body(in.subspan(wire::frame_prefix_bytes, body));
       in = in.subspan(wire::frame_prefix_bytes + body);
       if (!frame) continue;
-      (void)peer.send(frame->kind, frame->name, frame->payload);
+      if (frame->deadline_ms)
+        (void)peer.send_with_deadline(frame->name, frame->payload, *frame->deadline_ms);
+      else
+        (void)peer.send(frame->kind, frame->name, frame->payload);
     }
     drain(f.io);
     peer.close();
