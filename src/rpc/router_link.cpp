@@ -74,6 +74,7 @@ result<void> router_link::open_with(std::weak_ptr<const void> owner,
   on_frame_ = std::move(on_frame);
   closed_ = false;
   reconnecting_ = false;
+  ++attempt_serial_;
   ever_connected_ = false;
   attempts_ = 0;
   backoff_ = {};
@@ -92,7 +93,25 @@ result<void> router_link::attempt() {
   ++attempts_;
   auto c = transport::connect(io_, router_, opts_);
   if (!c) return std::move(c).error();
-  conn_ = std::move(*c);  // a previous connection is detached: it reports nothing more
+  adopt(std::move(*c));
+  return {};
+}
+
+void router_link::attempt_async() {
+  ++attempts_;
+  transport::async_connect(
+      io_, router_, opts_,
+      [owner = owner_, this, serial = ++attempt_serial_](result<transport::connection> c) {
+        const auto alive = owner.lock();
+        if (!alive || closed_ || !reconnecting_ || serial != attempt_serial_) return;
+        // Any failure now is worth another try: the address was good enough once.
+        if (!c) return schedule_attempt();
+        adopt(std::move(*c));
+      });
+}
+
+void router_link::adopt(transport::connection c) {
+  conn_ = std::move(c);  // a previous connection is detached: it reports nothing more
   reconnecting_ = false;
   connected_at_ = std::chrono::steady_clock::now();
   conn_.start(on_frame_,
@@ -107,7 +126,6 @@ result<void> router_link::attempt() {
   if (on_registration_) on_registration_();
   post_event(ever_connected_ ? link_event::reconnected : link_event::connected);
   ever_connected_ = true;
-  return {};
 }
 
 void router_link::schedule_attempt() {
@@ -119,8 +137,7 @@ void router_link::schedule_attempt() {
     if (ec) return;  // cancelled by close(), or the link is gone
     const auto alive = owner.lock();
     if (!alive || closed_ || !reconnecting_) return;
-    // Any failure now is worth another try: the address was good enough once.
-    if (!attempt()) schedule_attempt();
+    attempt_async();
   });
 }
 
@@ -134,6 +151,7 @@ void router_link::post_event(link_event e) {
 void router_link::close() {
   closed_ = true;
   reconnecting_ = false;
+  ++attempt_serial_;
   retry_timer_.cancel();
   conn_.close();
 }

@@ -1,11 +1,10 @@
 // The link of one client or service to the router (internal to rpc). client::impl and
 // service::impl each hold one as a member; it is their only door to the router.
 //
-// It owns the transport::connection, connects (a connect(2) on the loop's thread), says
-// hello {name, pid}, runs its owner's registration hook, sends control frames, hands
-// each incoming control frame to the handler registered for its op and each data frame
-// to the owner, and reports that the connection was lost. It also sends data frames,
-// notifications, publications and log records.
+// It owns the transport::connection, connects, says hello {name, pid}, runs its owner's
+// registration hook, sends control frames, hands each incoming control frame to the handler
+// registered for its op and each data frame to the owner, and reports that the connection was lost.
+// It also sends data frames, notifications, publications and log records.
 //
 //   router_link link(io, "ipc:///tmp/plexus.sock", {}, {}, "calc");
 //   link.on_control(control::registered, [this](const value&) { ready(); });
@@ -16,6 +15,9 @@
 // nothing listens yet, and a lost connection is not final: the link waits (a timer,
 // capped exponential backoff with jitter), connects again, says hello, runs the
 // registration hook again and reports connected / lost / reconnected to on_event.
+// open() makes the first attempt on the calling thread (transport::connect: an ipc
+// connect never waits, a tcp one at most connect_timeout); every later attempt runs on
+// the loop without blocking it (transport::async_connect).
 // Between a loss (or a failed first attempt) and the next connection, is_reconnecting()
 // holds; close() ends the waiting too.
 //
@@ -148,8 +150,12 @@ class router_link {
  private:
   result<void> open_with(std::weak_ptr<const void> owner,
                          transport::connection::frame_handler on_frame);
-  // One attempt: connect, start reading, hello, registration hook, event posted.
+  // The first attempt: connect on the calling thread, then adopt().
   result<void> attempt();
+  // A new connection: start reading, hello, registration hook, event posted.
+  void adopt(transport::connection c);
+  // A later attempt, from the retry timer: connects without blocking the loop.
+  void attempt_async();
   void schedule_attempt();
   void post_event(link_event e);
   void dispatch_control(std::span<const std::uint8_t> payload);
@@ -169,6 +175,7 @@ class router_link {
   bool ever_connected_ = false;
   std::uint64_t generation_ = 0;  // of conn_: a late report of an older one is ignored
   std::uint64_t attempts_ = 0;
+  std::uint64_t attempt_serial_ = 0;  // an async attempt that outlived close()/open() is ignored
   std::chrono::milliseconds backoff_{0};  // the last wait's cap; zero: none yet
   std::chrono::steady_clock::time_point connected_at_{};
   boost::asio::steady_timer retry_timer_;

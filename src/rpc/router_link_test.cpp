@@ -2,14 +2,18 @@
 
 #include <unistd.h>
 
+#include <chrono>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include <gtest/gtest.h>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
 
 #include "plexus/wire/control.hpp"
+#include "support/full_listener.hpp"
 #include "support/wait.hpp"
 
 // The router link against a fake router: an inproc listener whose one accepted
@@ -283,6 +287,42 @@ TEST(RouterLink, CloseWhileWaitingForTheRouterEndsTheWaitingAndLeavesTheLoopNoWo
   io.run_for(std::chrono::seconds(5));  // returns at once when nothing is left to wait for
   EXPECT_TRUE(io.stopped());
   EXPECT_EQ(link.attempts(), attempts);
+}
+
+TEST(RouterLink, WaitingForATcpRouterThatNeverAnswersLeavesTheLoopFree) {
+  test::full_tcp_listener silent;  // every SYN dropped: a connect(2) would wait for minutes
+  ASSERT_TRUE(silent.ok());
+  asio::io_context io;
+  router_link link(
+      io, silent.address(), {.connect_timeout = std::chrono::seconds(1)},
+      {.first_delay = std::chrono::milliseconds(1), .max_delay = std::chrono::milliseconds(1)},
+      "calc");
+  auto owner = std::make_shared<int>(0);
+  // The first attempt is open()'s own, on this thread: it gives up at connect_timeout.
+  ASSERT_TRUE(link.open(owner, [](const wire::frame_view&) {}));
+  EXPECT_TRUE(link.is_reconnecting());
+  ASSERT_TRUE(run_until(io, [&] { return link.attempts() == 2; }));
+
+  // The second is pending on the loop for a second; meanwhile a 10 ms timer keeps
+  // firing. (A connect(2) in the retry would hold the loop for the whole second.)
+  int ticks = 0;
+  asio::steady_timer tick(io);
+  std::function<void()> arm = [&] {
+    tick.expires_after(std::chrono::milliseconds(10));
+    tick.async_wait([&](const boost::system::error_code& ec) {
+      if (ec) return;
+      ++ticks;
+      arm();
+    });
+  };
+  arm();
+  ASSERT_TRUE(run_until(
+      io, [&] { return ticks >= 10 || link.attempts() > 2; }, std::chrono::seconds(10)));
+  EXPECT_GE(ticks, 10);
+  EXPECT_EQ(link.attempts(), 2u) << "the loop was held until the attempt ended";
+  tick.cancel();
+  link.close();
+  settle(io);
 }
 
 }  // namespace

@@ -1,5 +1,8 @@
 #include "plexus/transport/connection.hpp"
 
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+
 #include "plexus/transport/address.hpp"
 #include "transport/connection_impl.hpp"
 
@@ -193,6 +196,77 @@ result<connection> connect(boost::asio::io_context& io, std::string_view text,
   if (!addr) return std::move(addr).error();
   if (addr->scheme == scheme::inproc) return detail::connect_inproc(io, *addr, opts);
   return detail::connect_stream(io, *addr, opts);
+}
+
+namespace {
+
+// One async_connect: the candidate addresses in order of preference, tried one after
+// another until one connects.
+struct connect_attempt : std::enable_shared_from_this<connect_attempt> {
+  boost::asio::io_context& io;
+  options opts;
+  std::string text;
+  std::vector<std::string> candidates;
+  std::size_t next = 0;
+  std::string tried;
+  plexus::error last;
+  connect_handler done;
+
+  connect_attempt(boost::asio::io_context& io, std::string_view text, const options& opts,
+                  connect_handler done)
+      : io(io), opts(opts), text(text), done(std::move(done)) {
+    candidates = this->text.find(',') != std::string::npos ? by_preference(this->text)
+                                                           : std::vector{this->text};
+  }
+
+  void try_next() {
+    if (next == candidates.size()) {
+      auto why = candidates.size() > 1
+                     ? plexus::error(last.code, "cannot connect to any of " + text + ": " + tried,
+                                     {{"address", text}})
+                 : candidates.empty()
+                     ? plexus::error(errc::invalid_argument, "bad address '" + text + "'")
+                     : last;
+      opts.secret.clear();
+      return post(std::move(why));
+    }
+    auto addr = parse_address(candidates[next++]);
+    if (!addr) return failed(std::move(addr).error());
+    if (addr->scheme == scheme::inproc) {
+      auto c = detail::connect_inproc(io, *addr, opts);
+      if (!c) return failed(std::move(c).error());
+      return post(std::move(c));
+    }
+    detail::connect_stream_async(io, *addr, opts,
+                                 [self = shared_from_this()](result<connection> c) {
+                                   if (c) return self->finish(std::move(c));
+                                   self->failed(std::move(c).error());
+                                 });
+  }
+
+  void failed(plexus::error e) {
+    tried += (tried.empty() ? "" : "; ") + e.message;
+    last = std::move(e);
+    try_next();
+  }
+
+  void finish(result<connection> c) {
+    opts.secret.clear();
+    done(std::move(c));
+  }
+
+  void post(result<connection> c) {
+    boost::asio::post(io, [self = shared_from_this(), c = std::move(c)]() mutable {
+      self->finish(std::move(c));
+    });
+  }
+};
+
+}  // namespace
+
+void async_connect(boost::asio::io_context& io, std::string_view address, const options& opts,
+                   connect_handler done) {
+  std::make_shared<connect_attempt>(io, address, opts, std::move(done))->try_next();
 }
 
 result<listener> listen(boost::asio::io_context& io, std::string_view text, const options& opts) {

@@ -156,6 +156,9 @@ result<void> check_frame(const options& opts, std::string_view name, std::size_t
 // Implemented by each transport; `addr` is already parsed.
 result<connection> connect_stream(boost::asio::io_context& io, const struct address& addr,
                                   const options& opts);
+// Runs `done` on io's thread (posted when the outcome is known at once).
+void connect_stream_async(boost::asio::io_context& io, const struct address& addr,
+                          const options& opts, connect_handler done);
 result<listener> listen_stream(boost::asio::io_context& io, const struct address& addr,
                                const options& opts);
 result<connection> connect_inproc(boost::asio::io_context& io, const struct address& addr,

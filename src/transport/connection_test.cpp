@@ -371,7 +371,9 @@ TEST_P(Connection, ListenerAddressIsConnectable) {
   const auto address = l->address();
   auto parsed = parse_address(address);
   ASSERT_TRUE(parsed) << address;
-  if (GetParam() == "tcp") EXPECT_NE(parsed->port, 0) << address;
+  if (GetParam() == "tcp") {
+    EXPECT_NE(parsed->port, 0) << address;
+  }
   l->start([this](connection c) { accepted_.push_back(std::move(c)); });
 
   auto c = connect(io_, address);

@@ -2,11 +2,13 @@
 // length-prefixed frames. One read drains everything the kernel holds; frames sent
 // during one turn of the loop leave in one write.
 
+#include <poll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <boost/asio/ip/address.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
 #include <boost/asio/post.hpp>
@@ -753,25 +755,179 @@ result<asio::ip::tcp::endpoint> tcp_endpoint(asio::io_context& io, const address
 
 }  // namespace
 
-result<connection> connect_stream(asio::io_context& io, const address& addr, const options& opts) {
+namespace {
+
+// A Unix-socket connect that never waits: on a non-blocking socket it succeeds or fails
+// at once, a full listen backlog included (EAGAIN; Asio's connect() would poll for it).
+result<connection> connect_ipc(asio::io_context& io, const address& addr, const options& opts) {
   error_code ec;
-  if (addr.scheme == scheme::ipc) {
-    asio::local::stream_protocol::socket s(io);
-    open_cloexec(s, asio::local::stream_protocol(), ec);
-    if (!ec) s.connect(asio::local::stream_protocol::endpoint(addr.path), ec);
-    if (ec) return os_error(addr, "cannot connect to", ec);
-    return connection(std::make_shared<stream_connection<asio::local::stream_protocol>>(
-        std::move(s), opts, addr.to_string(), stream_role::client));
+  asio::local::stream_protocol::socket s(io);
+  open_cloexec(s, asio::local::stream_protocol(), ec);
+  if (!ec) s.non_blocking(true, ec);
+  if (!ec) {
+    const asio::local::stream_protocol::endpoint ep(addr.path);
+    if (::connect(s.native_handle(), ep.data(), static_cast<socklen_t>(ep.size())) != 0)
+      ec.assign(errno, boost::system::system_category());
   }
-  auto ep = tcp_endpoint(io, addr, false);
-  if (!ep) return std::move(ep).error();
-  asio::ip::tcp::socket s(io);
-  open_cloexec(s, ep->protocol(), ec);
-  if (!ec) s.connect(*ep, ec);
+  if (ec == asio::error::would_block)
+    return plexus::error(errc::unavailable,
+                         "cannot connect to " + addr.to_string() +
+                             ": its listen backlog is full (the listener is not accepting)",
+                         {{"address", addr.to_string()}});
   if (ec) return os_error(addr, "cannot connect to", ec);
-  s.set_option(asio::ip::tcp::no_delay(true), ec);
+  return connection(std::make_shared<stream_connection<asio::local::stream_protocol>>(
+      std::move(s), opts, addr.to_string(), stream_role::client));
+}
+
+plexus::error connect_timed_out(const address& addr, const options& opts) {
+  return {errc::unavailable,
+          "cannot connect to " + addr.to_string() + ": no answer within " +
+              std::to_string(opts.connect_timeout.count()) + " ms (connect_timeout)",
+          {{"address", addr.to_string()}}};
+}
+
+connection tcp_client(asio::ip::tcp::socket s, const address& addr, const options& opts) {
+  error_code ignored;
+  s.set_option(asio::ip::tcp::no_delay(true), ignored);
   return connection(std::make_shared<stream_connection<asio::ip::tcp>>(
       std::move(s), opts, addr.to_string(), stream_role::client));
+}
+
+// One async tcp connect: the host resolved (on Asio's resolver thread) unless it is a
+// literal address, then each of its endpoints tried in turn, all within
+// opts.connect_timeout.
+class tcp_connect_op : public std::enable_shared_from_this<tcp_connect_op> {
+ public:
+  tcp_connect_op(asio::io_context& io, const address& addr, const options& opts,
+                 connect_handler done)
+      : resolver_(io), socket_(io), timer_(io), addr_(addr), opts_(opts), done_(std::move(done)) {}
+
+  void start() {
+    timer_.expires_after(opts_.connect_timeout);
+    timer_.async_wait([self = shared_from_this()](const error_code& ec) {
+      if (ec || self->finished_) return;
+      self->timed_out_ = true;
+      self->resolver_.cancel();
+      error_code ignored;
+      self->socket_.close(ignored);  // the pending connect completes with operation_aborted
+    });
+    std::string host = addr_.host == "*" ? "127.0.0.1" : addr_.host;
+    error_code ec;
+    if (const auto ip = asio::ip::make_address(host, ec); !ec) {
+      endpoints_.emplace_back(ip, addr_.port);
+      return try_next();
+    }
+    resolver_.async_resolve(
+        host, std::to_string(addr_.port),
+        [self = shared_from_this(), host](const error_code& ec,
+                                          const asio::ip::tcp::resolver::results_type& results) {
+          if (self->finished_) return;
+          if (self->timed_out_) return self->finish(connect_timed_out(self->addr_, self->opts_));
+          if (ec || results.empty())
+            return self->finish(plexus::error(errc::invalid_argument,
+                                              "cannot resolve host '" + host + "'",
+                                              {{"address", self->addr_.to_string()}}));
+          for (const auto& r : results)
+            self->endpoints_.push_back(r.endpoint());
+          self->try_next();
+        });
+  }
+
+ private:
+  void try_next() {
+    if (timed_out_) return finish(connect_timed_out(addr_, opts_));
+    if (next_ == endpoints_.size()) return finish(os_error(addr_, "cannot connect to", last_));
+    const auto ep = endpoints_[next_++];
+    error_code ec;
+    socket_.close(ec);
+    open_cloexec(socket_, ep.protocol(), ec);  // Asio's own open would not be close-on-exec
+    if (ec) {
+      last_ = ec;
+      return try_next();
+    }
+    socket_.async_connect(ep, [self = shared_from_this()](const error_code& ec) {
+      if (self->finished_) return;
+      if (!ec) return self->finish(tcp_client(std::move(self->socket_), self->addr_, self->opts_));
+      self->last_ = ec;
+      self->try_next();
+    });
+  }
+
+  void finish(result<connection> c) {
+    finished_ = true;
+    timer_.cancel();
+    opts_.secret.clear();
+    auto done = std::move(done_);
+    done(std::move(c));
+  }
+
+  asio::ip::tcp::resolver resolver_;
+  asio::ip::tcp::socket socket_;
+  asio::steady_timer timer_;
+  address addr_;
+  options opts_;
+  connect_handler done_;
+  std::vector<asio::ip::tcp::endpoint> endpoints_;
+  std::size_t next_ = 0;
+  error_code last_ = asio::error::host_not_found;
+  bool timed_out_ = false;
+  bool finished_ = false;
+};
+
+// A blocking connect bounded by opts.connect_timeout: non-blocking connect(2), then
+// poll(2) for the answer.
+void connect_bounded(asio::ip::tcp::socket& s, const asio::ip::tcp::endpoint& ep,
+                     std::chrono::milliseconds timeout, error_code& ec) {
+  s.non_blocking(true, ec);
+  if (ec) return;
+  if (::connect(s.native_handle(), ep.data(), static_cast<socklen_t>(ep.size())) == 0) return;
+  if (errno != EINPROGRESS) {
+    ec.assign(errno, boost::system::system_category());
+    return;
+  }
+  pollfd p{s.native_handle(), POLLOUT, 0};
+  int n;
+  do {
+    n = ::poll(&p, 1, static_cast<int>(timeout.count()));
+  } while (n < 0 && errno == EINTR);
+  if (n < 0) {
+    ec.assign(errno, boost::system::system_category());
+    return;
+  }
+  if (n == 0) {
+    ec = asio::error::timed_out;
+    return;
+  }
+  int err = 0;
+  socklen_t len = sizeof err;
+  if (::getsockopt(s.native_handle(), SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
+  if (err != 0) ec.assign(err, boost::system::system_category());
+}
+
+}  // namespace
+
+result<connection> connect_stream(asio::io_context& io, const address& addr, const options& opts) {
+  if (addr.scheme == scheme::ipc) return connect_ipc(io, addr, opts);
+  auto ep = tcp_endpoint(io, addr, false);
+  if (!ep) return std::move(ep).error();
+  error_code ec;
+  asio::ip::tcp::socket s(io);
+  open_cloexec(s, ep->protocol(), ec);
+  if (!ec) connect_bounded(s, *ep, opts.connect_timeout, ec);
+  if (ec == asio::error::timed_out) return connect_timed_out(addr, opts);
+  if (ec) return os_error(addr, "cannot connect to", ec);
+  return tcp_client(std::move(s), addr, opts);
+}
+
+void connect_stream_async(asio::io_context& io, const address& addr, const options& opts,
+                          connect_handler done) {
+  if (addr.scheme == scheme::ipc) {
+    asio::post(io, [c = connect_ipc(io, addr, opts), done = std::move(done)]() mutable {
+      done(std::move(c));
+    });
+    return;
+  }
+  std::make_shared<tcp_connect_op>(io, addr, opts, std::move(done))->start();
 }
 
 result<listener> listen_stream(asio::io_context& io, const address& addr, const options& opts) {

@@ -49,6 +49,9 @@ struct options {
   std::string secret;
   // How long the handshake may take before the connection is closed (each side).
   std::chrono::milliseconds handshake_timeout{5000};
+  // How long a tcp connect may take (a host that drops SYNs would otherwise hold it
+  // for minutes); past it the attempt fails unavailable. ipc connects never wait.
+  std::chrono::milliseconds connect_timeout{5000};
 };
 
 // Who is at the other end of a connection, as the kernel vouches for it.
@@ -147,10 +150,22 @@ class listener {
 
 // Addresses: "ipc:///abs/path" (also "unix:///abs/path"), "tcp://host:port"
 // (host may be [::1]; port 0 picks one), "inproc://name" (same process only).
-// Errors: invalid_argument (bad address), unavailable (nothing listening / refused),
-// and the OS error text otherwise.
+// Errors: invalid_argument (bad address), unavailable (nothing listening, refused, a
+// full listen backlog, or no tcp connection within opts.connect_timeout), and the OS
+// error text otherwise.
+// The calling thread waits for a tcp connect (at most connect_timeout) and for name
+// resolution; an ipc connect never waits. From the event loop use async_connect.
 result<connection> connect(boost::asio::io_context& io, std::string_view address,
                            const options& opts = {});
+
+// As connect(), without ever waiting on the calling thread: a host name is resolved
+// on Asio's resolver thread and a tcp connect completes on the loop (or fails when
+// opts.connect_timeout passes). `done` runs on io's thread, never inside this call.
+//
+//   transport::async_connect(io, "tcp://10.0.0.7:7000", opts, [](auto c) { ... });
+using connect_handler = std::function<void(result<connection>)>;
+void async_connect(boost::asio::io_context& io, std::string_view address, const options& opts,
+                   connect_handler done);
 result<listener> listen(boost::asio::io_context& io, std::string_view address,
                         const options& opts = {});
 
