@@ -191,18 +191,4 @@ inline long read_vm_hwm_kib(pid_t pid) {
   return read_status_kib(pid, "VmHWM");
 }
 
-// ---- frames ----------------------------------------------------------------------------------
-
-inline void store_le32(std::uint8_t* p, std::uint32_t v) noexcept {
-  p[0] = static_cast<std::uint8_t>(v);
-  p[1] = static_cast<std::uint8_t>(v >> 8);
-  p[2] = static_cast<std::uint8_t>(v >> 16);
-  p[3] = static_cast<std::uint8_t>(v >> 24);
-}
-
-inline std::uint32_t load_le32(const std::uint8_t* p) noexcept {
-  return std::uint32_t{p[0]} | std::uint32_t{p[1]} << 8 | std::uint32_t{p[2]} << 16 |
-         std::uint32_t{p[3]} << 24;
-}
-
 }  // namespace bench

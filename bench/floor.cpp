@@ -27,6 +27,7 @@
 
 #include "common.hpp"
 #include "measure.hpp"
+#include "plexus/wire/frame.hpp"
 
 namespace {
 
@@ -62,7 +63,7 @@ void pump_frames(int in, int out) {
     have += static_cast<std::size_t>(n);
     std::size_t whole = 0;
     while (have - whole >= 4) {
-      const std::uint32_t len = bench::load_le32(buf.get() + whole);
+      const std::uint32_t len = plexus::wire::read_u32_le(buf.get() + whole);
       if (len > max_frame_bytes) {
         throw std::runtime_error("frame of " + std::to_string(len) +
                                  " bytes exceeds max_frame_bytes (" +
@@ -80,7 +81,7 @@ void pump_frames(int in, int out) {
 
 void write_frame(int fd, std::string_view body) {
   std::vector<std::uint8_t> frame(4 + body.size());
-  bench::store_le32(frame.data(), static_cast<std::uint32_t>(body.size()));
+  plexus::wire::write_u32_le(frame.data(), static_cast<std::uint32_t>(body.size()));
   std::memcpy(frame.data() + 4, body.data(), body.size());
   bench::write_all(fd, frame.data(), frame.size());
 }
@@ -89,7 +90,7 @@ void write_frame(int fd, std::string_view body) {
 std::string read_hello(int fd) {
   std::uint8_t header[4];
   if (!bench::read_exact(fd, header, sizeof header)) return {};
-  const std::uint32_t len = bench::load_le32(header);
+  const std::uint32_t len = plexus::wire::read_u32_le(header);
   if (len == 0 || len > max_hello_bytes) throw std::runtime_error("bad hello frame");
   std::string body(len, '\0');
   if (!bench::read_exact(fd, body.data(), len)) throw std::runtime_error("truncated hello");
@@ -118,7 +119,7 @@ class floor_client final : public bench::echo_client {
         tx_(frame_size_),
         batch_(inflight_ * frame_size_) {
     write_frame(fd_.get(), "C");
-    bench::store_le32(tx_.data(), static_cast<std::uint32_t>(cfg.payload));
+    plexus::wire::write_u32_le(tx_.data(), static_cast<std::uint32_t>(cfg.payload));
     for (std::size_t i = 0; i < cfg.payload; ++i)
       tx_[4 + i] = static_cast<std::uint8_t>('a' + i % 26);
     for (std::size_t i = 0; i < inflight_; ++i)
