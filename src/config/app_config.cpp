@@ -194,10 +194,12 @@ result<void> read_supervisor(const std::string& source, const toml::table& t,
       std::int64_t code = 0;
       ok = read_int(source, node, key, code, 0, 255);
       if (ok) spec.emergency_exit_code = static_cast<int>(code);
+    } else if (name == "start_concurrency") {
+      ok = read_size(source, node, key, spec.start_concurrency, 1);
     } else {
       ok = fail(source, node.source(), key,
                 "unknown key (known: strategy, intensity, period, backoff_initial, backoff_max, "
-                "emergency_exit_code)");
+                "emergency_exit_code, start_concurrency)");
     }
     if (!ok) return ok;
   }

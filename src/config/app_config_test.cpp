@@ -99,10 +99,10 @@ using namespace std::chrono_literals;
 namespace sv = plexus::supervisor;
 
 // The tree-wide settings of a [supervisor] section, compared in one expectation: strategy,
-// intensity, period, backoff_initial, backoff_max, emergency_exit_code.
+// intensity, period, backoff_initial, backoff_max, emergency_exit_code, start_concurrency.
 auto tree_settings(const sv::tree_spec& s) {
   return std::tuple(s.strategy, s.intensity, s.period, s.backoff_initial, s.backoff_max,
-                    s.emergency_exit_code);
+                    s.emergency_exit_code, s.start_concurrency);
 }
 
 TEST(AppConfig, ReadsTheSupervisorLogAndProcessSections) {
@@ -114,6 +114,7 @@ period = 2.5
 backoff_initial = 0.25
 backoff_max = 3
 emergency_exit_code = 42
+start_concurrency = 16
 
 [log]
 dir = "/var/log/myapp"
@@ -149,7 +150,7 @@ A = "1"
   ASSERT_TRUE(cfg) << cfg.error().message;
   const auto& s = cfg->supervisor;
   EXPECT_EQ(tree_settings(s),
-            std::tuple(sv::restart_strategy::rest_for_one, 7u, 2500ms, 250ms, 3000ms, 42));
+            std::tuple(sv::restart_strategy::rest_for_one, 7u, 2500ms, 250ms, 3000ms, 42, 16u));
 
   EXPECT_EQ(s.log.dir, "/var/log/myapp");
   EXPECT_EQ(s.log.max_bytes, 2048u);
@@ -190,7 +191,7 @@ TEST(AppConfig, AbsentSupervisorSectionsKeepTheDefaults) {
   const sv::tree_spec d;
   const auto& s = cfg->supervisor;
   EXPECT_EQ(tree_settings(s),
-            std::tuple(sv::restart_strategy::one_for_one, 5u, 10000ms, 100ms, 5000ms, 99));
+            std::tuple(sv::restart_strategy::one_for_one, 5u, 10000ms, 100ms, 5000ms, 99, 0u));
   EXPECT_TRUE(s.processes.empty());
   EXPECT_EQ(s.log.dir, "");
   EXPECT_EQ(s.log.max_bytes, d.log.max_bytes);
@@ -256,7 +257,9 @@ TEST(AppConfig, SupervisorSectionErrors) {
                "supervisor.emergency_exit_code: expected an integer from 0 to 255");
   expect_error("[supervisor]\nintensty = 5\n", "2:12",
                "supervisor.intensty: unknown key (known: strategy, intensity, period, "
-               "backoff_initial, backoff_max, emergency_exit_code)");
+               "backoff_initial, backoff_max, emergency_exit_code, start_concurrency)");
+  expect_error("[supervisor]\nstart_concurrency = 0\n", "2:21",
+               "supervisor.start_concurrency: expected an integer of at least 1");
   expect_error("supervisor = \"x\"\n", "1:14", "supervisor: expected a table [supervisor]");
 }
 

@@ -36,19 +36,39 @@ struct line_reader::state : std::enable_shared_from_this<line_reader::state> {
     if (opts.max_line == 0) opts.max_line = 1;
   }
 
+  // Waits until the pipe is readable, then reads what is there into the loop thread's
+  // scratch buffer and hands it on before anything else can use that buffer. (No buffer
+  // per reader: a supervisor holds three readers per child, and most of them read a few
+  // lines in their life.)
   void read() {
-    sd.async_read_some(
-        asio::buffer(buf.get(), read_chunk),
-        [self = shared_from_this()](const boost::system::error_code& ec, std::size_t n) {
-          if (!self->alive) return;
-          if (n > 0 && !self->consume(self->buf.get(), n)) return;
-          if (ec == asio::error::operation_aborted) return;
-          if (ec) {
-            self->finish();
-            return;
-          }
-          self->read();
-        });
+    sd.async_wait(asio::posix::descriptor_base::wait_read,
+                  [self = shared_from_this()](const boost::system::error_code& ec) {
+                    if (!self->alive || ec == asio::error::operation_aborted) return;
+                    if (ec) {
+                      self->finish();
+                      return;
+                    }
+                    self->read_ready();
+                  });
+  }
+
+  void read_ready() {
+    static thread_local std::unique_ptr<char[]> scratch(new char[read_chunk]);
+    // A few reads at most, then the loop's other work gets its turn; the next wait
+    // returns at once if more is there.
+    for (int round = 0; round < 4; ++round) {
+      const ssize_t n = ::read(sd.native_handle(), scratch.get(), read_chunk);
+      if (n > 0) {
+        if (!consume(scratch.get(), static_cast<std::size_t>(n))) return;
+        if (static_cast<std::size_t>(n) < read_chunk) break;
+        continue;
+      }
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
+      finish();  // end of input, or an error reading it
+      return;
+    }
+    read();
   }
 
   // Splits `n` bytes into lines. False when the reader went away in a handler.
@@ -143,7 +163,6 @@ struct line_reader::state : std::enable_shared_from_this<line_reader::state> {
   line_reader_options opts;
   line_handler on_line;
   std::function<void()> on_eof;
-  std::unique_ptr<char[]> buf{new char[read_chunk]};
   std::string pending;  // the unterminated line so far (at most max_line + 1 bytes)
   bool alive = true;
   bool started = false;

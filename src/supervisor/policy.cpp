@@ -1,6 +1,9 @@
 #include "plexus/supervisor/policy.hpp"
 
+#include <sched.h>
+
 #include <algorithm>
+#include <thread>
 
 namespace plexus::supervisor {
 
@@ -24,6 +27,14 @@ std::string_view to_string(child_state s) noexcept {
 
 namespace {
 
+// The CPUs this process may run on (its affinity mask), at least 1.
+std::size_t usable_cpus() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (::sched_getaffinity(0, sizeof set, &set) == 0) return std::max(1, CPU_COUNT(&set));
+  return std::max(1u, std::thread::hardware_concurrency());
+}
+
 // "0.1 s": for messages.
 std::string in_seconds(std::chrono::milliseconds d) {
   return seconds_text(d) + " s";
@@ -31,7 +42,9 @@ std::string in_seconds(std::chrono::milliseconds d) {
 
 }  // namespace
 
-policy::policy(const tree_spec& spec) : spec_(spec) {
+policy::policy(const tree_spec& spec)
+    : spec_(spec),
+      start_concurrency_(spec.start_concurrency != 0 ? spec.start_concurrency : usable_cpus()) {
   groups_.push_back({"", spec_.strategy, spec_.intensity, spec_.period, 0, {}});
   for (const auto& g : spec_.groups)
     groups_.push_back({g.name, g.strategy, g.intensity, g.period, 0, {}});
@@ -77,6 +90,14 @@ void policy::dequeue(std::size_t i) {
 }
 
 std::vector<std::size_t> policy::next_launches() {
+  // Every child starting holds a slot until it is ready or gone, wherever it is in the
+  // tree (restarts included): starting is what takes the CPUs, and a loop thread or a
+  // client that waits for a CPU behind a hundred starting programs waits long.
+  const auto starting = static_cast<std::size_t>(
+      std::count_if(children_.begin(), children_.end(),
+                    [](const child& c) { return c.state == child_state::starting; }));
+  if (starting >= start_concurrency_) return {};
+  const std::size_t slots = start_concurrency_ - starting;
   while (!queue_.empty()) {
     const auto entry = children_[queue_.front()].entry;
     std::vector<std::size_t> launch;
@@ -84,7 +105,8 @@ std::vector<std::size_t> policy::next_launches() {
     for (auto i : queue_) {
       if (children_[i].entry != entry) break;
       const auto s = children_[i].state;
-      if (s == child_state::stopped || s == child_state::backoff) launch.push_back(i);
+      if ((s == child_state::stopped || s == child_state::backoff) && launch.size() < slots)
+        launch.push_back(i);
       if (s != child_state::ready && s != child_state::exited) settled = false;
     }
     if (!launch.empty()) return launch;

@@ -1,6 +1,7 @@
 #include "plexus/supervisor/policy.hpp"
 
 #include <gtest/gtest.h>
+#include <sched.h>
 
 #include <chrono>
 #include <string>
@@ -37,6 +38,7 @@ tree_spec tree_of(std::vector<child_spec> children,
   t.period = 10s;
   t.backoff_initial = 100ms;
   t.backoff_max = 5000ms;
+  t.start_concurrency = 100;  // start slots are tested on their own
   t.processes = std::move(children);
   return t;
 }
@@ -426,6 +428,60 @@ TEST(RestartPolicy, AChildThatCouldNotStartIsRestartedLikeACrash) {
   EXPECT_EQ(p.state(0), child_state::exited);
   const auto pl = p.child_failed(0, {.code = 127, .description = "cannot run ghost"}, t0);
   EXPECT_EQ(pl.what, plan::restart);
+}
+
+TEST(StartSlots, AtMostStartConcurrencyChildrenStartAtOnceAndEachReadyOneFreesASlot) {
+  auto spec = tree_of({proc("a", restart_policy::permanent, "", 5), proc("b")});
+  spec.start_concurrency = 2;
+  policy p(spec);
+  EXPECT_EQ(p.start_concurrency(), 2u);
+  p.enqueue_all();
+  EXPECT_EQ(p.next_launches(), (indices{0, 1}));
+  p.started(0);
+  p.started(1);
+  EXPECT_TRUE(p.next_launches().empty());  // both slots taken
+  p.ready(0, t0);
+  EXPECT_EQ(p.next_launches(), (indices{2}));
+  p.started(2);
+  EXPECT_TRUE(p.next_launches().empty());
+  p.ready(1, t0);
+  p.ready(2, t0);
+  EXPECT_EQ(p.next_launches(), (indices{3, 4}));
+  p.started(3);
+  p.started(4);
+  p.ready(3, t0);
+  EXPECT_TRUE(p.next_launches().empty());  // b still waits for every replica of a
+  p.ready(4, t0);
+  EXPECT_EQ(p.next_launches(), (indices{5}));
+}
+
+TEST(StartSlots, AChildThatDiesWhileStartingFreesItsSlotAndARestartTakesOne) {
+  auto spec = tree_of({proc("a", restart_policy::permanent, "", 3)});
+  spec.start_concurrency = 1;
+  policy p(spec);
+  p.enqueue_all();
+  EXPECT_EQ(p.next_launches(), (indices{0}));
+  p.started(0);
+  EXPECT_TRUE(p.next_launches().empty());
+  const auto pl = p.child_exited(0, crash, t0);  // dies before it is ready
+  ASSERT_EQ(pl.what, plan::restart);
+  EXPECT_EQ(p.next_launches(), (indices{1}));  // its slot goes to the next replica
+  p.started(1);
+  p.backing_off(pl.token);
+  p.enqueue(p.due(pl.token));  // the restart waits for a slot like any start
+  EXPECT_TRUE(p.next_launches().empty());
+  p.ready(1, t0);
+  EXPECT_EQ(p.next_launches(), (indices{0}));
+}
+
+TEST(StartSlots, NoSettingMeansOneSlotPerUsableCpu) {
+  auto spec = tree_of({proc("a")});
+  spec.start_concurrency = 0;
+  policy p(spec);
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  ASSERT_EQ(::sched_getaffinity(0, sizeof set, &set), 0);
+  EXPECT_EQ(p.start_concurrency(), static_cast<std::size_t>(CPU_COUNT(&set)));
 }
 
 }  // namespace

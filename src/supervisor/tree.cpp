@@ -106,9 +106,7 @@ class tree::impl : public std::enable_shared_from_this<tree::impl> {
       begin_stop(i);
       emit(i, "info", "stopped on request", "stop");
     }
-    asio::post(io_, [weak = weak_from_this()] {
-      if (auto self = weak.lock()) self->pump();
-    });
+    pump_soon();
     return {};
   }
 
@@ -197,6 +195,14 @@ class tree::impl : public std::enable_shared_from_this<tree::impl> {
     pumping_ = false;
   }
 
+  // pump() once the current handler is done: after a child left `starting` (its start
+  // slot is free) where the caller is in the middle of something.
+  void pump_soon() {
+    asio::post(io_, [weak = weak_from_this()] {
+      if (auto self = weak.lock()) self->pump();
+    });
+  }
+
   void launch_child(std::size_t i) {
     auto& c = *children_[i];
     const auto& spec = policy_.spec_of(i);
@@ -235,6 +241,7 @@ class tree::impl : public std::enable_shared_from_this<tree::impl> {
         policy_.stopped(i);
         emit(i, "info", "stopped (cannot start: " + r.error().message + ")", "exit");
         run_on_stopped(c);
+        pump_soon();
         return;
       }
       failed_to_start(i, r.error().message);
@@ -373,6 +380,7 @@ class tree::impl : public std::enable_shared_from_this<tree::impl> {
       policy_.stopped(i);
       emit(i, "info", "stopped (" + why + ")", "exit");
       run_on_stopped(c);
+      pump_soon();  // it may have held a start slot
       return;
     }
     const child_exit how{
@@ -400,6 +408,7 @@ class tree::impl : public std::enable_shared_from_this<tree::impl> {
         if (!p.group_message.empty()) emit(i, "error", p.group_message, "group_restart");
         emit(i, "warn", p.message, "restart");
         spawn(restart_set(weak_from_this(), std::move(p)));
+        pump_soon();  // the failed child's start slot, if it held one, is free
         return;
     }
   }

@@ -368,7 +368,9 @@ TEST(Tree, StartingManyReplicasDoesNotBlockTheLoop) {
 TEST(Tree, AStopWhileChildrenAreBeingStartedLeavesNoneRunning) {
   auto w = sh("w");
   w.replicas = 20;
-  fixture f(spec_of({w}));
+  auto spec = spec_of({w});
+  spec.start_concurrency = 20;  // all of them in flight at once
+  fixture f(std::move(spec));
   f.start();
   f.t.stop();
   ASSERT_TRUE(run_until(f.io, [&] { return f.how.has_value(); }));
@@ -382,6 +384,34 @@ TEST(Tree, AStopWhileChildrenAreBeingStartedLeavesNoneRunning) {
     EXPECT_EQ(s.state, child_state::stopped);
   }
   EXPECT_EQ(f.order_of("exit").size(), 20u);
+}
+
+// Children that take a while to be ready are started two at a time with
+// start_concurrency 2: never more than two started and not ready, and all get ready.
+TEST(Tree, NoMoreThanStartConcurrencyChildrenAreStartingAtOnce) {
+  child_spec slow;
+  slow.name = "slow";
+  slow.command = "/bin/sh";
+  slow.args = {"-c", "sleep 0.05; echo READY=1 >&3; exec sleep 1000"};
+  slow.replicas = 6;
+  slow.stop_timeout = 2000ms;
+  slow.ready_timeout = 5000ms;
+  auto spec = spec_of({slow});
+  spec.start_concurrency = 2;
+  fixture f(std::move(spec));
+  ASSERT_TRUE(f.start_all_ready());
+  int starting = 0, most = 0, started = 0;
+  for (const auto& e : f.events) {
+    const auto event = e["fields"].value("event", "");
+    if (event == "start") {
+      most = std::max(most, ++starting);
+      ++started;
+    } else if (event == "ready") {
+      --starting;
+    }
+  }
+  EXPECT_EQ(started, 6);
+  EXPECT_EQ(most, 2);
 }
 
 // The tree destroyed while children are being started: those started after its end

@@ -81,6 +81,8 @@ class policy {
   explicit policy(const tree_spec& spec);
 
   std::size_t size() const noexcept { return children_.size(); }
+  // The most children starting at once (tree_spec::start_concurrency, 0 resolved).
+  std::size_t start_concurrency() const noexcept { return start_concurrency_; }
   child_state state(std::size_t i) const { return children_[i].state; }
   const child_spec& spec_of(std::size_t i) const { return *children_[i].spec; }
   std::size_t replica(std::size_t i) const { return children_[i].replica; }
@@ -104,8 +106,10 @@ class policy {
   void dequeue(std::size_t i);
   void clear_queue() { queue_.clear(); }
   // The children to launch now: the stopped/backing-off members of the first entry in
-  // the queue, after dropping the entries whose members are all ready or exited. Empty:
-  // nothing to launch until an event (ready, exit) settles the first entry.
+  // the queue, after dropping the entries whose members are all ready or exited, as
+  // many as there are free start slots (start_concurrency() less the children
+  // starting). Empty: nothing to launch until an event (ready, exit) settles the first
+  // entry or frees a slot.
   std::vector<std::size_t> next_launches();
 
   // ---- events ----------------------------------------------------------------------
@@ -171,6 +175,7 @@ class policy {
   static std::string too_many(const group& g);
 
   const tree_spec& spec_;
+  std::size_t start_concurrency_;
   std::vector<child> children_;    // declared order
   std::vector<group> groups_;      // [0]: the tree's own ([supervisor]); then [group.NAME]
   std::deque<std::size_t> queue_;  // to start, declared order

@@ -83,6 +83,9 @@ struct tree_spec {
   std::chrono::milliseconds backoff_max{5000};
   // A child exiting with this code stops the whole tree at once (0: disabled).
   int emergency_exit_code = 99;
+  // At most this many children starting at once (launched, not ready yet); the others
+  // wait for a slot. 0: one per CPU this process may run on.
+  std::size_t start_concurrency = 0;
   std::vector<child_spec> processes;  // started in this order, stopped in reverse
   std::vector<group_spec> groups;     // [group.NAME] tables
   log_options log;
