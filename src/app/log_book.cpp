@@ -1,7 +1,9 @@
 #include "app/log_book.hpp"
 
+#include <algorithm>
 #include <boost/asio/post.hpp>
 #include <chrono>
+#include <iterator>
 
 #include "plexus/log/record.hpp"
 
@@ -17,8 +19,14 @@ std::string text_of(const value& v, const char* key) {
 }  // namespace
 
 log_book::log_book(boost::asio::io_context& io, supervisor::log_options opts, std::string dir,
-                   echo_writer* echo, known_processes known)
-    : io_(io), opts_(opts), dir_(std::move(dir)), echo_(echo), known_(std::move(known)) {}
+                   echo_writer* echo, known_processes known, std::size_t max_unwritten)
+    : io_(io),
+      opts_(opts),
+      dir_(std::move(dir)),
+      echo_(echo),
+      known_(std::move(known)),
+      max_unwritten_(max_unwritten),
+      writer_([this] { write_loop(); }) {}
 
 log_book::known_processes log_book::known_from(const supervisor::tree_spec& spec) {
   known_processes out{{"plexus", 1}};
@@ -37,21 +45,83 @@ bool log_book::known(std::string_view process, const value& record) const {
 }
 
 log_book::~log_book() {
-  flush();
+  hand_over();
+  {
+    std::lock_guard lock(mu_);
+    ending_ = true;
+  }
+  wake_.notify_one();
+  writer_.join();  // it writes out what is queued first
 }
 
-// One flush per turn of the loop: a burst of lines read in one go is written with a
-// few large writes instead of one per line (the echo is written by its own thread).
-void log_book::flush_soon() {
-  if (flush_posted_) return;
-  flush_posted_ = true;
-  boost::asio::post(io_, [this] { flush(); });
+// One hand-over per turn of the loop: the lines read in one go reach the writer with
+// one lock and one wake-up, and are written with a few large writes.
+void log_book::hand_over_soon() {
+  if (hand_over_posted_) return;
+  hand_over_posted_ = true;
+  boost::asio::post(io_, [this] { hand_over(); });
 }
 
-void log_book::flush() {
-  flush_posted_ = false;
-  for (auto& [key, f] : files_)
-    f->flush();
+void log_book::hand_over() {
+  hand_over_posted_ = false;
+  if (batch_.empty()) return;
+  {
+    std::lock_guard lock(mu_);
+    if (queued_.empty()) {
+      queued_.swap(batch_);
+    } else {
+      std::move(batch_.begin(), batch_.end(), std::back_inserter(queued_));
+    }
+    queued_bytes_ += batch_bytes_;
+    ++handed_;
+  }
+  batch_.clear();
+  batch_bytes_ = 0;
+  wake_.notify_one();
+}
+
+void log_book::wait_written() {
+  hand_over();
+  std::unique_lock lock(mu_);
+  const auto target = handed_;
+  written_.wait(lock, [&] { return done_ >= target; });
+}
+
+void log_book::write_loop() {
+  std::unique_lock lock(mu_);
+  for (;;) {
+    wake_.wait(lock, [&] { return !queued_.empty() || ending_; });
+    if (queued_.empty()) return;  // ending, and all written
+    std::vector<line_for> lines;
+    lines.swap(queued_);
+    const auto upto = handed_;
+    lock.unlock();
+    std::size_t bytes = 0;
+    std::set<supervisor::rotating_file*> touched;
+    for (const auto& l : lines) {
+      bytes += l.key.size() + l.text.size();
+      auto it = files_.find(l.key);
+      if (it == files_.end()) {
+        auto f = supervisor::rotating_file::open(dir_ + "/" + l.key + ".log",
+                                                 {opts_.max_bytes, opts_.files});
+        if (!f) {
+          ++file_errors_;
+          continue;
+        }
+        it = files_.emplace(l.key, std::move(*f)).first;
+      }
+      const auto before = it->second->write_errors();
+      it->second->write_line(l.text);
+      if (it->second->write_errors() != before) ++file_errors_;
+      touched.insert(it->second.get());
+    }
+    for (auto* f : touched)
+      f->flush();
+    lock.lock();
+    queued_bytes_ -= std::min(queued_bytes_, bytes);
+    done_ = upto;
+    written_.notify_all();
+  }
 }
 
 void log_book::add(std::string_view topic, const value& params) {
@@ -82,22 +152,31 @@ void log_book::add(std::string_view topic, const value& params) {
   std::string key = process;
   if (auto rep = record.find("replica"); rep != record.end() && rep->is_number_integer())
     key += "." + std::to_string(rep->get<std::int64_t>());
-  auto it = files_.find(key);
-  if (it == files_.end() && !known(process, record)) {
+  auto filed = filed_.find(key);
+  if (filed == filed_.end() && !known(process, record)) {
     ++unfiled_;
-  } else if (it == files_.end() && !process.empty() && process.find('/') == std::string::npos &&
-             process[0] != '.') {
-    auto f =
-        supervisor::rotating_file::open(dir_ + "/" + key + ".log", {opts_.max_bytes, opts_.files});
-    if (f)
-      it = files_.emplace(key, std::move(*f)).first;
-    else
-      ++file_errors_;
+  } else if (filed == filed_.end() &&
+             (process.empty() || process.find('/') != std::string::npos || process[0] == '.')) {
+    ++file_errors_;  // a name that is no file name (cannot happen for a known process)
+  } else {
+    if (filed == filed_.end()) filed = filed_.insert(key).first;
+    std::string text = raw_line.empty() ? line : std::move(raw_line);
+    const std::size_t bytes = key.size() + text.size();
+    bool room;
+    {
+      std::lock_guard lock(mu_);
+      room = queued_bytes_ + batch_bytes_ + bytes <= max_unwritten_;
+    }
+    if (room) {
+      batch_bytes_ += bytes;
+      batch_.push_back({*filed, std::move(text)});
+    } else {
+      ++unwritten_;  // the writer is that far behind: this line is not filed
+    }
   }
-  if (it != files_.end()) it->second->write_line(raw_line.empty() ? line : raw_line);
   if (echo_ && log::level_rank(text_of(record, "level")) >= log::level_rank("info"))
     echo_->line(line);
-  flush_soon();
+  hand_over_soon();
   if (opts_.history == 0) return;
   history_.push_back(std::move(record));
   while (history_.size() > opts_.history)

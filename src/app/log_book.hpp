@@ -7,15 +7,28 @@
 // under any other name is kept in the history and echoed, but filed nowhere, and
 // counted (unfiled()), so that publishers cannot make the supervisor open a file per
 // name they invent.
+//
+// The files are opened, written, rotated and flushed by a thread of the book's own,
+// never on the loop: creating a file and writing to a disk can wait (a journal, a slow
+// or full disk), and the loop carries every call. The loop hands the lines of one turn
+// over in one go; at most `max_unwritten` bytes wait for the writer, beyond that a line
+// is not filed and counted (unwritten()).
 #pragma once
 
+#include <atomic>
 #include <boost/asio/io_context.hpp>
+#include <condition_variable>
 #include <cstdio>
 #include <deque>
 #include <map>
 #include <memory>
+#include <mutex>
+#include <set>
 #include <string>
 #include <string_view>
+#include <thread>
+#include <utility>
+#include <vector>
 
 #include "app/echo_writer.hpp"
 #include "plexus/supervisor/logs.hpp"
@@ -31,13 +44,15 @@ class log_book {
 
   // `dir` must be set (the resolved log directory); `echo` null: no echo (not owned;
   // it never blocks: a line the terminal cannot take in time is dropped and counted
-  // there, the files still get it). Files are flushed once per turn of `io` (after a
-  // batch of lines), not per line.
+  // there, the files still get it). The lines of one turn of `io` go to the writer
+  // thread together, which flushes the files after each batch.
   log_book(boost::asio::io_context& io, supervisor::log_options opts, std::string dir,
-           echo_writer* echo, known_processes known);
+           echo_writer* echo, known_processes known,
+           std::size_t max_unwritten = std::size_t{16} << 20);
   // The processes of `spec` and the supervisor's own name "plexus", one replica each
   // unless the spec says more.
   static known_processes known_from(const supervisor::tree_spec& spec);
+  // Writes out everything added (waits for the writer), then stops it.
   ~log_book();
   log_book(const log_book&) = delete;
   log_book& operator=(const log_book&) = delete;
@@ -48,29 +63,58 @@ class log_book {
   // oldest first.
   result<value> query(const value& params) const;
 
+  // Blocks until every line added so far is written and flushed (tests; the end).
+  void wait_written();
+
   const std::string& dir() const noexcept { return dir_; }
-  std::size_t file_errors() const noexcept { return file_errors_; }
+  // Lines that could not be written: their file could not be opened, or a write failed.
+  std::size_t file_errors() const noexcept { return file_errors_.load(); }
   // Records not written to any file: their process or replica is not one the
   // supervisor knows.
   std::size_t unfiled() const noexcept { return unfiled_; }
-  // Log files open now.
-  std::size_t open_files() const noexcept { return files_.size(); }
+  // Lines not filed because `max_unwritten` bytes were already waiting for the writer.
+  std::size_t unwritten() const noexcept { return unwritten_; }
+  // The files lines have been filed to (each opened once by the writer).
+  std::size_t open_files() const noexcept { return filed_.size(); }
 
  private:
-  void flush_soon();
-  void flush();
+  struct line_for {
+    std::string key;  // the file: dir/KEY.log
+    std::string text;
+  };
+  void hand_over_soon();
+  void hand_over();
+  void write_loop();
   bool known(std::string_view process, const value& record) const;
 
   boost::asio::io_context& io_;
-  bool flush_posted_ = false;
+  bool hand_over_posted_ = false;
   supervisor::log_options opts_;
   std::string dir_;
   echo_writer* echo_;
   std::deque<value> history_;
-  std::map<std::string, std::unique_ptr<supervisor::rotating_file>> files_;
-  std::size_t file_errors_ = 0;
   known_processes known_;
   std::size_t unfiled_ = 0;
+  std::size_t unwritten_ = 0;
+  std::set<std::string, std::less<>> filed_;  // keys handed to the writer
+  std::vector<line_for> batch_;               // this turn's lines (the loop's)
+  std::size_t batch_bytes_ = 0;
+
+  // Shared with the writer thread, under mu_.
+  std::mutex mu_;
+  std::condition_variable wake_;     // the writer: work, or the end
+  std::condition_variable written_;  // wait_written(): the writer caught up
+  std::vector<line_for> queued_;
+  std::size_t queued_bytes_ = 0;  // also what the writer holds but has not written yet
+  std::uint64_t handed_ = 0;      // batches handed over …
+  std::uint64_t done_ = 0;        // … and written
+  bool ending_ = false;
+  std::size_t max_unwritten_;
+  std::atomic<std::size_t> file_errors_{0};
+
+  // The writer's own.
+  std::map<std::string, std::unique_ptr<supervisor::rotating_file>, std::less<>> files_;
+  std::thread writer_;  // last: started once the rest is built
 };
 
 }  // namespace plexus::app

@@ -1,5 +1,6 @@
 #include "app/log_book.hpp"
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -90,6 +91,7 @@ TEST(LogBook, OpensFilesOnlyForTheProcessesTheSupervisorKnows) {
   book.add("log.other", value::array({value{{"level", "info"}, {"message", "bare"}}}));
   EXPECT_EQ(book.open_files(), 3u);
   EXPECT_EQ(book.unfiled(), 53u);
+  book.wait_written();
   EXPECT_EQ(files_in(dir.path()),
             (std::set<std::string>{"calc.0.log", "calc.1.log", "plexus.0.log"}));
 
@@ -97,6 +99,32 @@ TEST(LogBook, OpensFilesOnlyForTheProcessesTheSupervisorKnows) {
   auto intruders = book.query(value::array({{{"process", "intruder7"}}}));
   ASSERT_TRUE(intruders);
   EXPECT_EQ(intruders->size(), 1u);
+}
+
+// The files are written by the book's thread: what waits for it is bounded, a line
+// beyond the bound is counted and not filed, and everything within it reaches the file.
+TEST(LogBook, LinesBeyondWhatMayWaitForTheWriterAreCountedNotFiled) {
+  test::temp_dir dir;
+  boost::asio::io_context io;  // never run: the lines of this "turn" wait in the book
+  log_book book(io, {}, dir.path(), nullptr, {{"calc", 1}}, 300);
+  for (int i = 0; i < 20; ++i)
+    book.add("log.calc", value::array({log::make_record("info", "line " + std::to_string(i),
+                                                        value::object(), "calc", 0, 1)}));
+  EXPECT_GT(book.unwritten(), 0u);
+  EXPECT_LT(book.unwritten(), 20u);
+  book.wait_written();
+  const auto text = file_text(dir.path() + "/calc.0.log");
+  const auto lines = static_cast<std::size_t>(std::count(text.begin(), text.end(), '\n'));
+  EXPECT_EQ(lines + book.unwritten(), 20u) << text;
+  EXPECT_NE(text.find(" line 0\n"), std::string::npos) << text;
+  EXPECT_EQ(text.find(" line 19\n"), std::string::npos) << text;
+  EXPECT_EQ(book.file_errors(), 0u);
+
+  // Once written, there is room again.
+  book.add("log.calc",
+           value::array({log::make_record("info", "after", value::object(), "calc", 0, 1)}));
+  book.wait_written();
+  EXPECT_NE(file_text(dir.path() + "/calc.0.log").find(" after\n"), std::string::npos);
 }
 
 }  // namespace

@@ -95,6 +95,9 @@ int run(run_options o) {
   log_book book(io, app.supervisor.log, log_dir, app.supervisor.log.echo ? &echo : nullptr,
                 log_book::known_from(app.supervisor));
   router.tap("log.", [&](std::string_view topic, const value& params) { book.add(topic, params); });
+  // Lines the log files did not get: the writer too far behind, or a file that failed.
+  router.add_stat("log_unwritten", [&] { return book.unwritten(); });
+  router.add_stat("log_file_errors", [&] { return book.file_errors(); });
 
   supervisor::tree t(
       io, app.supervisor,
