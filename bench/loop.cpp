@@ -114,6 +114,8 @@ loop_result run_loop_once(const loop_config& cfg, bool direct) {
   const std::string config = dir + "/app.toml";
   {
     std::ofstream out(config);
+    if (cfg.start_concurrency > 0)
+      out << "[supervisor]\nstart_concurrency = " << cfg.start_concurrency << "\n\n";
     out << "[router]\nlisten = " << quoted(address) << "\n\n[log]\ndir = " << quoted(dir + "/logs")
         << "\necho = false\n\n"
         << "[[process]]\nname = \"gate\"\ncommand = \"/bin/sh\"\nargs = [\"-c\", "

@@ -12,11 +12,12 @@
 #include <string>
 
 struct loop_config {
-  int replicas = 100;      // calc replicas started at once (1-1000)
-  double idle_s = 1.0;     // length of the idle window
-  int interval_us = 1000;  // a ping is due every interval_us (latency counted from then)
-  std::string bin_dir;     // `plexus` and `calc` are taken from it
-  std::string workdir;     // unique temp dir owned by the caller
+  int replicas = 100;         // calc replicas started at once (1-1000)
+  double idle_s = 1.0;        // length of the idle window
+  int interval_us = 1000;     // a ping is due every interval_us (latency counted from then)
+  int start_concurrency = 0;  // [supervisor] start_concurrency (0: not set, plexus's default)
+  std::string bin_dir;        // `plexus` and `calc` are taken from it
+  std::string workdir;        // unique temp dir owned by the caller
 };
 
 struct loop_result {

@@ -305,6 +305,9 @@ int main(int argc, char** argv) {
   add_ranged(loop, "--idle-seconds", lc.idle_s, "Length of the idle window", 0.1, 60.0);
   add_ranged(loop, "--interval-us", lc.interval_us,
              "A ping is due every interval; its latency counts from then", 10, 100000);
+  add_ranged(loop, "--start-concurrency", lc.start_concurrency,
+             "[supervisor] start_concurrency of the app (default: not set, plexus's default)", 1,
+             1000);
   add_ranged(loop, "--repeat", loop_repeat, "Runs; medians reported", 1, 100);
   loop->add_option("--bin-dir", loop_bin_dir,
                    "Directory of the plexus and calc under test (default: plexus-bench's)");
@@ -320,6 +323,8 @@ int main(int argc, char** argv) {
     try {
       const temp_dir workdir;
       lc.workdir = workdir.path();
+      if (!loop_bin_dir.empty() && loop_bin_dir.front() != '/')
+        loop_bin_dir = std::filesystem::absolute(loop_bin_dir).string();
       lc.bin_dir = loop_bin_dir.empty()
                        ? std::filesystem::read_symlink("/proc/self/exe").parent_path().string()
                        : loop_bin_dir;

@@ -27,12 +27,15 @@ std::string_view to_string(child_state s) noexcept {
 
 namespace {
 
-// The CPUs this process may run on (its affinity mask), at least 1.
-std::size_t usable_cpus() {
+// The default number of start slots: the CPUs this process may run on (its affinity
+// mask) but one, which stays for the loop and the callers; at least 1.
+std::size_t default_start_concurrency() {
   cpu_set_t set;
   CPU_ZERO(&set);
-  if (::sched_getaffinity(0, sizeof set, &set) == 0) return std::max(1, CPU_COUNT(&set));
-  return std::max(1u, std::thread::hardware_concurrency());
+  const int cpus = ::sched_getaffinity(0, sizeof set, &set) == 0
+                       ? CPU_COUNT(&set)
+                       : static_cast<int>(std::thread::hardware_concurrency());
+  return static_cast<std::size_t>(std::max(1, cpus - 1));
 }
 
 // "0.1 s": for messages.
@@ -44,7 +47,8 @@ std::string in_seconds(std::chrono::milliseconds d) {
 
 policy::policy(const tree_spec& spec)
     : spec_(spec),
-      start_concurrency_(spec.start_concurrency != 0 ? spec.start_concurrency : usable_cpus()) {
+      start_concurrency_(spec.start_concurrency != 0 ? spec.start_concurrency
+                                                     : default_start_concurrency()) {
   groups_.push_back({"", spec_.strategy, spec_.intensity, spec_.period, 0, {}});
   for (const auto& g : spec_.groups)
     groups_.push_back({g.name, g.strategy, g.intensity, g.period, 0, {}});

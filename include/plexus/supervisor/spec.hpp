@@ -84,7 +84,7 @@ struct tree_spec {
   // A child exiting with this code stops the whole tree at once (0: disabled).
   int emergency_exit_code = 99;
   // At most this many children starting at once (launched, not ready yet); the others
-  // wait for a slot. 0: one per CPU this process may run on.
+  // wait for a slot. 0: one per CPU this process may run on, but one (at least 1).
   std::size_t start_concurrency = 0;
   std::vector<child_spec> processes;  // started in this order, stopped in reverse
   std::vector<group_spec> groups;     // [group.NAME] tables
