@@ -252,9 +252,9 @@ double log_line_ms(const std::string& line) {
 }
 
 // From the supervisor's log files (one per replica, its own records first): the time from the
-// first replica's "started" record to the last one's (the supervisor spawns the replicas of an
-// entry in one go), and from the first "started" to the last "ready". Millisecond resolution;
-// -1 when a file lacks the records.
+// first replica's "started" record to the last one's (the supervisor starts them as start slots
+// free up: [supervisor] start_concurrency), and from the first "started" to the last "ready".
+// Millisecond resolution; -1 when a file lacks the records.
 std::pair<double, double> spawn_and_ready_window(const std::string& log_dir, int replicas) {
   double first_start = -1, last_start = -1, last_ready = -1;
   for (int r = 0; r < replicas; ++r) {
@@ -315,8 +315,14 @@ supervisor_result run_supervisor_tree(const supervisor_config& cfg) {
       },
       cfg.replicas, run, "plexus run", deadline, "calc replicas ready");
   out.ready_all_ms = ms_between(t0, all_ready);
-  std::tie(out.spawn_window_ms, out.ready_window_ms) =
-      spawn_and_ready_window(dir + "/logs", cfg.replicas);
+  // The log files are written by the supervisor's log thread: the last records may land a
+  // little after plexus.ps has shown them.
+  for (const auto until = mono_now() + std::chrono::seconds(2);;) {
+    std::tie(out.spawn_window_ms, out.ready_window_ms) =
+        spawn_and_ready_window(dir + "/logs", cfg.replicas);
+    if (out.spawn_window_ms >= 0 || mono_now() > until) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
   long rss_kib = read_status_kib(run, "VmRSS");
 
   // 2. Crash-to-ready: SIGKILL one replica, wait until ps shows it ready with a new pid.
