@@ -31,7 +31,8 @@ struct echo_result {
 // Each runner blocks for about warmup + calls round trips + `seconds`, throws std::runtime_error
 // (or std::system_error) on a failed echo, a dead child or a missed deadline, and has stopped and
 // reaped every process it started by the time it returns or throws.
-echo_result run_floor_echo(const echo_config&);
+echo_result run_floor_echo(const echo_config&);        // broker: a thread per direction
+echo_result run_floor_epoll_echo(const echo_config&);  // broker: one thread, epoll
 echo_result run_zmq_echo(const echo_config&);
 echo_result run_plexus_echo(const echo_config&);  // bench/plexus_echo.cpp
 
@@ -51,6 +52,7 @@ int run_role(const std::string& role, const std::vector<std::string>& args);
 // Roles of the baselines; args = {workdir}. They run until their peer disconnects, they are
 // signalled, or they have been idle for a minute.
 int floor_broker_role(const std::vector<std::string>& args);
+int floor_epoll_broker_role(const std::vector<std::string>& args);
 int floor_service_role(const std::vector<std::string>& args);
 int zmq_broker_role(const std::vector<std::string>& args);
 int zmq_service_role(const std::vector<std::string>& args);

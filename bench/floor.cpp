@@ -1,7 +1,12 @@
-// The floor: the least a broker can do. Blocking Unix stream sockets, frames `u32 LE length +
-// body`, one thread per direction in the broker, one read of everything available and one write
-// of every complete frame per wake-up. Nothing else is cheaper on this path, so the figures of the
-// other systems are read against it.
+// The floors: the least a broker can do, in two designs. Unix stream sockets, frames `u32 LE
+// length + body`, one read of everything available and one write of every complete frame per
+// wake-up; peers (client, service) with blocking reads and writes.
+// - "floor": a broker with one blocking thread per direction.
+// - "floor-epoll": a broker with one thread and epoll over non-blocking sockets (level
+//   triggered; a write the socket cannot take whole waits for EPOLLOUT, and the direction stops
+//   reading meanwhile).
+// Which one is faster depends on the machine (where its threads sleep and wake); the figures of
+// the other systems are read against the faster one.
 //
 // Protocol on <workdir>/floor.sock: each peer first sends one hello frame, "S" (the service) or
 // "C" (the client); the broker forwards client -> service and service -> client once both are
@@ -10,6 +15,8 @@
 // drains and exits; the broker delivers the last echoes, half-closes towards the client, exits.
 #include "echo.hpp"
 
+#include <fcntl.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -186,10 +193,14 @@ class floor_client final : public bench::echo_client {
   std::uint64_t seq_ = 0;
 };
 
-}  // namespace
+// The client's and the service's connections to a broker, after their hellos.
+struct peers {
+  bench::unique_fd client, service;
+};
 
-int floor_broker_role(const std::vector<std::string>& args) {
-  const std::string path = args[0] + socket_name;
+// Accepts on `path` until a client and a service have said hello; the listener is closed and
+// its path removed before returning.
+peers accept_peers(const std::string& path) {
   bench::unique_fd listener(bench::listen_unix(path, startup_timeout));
   bench::unique_fd client, service;
   const auto deadline = bench::mono_now() + startup_timeout;
@@ -213,6 +224,80 @@ int floor_broker_role(const std::vector<std::string>& args) {
   }
   listener.close();
   ::unlink(path.c_str());
+  return {std::move(client), std::move(service)};
+}
+
+// One direction of the epoll broker: frames read from `in` are written to `out`.
+struct direction {
+  int in = -1, out = -1;
+  std::unique_ptr<std::uint8_t[]> buf{new std::uint8_t[buffer_bytes]};
+  std::size_t have = 0;     // bytes in buf
+  std::size_t written = 0;  // of the whole frames at its front, already written
+  bool eof = false;         // `in` ended
+  bool blocked = false;     // `out` took part of a write: waiting for EPOLLOUT
+  bool done = false;        // eof, all forwarded, `out` half-closed
+
+  // Reads what is there (once: the wait is level-triggered), then forwards.
+  void on_readable() {
+    const ssize_t n = ::read(in, buf.get() + have, buffer_bytes - have);
+    if (n == 0) {
+      eof = true;
+    } else if (n > 0) {
+      have += static_cast<std::size_t>(n);
+    } else if (errno != EAGAIN && errno != EINTR) {
+      throw std::system_error(errno, std::generic_category(), "read");
+    }
+    forward();
+  }
+
+  // Writes the whole frames held; keeps the rest (a partial frame) for the next read.
+  void forward() {
+    std::size_t whole = 0;
+    while (have - whole >= 4) {
+      const std::uint32_t len = plexus::wire::read_u32_le(buf.get() + whole);
+      if (len > max_frame_bytes)
+        throw std::runtime_error("frame of " + std::to_string(len) + " bytes is too large");
+      if (have - whole - 4 < len) break;
+      whole += 4 + len;
+    }
+    blocked = false;
+    while (written < whole) {
+      const ssize_t n = ::send(out, buf.get() + written, whole - written, MSG_NOSIGNAL);
+      if (n > 0) {
+        written += static_cast<std::size_t>(n);
+      } else if (n < 0 && errno == EAGAIN) {
+        blocked = true;
+        return;
+      } else if (n < 0 && errno != EINTR) {
+        throw std::system_error(errno, std::generic_category(), "send");
+      }
+    }
+    if (whole > 0) {
+      std::memmove(buf.get(), buf.get() + whole, have - whole);
+      have -= whole;
+      written = 0;
+    }
+    if (eof && !done) {
+      if (have != 0)
+        throw std::runtime_error("peer closed the connection in the middle of a frame");
+      ::shutdown(out, SHUT_WR);
+      done = true;
+    }
+  }
+
+  bool wants_read() const { return !eof && !blocked && have < buffer_bytes; }
+};
+
+void set_nonblocking(int fd) {
+  const int flags = ::fcntl(fd, F_GETFL);
+  if (flags < 0 || ::fcntl(fd, F_SETFL, flags | O_NONBLOCK) != 0)
+    throw std::system_error(errno, std::generic_category(), "fcntl O_NONBLOCK");
+}
+
+}  // namespace
+
+int floor_broker_role(const std::vector<std::string>& args) {
+  auto [client, service] = accept_peers(args[0] + socket_name);
   bench::set_io_timeout(client.get(), idle_timeout);
   bench::set_io_timeout(service.get(), idle_timeout);
 
@@ -237,6 +322,62 @@ int floor_broker_role(const std::vector<std::string>& args) {
   return 0;
 }
 
+int floor_epoll_broker_role(const std::vector<std::string>& args) {
+  auto [client, service] = accept_peers(args[0] + socket_name);
+  set_nonblocking(client.get());
+  set_nonblocking(service.get());
+  bench::unique_fd ep(::epoll_create1(EPOLL_CLOEXEC));
+  if (!ep) throw std::system_error(errno, std::generic_category(), "epoll_create1");
+  direction forth, back;  // client -> service, service -> client
+  forth.in = back.out = client.get();
+  forth.out = back.in = service.get();
+  // What each descriptor waits for: reading for the direction it feeds, writing for the one
+  // it drains (when blocked). Changed with EPOLL_CTL_MOD only when it changes.
+  struct interest {
+    int fd;
+    direction& feeds;
+    direction& drains;
+    std::uint32_t events = 0;
+    bool added = false;
+  } fds[] = {{client.get(), forth, back}, {service.get(), back, forth}};
+  auto update = [&](interest& i) {
+    const std::uint32_t want =
+        (i.feeds.wants_read() ? EPOLLIN : 0u) | (i.drains.blocked ? EPOLLOUT : 0u);
+    if (i.added && want == i.events) return;
+    epoll_event ev{};
+    ev.events = want;
+    ev.data.fd = i.fd;
+    if (::epoll_ctl(ep.get(), i.added ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, i.fd, &ev) != 0)
+      throw std::system_error(errno, std::generic_category(), "epoll_ctl");
+    i.events = want;
+    i.added = true;
+  };
+  for (auto& i : fds)
+    update(i);
+  constexpr int idle_ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(idle_timeout).count();
+  while (!(forth.done && back.done)) {
+    epoll_event events[2];
+    const int n = ::epoll_wait(ep.get(), events, 2, idle_ms);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      throw std::system_error(errno, std::generic_category(), "epoll_wait");
+    }
+    if (n == 0) throw std::runtime_error("no traffic for a minute");
+    for (int k = 0; k < n; ++k) {
+      auto& i = events[k].data.fd == client.get() ? fds[0] : fds[1];
+      // An error or hang-up shows as a read of 0 or an error, or as a failed write.
+      if (events[k].events & (EPOLLOUT | EPOLLERR | EPOLLHUP)) i.drains.forward();
+      if (events[k].events & (EPOLLIN | EPOLLERR | EPOLLHUP)) {
+        if (i.feeds.wants_read()) i.feeds.on_readable();
+      }
+    }
+    for (auto& i : fds)
+      update(i);
+  }
+  return 0;
+}
+
 int floor_service_role(const std::vector<std::string>& args) {
   bench::unique_fd fd(bench::connect_unix(args[0] + socket_name, startup_timeout));
   write_frame(fd.get(), "S");
@@ -245,11 +386,13 @@ int floor_service_role(const std::vector<std::string>& args) {
   return 0;
 }
 
-echo_result run_floor_echo(const echo_config& cfg) {
+namespace {
+
+echo_result run_floor_with(const echo_config& cfg, const char* broker_role) {
   check_config(cfg);
   const std::string path = cfg.workdir + socket_name;
   bench::child_guard children;
-  const auto roles = bench::start_roles(children, cfg, {"floor_broker", {cfg.workdir}}, {path},
+  const auto roles = bench::start_roles(children, cfg, {broker_role, {cfg.workdir}}, {path},
                                         {"floor_service", {cfg.workdir}});
   floor_client client(cfg, path);
   echo_result result = bench::measure_echo(client, cfg);
@@ -263,4 +406,14 @@ echo_result run_floor_echo(const echo_config& cfg) {
     }
   }
   return result;
+}
+
+}  // namespace
+
+echo_result run_floor_echo(const echo_config& cfg) {
+  return run_floor_with(cfg, "floor_broker");
+}
+
+echo_result run_floor_epoll_echo(const echo_config& cfg) {
+  return run_floor_with(cfg, "floor_epoll_broker");
 }

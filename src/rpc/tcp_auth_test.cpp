@@ -121,7 +121,7 @@ TEST(TcpAuthRouterStart, ASecretFileReadableByOthersStopsTheRouter) {
   test::temp_dir dir;
   const auto path = dir.path() + "/secret";
   {
-    std::FILE* f = std::fopen(path.c_str(), "w");
+    std::FILE* f = std::fopen(path.c_str(), "we");
     std::fputs(router_secret, f);
     std::fclose(f);
   }
