@@ -270,10 +270,10 @@ class service::impl : public std::enable_shared_from_this<service::impl> {
     });
   }
 
-  static result<value> run_sync(const sync_invoker& fn, const value& params,
-                                const std::string& method) {
+  // Hands `params` over to the handler, which may move out of them.
+  static result<value> run_sync(const sync_invoker& fn, value& params, const std::string& method) {
     try {
-      return fn(params);
+      return fn(std::move(params));
     } catch (...) {
       return from_exception(std::current_exception(), method);
     }

@@ -717,5 +717,38 @@ TEST(ServiceReconnect, StopWhileWaitingForTheRouterFinishesAtOnceAndLeavesTheLoo
   EXPECT_TRUE(io.stopped());
 }
 
+// The service converts a call's own params by moving out of them, and builds the
+// text naming a value only when the conversion fails.
+TEST(Convert, MovesOutOfItsOwnParamsAndCopiesConstOnes) {
+  const std::string long_text(200, 'a');  // beyond any small-string buffer
+  value params = value::array({long_text, value::array({long_text, long_text})});
+  const value copy = params;
+
+  int named = 0;
+  auto what = [&] {
+    ++named;
+    return std::string("argument");
+  };
+  auto kept = detail::convert_value_from<std::string>(copy[0], what);
+  ASSERT_TRUE(kept);
+  EXPECT_EQ(*kept, long_text);
+  EXPECT_EQ(copy[0], long_text);  // const: copied
+
+  auto s = detail::convert_value_from<std::string>(params[0], what);
+  auto v = detail::convert_value_from<std::vector<std::string>>(params[1], what);
+  ASSERT_TRUE(s && v);
+  EXPECT_EQ(*s, long_text);
+  EXPECT_EQ(*v, (std::vector<std::string>{long_text, long_text}));
+  EXPECT_TRUE(params[0].get_ref<const std::string&>().empty());  // moved out
+  EXPECT_TRUE(params[1][0].get_ref<const std::string&>().empty());
+  EXPECT_EQ(named, 0);  // no error, no text
+
+  value bad = value::array({1, "two"});
+  auto r = detail::convert_value_from<std::vector<int>>(bad, what);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().message, "argument[1]: expected integer, got string");
+  EXPECT_EQ(named, 1);
+}
+
 }  // namespace
 }  // namespace plexus::rpc

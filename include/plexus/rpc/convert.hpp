@@ -79,60 +79,87 @@ inline std::string_view kind_label(const value& v) {
   }
 }
 
-// Converts v to T; `what` names the value in the error ("argument 1 of add").
-template <class T>
-result<T> convert_value(const value& v, std::string_view what) {
+namespace detail {
+
+// `what` names the value in errors: text, or a callable that makes the text, so a
+// call whose arguments convert cleanly never builds it.
+template <class W>
+std::string what_text(const W& what) {
+  if constexpr (std::is_invocable_v<const W&>)
+    return std::string(what());
+  else
+    return std::string(what);
+}
+
+// Converts v to T. With V = value (not const) strings, byte strings, arrays and
+// nested values are moved out of v, which is left valid but unspecified; with
+// V = const value they are copied.
+template <class T, class V, class W>
+result<T> convert_value_from(V& v, const W& what) {
+  static_assert(std::is_same_v<std::remove_const_t<V>, value>);
+  constexpr bool move = !std::is_const_v<V>;
   using U = std::remove_cvref_t<T>;
   auto mismatch = [&]() {
     return plexus::error(
         errc::invalid_argument,
-        std::string(what) + ": expected " + type_label<U>() + ", got " + std::string(kind_label(v)),
+        what_text(what) + ": expected " + type_label<U>() + ", got " + std::string(kind_label(v)),
         {{"expected", type_label<U>()}, {"got", std::string(kind_label(v))}});
   };
+  auto out_of_range = [&](const auto& x) {
+    return plexus::error(errc::invalid_argument,
+                         what_text(what) + ": " + std::to_string(x) + " is out of range");
+  };
   if constexpr (std::is_same_v<U, value>) {
-    return v;
+    if constexpr (move)
+      return std::move(v);
+    else
+      return v;
   } else if constexpr (std::is_same_v<U, bool>) {
     if (!v.is_boolean()) return mismatch();
-    return v.get<bool>();
+    return v.template get<bool>();
   } else if constexpr (std::is_integral_v<U>) {
     if (!v.is_number_integer()) return mismatch();
     if (v.is_number_unsigned()) {
-      const auto x = v.get<std::uint64_t>();
-      if (x > static_cast<std::uint64_t>(std::numeric_limits<U>::max()))
-        return plexus::error(errc::invalid_argument,
-                             std::string(what) + ": " + std::to_string(x) + " is out of range");
+      const auto x = v.template get<std::uint64_t>();
+      if (x > static_cast<std::uint64_t>(std::numeric_limits<U>::max())) return out_of_range(x);
       return static_cast<U>(x);
     }
-    const auto x = v.get<std::int64_t>();
+    const auto x = v.template get<std::int64_t>();
     if constexpr (std::is_unsigned_v<U>) {
-      if (x < 0)
-        return plexus::error(errc::invalid_argument,
-                             std::string(what) + ": " + std::to_string(x) + " is out of range");
+      if (x < 0) return out_of_range(x);
     } else {
       if (x < static_cast<std::int64_t>(std::numeric_limits<U>::min()) ||
           x > static_cast<std::int64_t>(std::numeric_limits<U>::max()))
-        return plexus::error(errc::invalid_argument,
-                             std::string(what) + ": " + std::to_string(x) + " is out of range");
+        return out_of_range(x);
     }
     return static_cast<U>(x);
   } else if constexpr (std::is_floating_point_v<U>) {
     if (!v.is_number()) return mismatch();
-    return v.get<U>();
+    return v.template get<U>();
   } else if constexpr (std::is_same_v<U, std::string>) {
     if (!v.is_string()) return mismatch();
-    return v.get<std::string>();
+    if constexpr (move)
+      return std::move(v.template get_ref<std::string&>());
+    else
+      return v.template get_ref<const std::string&>();
+  } else if constexpr (std::is_same_v<U, value::binary_t>) {
+    if (!v.is_binary()) return mismatch();
+    if constexpr (move)
+      return std::move(v.get_binary());
+    else
+      return v.get_binary();
   } else if constexpr (is_optional<U>::value) {
     if (v.is_null()) return U{};
-    auto inner = convert_value<typename U::value_type>(v, what);
+    auto inner = convert_value_from<typename U::value_type>(v, what);
     if (!inner) return std::move(inner).error();
     return U(std::move(*inner));
-  } else if constexpr (is_vector<U>::value && !std::is_same_v<U, value::binary_t>) {
+  } else if constexpr (is_vector<U>::value) {
     if (!v.is_array()) return mismatch();
     U out;
     out.reserve(v.size());
     for (std::size_t i = 0; i < v.size(); ++i) {
-      auto item = convert_value<typename U::value_type>(
-          v[i], std::string(what) + "[" + std::to_string(i) + "]");
+      auto item = convert_value_from<typename U::value_type>(
+          v[i], [&] { return what_text(what) + "[" + std::to_string(i) + "]"; });
       if (!item) return std::move(item).error();
       out.push_back(std::move(*item));
     }
@@ -140,12 +167,20 @@ result<T> convert_value(const value& v, std::string_view what) {
   } else {
     // User types and everything else: their from_json decides.
     try {
-      return v.get<U>();
+      return v.template get<U>();
     } catch (const std::exception& e) {
-      return plexus::error(errc::invalid_argument, std::string(what) + ": cannot convert to " +
+      return plexus::error(errc::invalid_argument, what_text(what) + ": cannot convert to " +
                                                        type_label<U>() + ": " + e.what());
     }
   }
+}
+
+}  // namespace detail
+
+// Converts v to T; `what` names the value in the error ("argument 1 of add").
+template <class T>
+result<T> convert_value(const value& v, std::string_view what) {
+  return detail::convert_value_from<T>(v, what);
 }
 
 template <class R>

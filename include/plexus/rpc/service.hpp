@@ -105,7 +105,7 @@ std::string signature(std::index_sequence<I...>) {
 }
 
 template <class Tuple, std::size_t... I>
-result<Tuple> convert_args(const value& params, const std::string& method, const std::string& sig,
+result<Tuple> convert_args(value& params, const std::string& method, const std::string& sig,
                            std::index_sequence<I...>) {
   constexpr std::size_t n = sizeof...(I);
   if (params.size() != n)
@@ -119,8 +119,9 @@ result<Tuple> convert_args(const value& params, const std::string& method, const
   [[maybe_unused]] auto one = [&](auto& slot, std::size_t i) {  // unused with no arguments
     if (err) return;
     using T = std::remove_cvref_t<decltype(slot)>;
-    auto r = convert_value<T>(params[i],
-                              "argument " + std::to_string(i + 1) + " of " + method + " " + sig);
+    auto r = convert_value_from<T>(params[i], [&] {
+      return "argument " + std::to_string(i + 1) + " of " + method + " " + sig;
+    });
     if (!r)
       err = std::move(r).error();
     else
@@ -141,8 +142,9 @@ value to_value(R&& r) {
 class service {
  public:
   // A handler reduced to its essence: params in, value or error out. Invoked on the
-  // loop (plain) or on a pool thread (blocking); may throw.
-  using sync_invoker = std::function<result<value>(const value& params)>;
+  // loop (plain) or on a pool thread (blocking); may throw. The params are the
+  // handler's own: it may move out of them.
+  using sync_invoker = std::function<result<value>(value&& params)>;
   using async_invoker = std::function<boost::asio::awaitable<result<value>>(value params)>;
 
   service(boost::asio::io_context& io, service_options opts);
@@ -177,7 +179,7 @@ class service {
     } else {
       add_sync(
           method, sig,
-          [f = std::move(f), method, sig](const value& params) mutable -> result<value> {
+          [f = std::move(f), method, sig](value&& params) mutable -> result<value> {
             auto a = detail::convert_args<args>(params, method, sig, std::make_index_sequence<n>{});
             if (!a) return std::move(a).error();
             if constexpr (std::is_void_v<R>) {
