@@ -49,15 +49,18 @@ struct frame_view {
   std::optional<std::uint32_t> deadline_ms;
 };
 
+inline void write_u32_le(std::uint8_t* out, std::uint32_t v) noexcept {
+  out[0] = static_cast<std::uint8_t>(v);
+  out[1] = static_cast<std::uint8_t>(v >> 8);
+  out[2] = static_cast<std::uint8_t>(v >> 16);
+  out[3] = static_cast<std::uint8_t>(v >> 24);
+}
+
 // Writes the 6 fixed header bytes for a frame whose name is `name_length` bytes and
 // whose payload is `payload_length` bytes. The caller checks name_length <= 255.
 inline std::size_t write_frame_header(std::uint8_t* out, frame_kind kind, std::size_t name_length,
                                       std::size_t payload_length) noexcept {
-  const auto body = static_cast<std::uint32_t>(2 + name_length + payload_length);
-  out[0] = static_cast<std::uint8_t>(body);
-  out[1] = static_cast<std::uint8_t>(body >> 8);
-  out[2] = static_cast<std::uint8_t>(body >> 16);
-  out[3] = static_cast<std::uint8_t>(body >> 24);
+  write_u32_le(out, static_cast<std::uint32_t>(2 + name_length + payload_length));
   out[4] = static_cast<std::uint8_t>(kind);
   out[5] = static_cast<std::uint8_t>(name_length);
   return frame_fixed_bytes;
@@ -72,13 +75,6 @@ inline std::size_t write_deadline_frame_header(std::uint8_t* out, std::size_t na
       write_frame_header(out, frame_kind::data, name_length, deadline_bytes + payload_length);
   out[4] = deadline_data_kind;
   return n;
-}
-
-inline void write_u32_le(std::uint8_t* out, std::uint32_t v) noexcept {
-  out[0] = static_cast<std::uint8_t>(v);
-  out[1] = static_cast<std::uint8_t>(v >> 8);
-  out[2] = static_cast<std::uint8_t>(v >> 16);
-  out[3] = static_cast<std::uint8_t>(v >> 24);
 }
 
 inline std::uint32_t read_u32_le(const std::uint8_t* p) noexcept {
