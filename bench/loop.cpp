@@ -17,7 +17,6 @@
 #include <unistd.h>
 
 #include <atomic>
-#include <boost/asio/io_context.hpp>
 #include <cerrno>
 #include <cstdio>
 #include <fstream>
@@ -30,11 +29,10 @@
 #include <vector>
 
 #include "common.hpp"
-#include "plexus/rpc/client.hpp"
+#include "router_client.hpp"
 
 extern char** environ;
 
-namespace asio = boost::asio;
 using namespace bench;
 using namespace std::chrono_literals;
 
@@ -42,34 +40,6 @@ namespace {
 
 constexpr auto wait_limit = 30s;
 constexpr auto call_deadline = 5s;
-
-struct client {
-  asio::io_context io{1};
-  std::unique_ptr<plexus::rpc::client> c;
-
-  void connect(const std::string& address, pid_t watched) {
-    const auto deadline = mono_now() + wait_limit;
-    for (;;) {
-      c = std::make_unique<plexus::rpc::client>(
-          io, plexus::rpc::client_options{.router = address, .name = "plexus-bench-loop"});
-      auto ok = c->connect();
-      if (ok) return;
-      c.reset();
-      if (child_exited(watched)) throw std::runtime_error("plexus run exited before it listened");
-      if (mono_now() > deadline)
-        throw std::runtime_error("cannot connect to " + address + ": " + ok.error().message);
-      std::this_thread::sleep_for(1ms);
-    }
-  }
-  plexus::value call(const std::string& method) {
-    auto r = c->call_value("plexus", method, plexus::value::array(), call_deadline);
-    if (!r) throw std::runtime_error("plexus." + method + ": " + r.error().message);
-    return std::move(*r);
-  }
-  ~client() {
-    if (c) c->close();
-  }
-};
 
 int calc_ready(const plexus::value& ps) {
   int n = 0;
@@ -132,8 +102,8 @@ loop_result run_loop_once(const loop_config& cfg, bool direct) {
     pid_t pid;
     ~stopper() { kill_child(pid, 10s); }  // SIGTERM: the tree stops its children
   } stop{run};
-  client cl;
-  cl.connect(address, run);
+  router_client cl;
+  cl.connect(address, "plexus-bench-loop", run, mono_now() + wait_limit);
 
   loop_result out;
   // One window: pings until `done()` (checked every 100 rounds, with a plexus.ps).
@@ -150,14 +120,14 @@ loop_result run_loop_once(const loop_config& cfg, bool direct) {
     for (long round = 1;; ++round) {
       const auto due = first + (round - 1) * interval;
       if (const auto now = mono_now(); now < due) std::this_thread::sleep_until(due);
-      if (auto pong = cl.call("ping"); pong != "pong")
+      if (auto pong = cl.call("ping", call_deadline); pong != "pong")
         throw std::runtime_error("plexus.ping: " + pong.dump());
       samples.push_back(mono_now() - due);
       // Once done, the pings due until then are still sent and counted (those a stall held
       // back), then the window ends.
       if (ended) {
         if (first + round * interval > *ended) break;
-      } else if (round % 100 == 0 && done(cl.call("ps"))) {
+      } else if (round % 100 == 0 && done(cl.call("ps", call_deadline))) {
         ended = mono_now();
       }
       if (mono_now() > deadline) throw std::runtime_error("the window did not end in time");
@@ -168,7 +138,7 @@ loop_result run_loop_once(const loop_config& cfg, bool direct) {
 
   // Warm-up: the client's connection and the first answers.
   for (int i = 0; i < 50; ++i)
-    cl.call("ping");
+    cl.call("ping", call_deadline);
   const auto idle_sched = loop_schedstat(run);
   const auto idle_end = mono_now() + std::chrono::duration<double>(cfg.idle_s);
   const auto idle = window([&](const plexus::value& ps) {
@@ -226,7 +196,7 @@ loop_result run_loop_once(const loop_config& cfg, bool direct) {
     });
     try {
       start = window([&](const plexus::value&) {
-        const auto services = cl.call("services");
+        const auto services = cl.call("services", call_deadline);
         for (const auto& e : services)
           if (e.is_object() && e.value("name", "") == "calc")
             return e.value("workers", 0) == cfg.replicas;

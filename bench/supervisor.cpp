@@ -14,7 +14,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <boost/asio/io_context.hpp>
 #include <cerrno>
 #include <cstdio>
 #include <fstream>
@@ -28,11 +27,10 @@
 #include <vector>
 
 #include "common.hpp"
-#include "plexus/rpc/client.hpp"
+#include "router_client.hpp"
 
 extern char** environ;
 
-namespace asio = boost::asio;
 using namespace bench;
 using namespace std::chrono_literals;
 
@@ -176,40 +174,6 @@ mono_clock::time_point poll_until(Count count, long want, pid_t watched, const c
   }
 }
 
-// A client of the router at `address`, connected by retrying until the router listens.
-struct router_client {
-  asio::io_context io{1};
-  std::unique_ptr<plexus::rpc::client> c;
-
-  void connect(const std::string& address, pid_t watched, mono_clock::time_point deadline) {
-    plexus::rpc::client_options opts;
-    opts.router = address;
-    opts.name = "plexus-bench";
-    for (;;) {
-      c = std::make_unique<plexus::rpc::client>(io, opts);
-      auto ok = c->connect();
-      if (ok) return;
-      c.reset();
-      if (child_exited(watched))
-        throw std::runtime_error("process " + std::to_string(watched) + " exited before " +
-                                 address + " accepted connections");
-      if (mono_now() > deadline)
-        throw std::runtime_error("cannot connect to " + address + ": " + ok.error().message);
-      std::this_thread::sleep_for(1ms);
-    }
-  }
-
-  plexus::value call(const std::string& method) {
-    auto r = c->call_value("plexus", method, plexus::value::array(), call_deadline);
-    if (!r) throw std::runtime_error("plexus." + method + ": " + r.error().message);
-    return std::move(*r);
-  }
-
-  ~router_client() {
-    if (c) c->close();
-  }
-};
-
 struct replica {
   std::string state;
   long pid = 0;
@@ -306,11 +270,11 @@ supervisor_result run_supervisor_tree(const supervisor_config& cfg) {
   const pid_t run = spawn_quiet(cfg.bin_dir + "/plexus", {"run", config});
   procs.add(run);
   const auto deadline = t0 + wait_limit;
-  client.connect(address, run, deadline);
+  client.connect(address, "plexus-bench", run, deadline);
   std::vector<replica> rs;
   const auto all_ready = poll_until(
       [&] {
-        rs = calc_replicas(client.call("ps"), cfg.replicas);
+        rs = calc_replicas(client.call("ps", call_deadline), cfg.replicas);
         return count_ready(rs);
       },
       cfg.replicas, run, "plexus run", deadline, "calc replicas ready");
@@ -338,7 +302,7 @@ supervisor_result run_supervisor_tree(const supervisor_config& cfg) {
     const auto until = killed + wait_limit;
     for (;;) {
       std::this_thread::sleep_for(poll_interval);
-      rs = calc_replicas(client.call("ps"), cfg.replicas);
+      rs = calc_replicas(client.call("ps", call_deadline), cfg.replicas);
       if (rs[r].state == "ready" && rs[r].pid > 0 && rs[r].pid != old) break;
       check_alive(run, "plexus run");
       if (mono_now() > until)
@@ -352,7 +316,7 @@ supervisor_result run_supervisor_tree(const supervisor_config& cfg) {
   out.crash_max_ms = percentile_us(crash, 1.0) / 1000.0;
 
   // 3. RSS at the end; context: children, peak, keeper.
-  const auto ps = client.call("ps");
+  const auto ps = client.call("ps", call_deadline);
   out.children = static_cast<int>(ps.size());
   rs = calc_replicas(ps, cfg.replicas);
   rss_kib = std::max(rss_kib, read_status_kib(run, "VmRSS"));
@@ -408,7 +372,7 @@ direct_result run_supervisor_direct(const supervisor_config& cfg) {
   wait_for_unix_socket(sock, wait_limit, router);
 
   router_client client;
-  client.connect(address, router, mono_now() + wait_limit);
+  client.connect(address, "plexus-bench", router, mono_now() + wait_limit);
 
   // Everything for posix_spawn is built before the clock starts.
   std::string calc = cfg.bin_dir + "/calc";
@@ -441,8 +405,8 @@ direct_result run_supervisor_direct(const supervisor_config& cfg) {
   }
   out.spawn_all_ms = ms_between(t0, mono_now());
   const auto registered =
-      poll_until([&] { return calc_workers(client.call("services")); }, cfg.replicas, router,
-                 "plexus router", t0 + wait_limit, "calc workers registered");
+      poll_until([&] { return calc_workers(client.call("services", call_deadline)); }, cfg.replicas,
+                 router, "plexus router", t0 + wait_limit, "calc workers registered");
   out.ready_all_ms = ms_between(t0, registered);
   out.rss_mib = kib_to_mib(read_status_kib(router, "VmRSS"));
   client.c->close();
