@@ -97,7 +97,7 @@ class client {
     (params.push_back(value(std::forward<Args>(args))), ...);
     auto r = call_value(service, method, std::move(params));
     if (!r) return std::move(r).error();
-    return convert_result<R>(*r, method);
+    return convert_result<R>(std::move(*r), method);
   }
 
   // Sends a notification: no answer, no error from the service. Errors only for a

@@ -183,9 +183,15 @@ result<T> convert_value(const value& v, std::string_view what) {
   return detail::convert_value_from<T>(v, what);
 }
 
+// Converts a call's result; the error names "result of <method>" (built only on error).
 template <class R>
 result<R> convert_result(const value& v, std::string_view method) {
-  return convert_value<R>(v, "result of " + std::string(method));
+  return detail::convert_value_from<R>(v, [&] { return "result of " + std::string(method); });
+}
+// The same for a result the caller owns: strings, bytes and arrays are moved out of it.
+template <class R>
+result<R> convert_result(value&& v, std::string_view method) {
+  return detail::convert_value_from<R>(v, [&] { return "result of " + std::string(method); });
 }
 
 }  // namespace plexus::rpc
