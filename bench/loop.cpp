@@ -86,7 +86,8 @@ loop_result run_loop_once(const loop_config& cfg, bool direct) {
     std::ofstream out(config);
     if (cfg.start_concurrency > 0)
       out << "[supervisor]\nstart_concurrency = " << cfg.start_concurrency << "\n\n";
-    out << "[router]\nlisten = " << quoted(address) << "\n\n[log]\ndir = " << quoted(dir + "/logs")
+    out << "[router]\nlisten = " << quoted(address)
+        << "\n\n[gateway]\nlisten = \"127.0.0.1:0\"\n\n[log]\ndir = " << quoted(dir + "/logs")
         << "\necho = false\n\n"
         << "[[process]]\nname = \"gate\"\ncommand = \"/bin/sh\"\nargs = [\"-c\", "
         << quoted("read x < '" + gate + "'; echo READY=1 >&3; exec sleep 100000")

@@ -244,6 +244,7 @@ std::string write_app_toml(const std::string& dir, const supervisor_config& cfg,
   const std::string path = dir + "/app.toml";
   std::ofstream out(path);
   out << "[router]\nlisten = " << toml_string(address) << "\n\n"
+      << "[gateway]\nlisten = \"127.0.0.1:0\"\n\n"
       << "[log]\ndir = " << toml_string(dir + "/logs") << "\necho = false\n\n"
       << "[supervisor]\nbackoff_initial = 0\nbackoff_max = 0\nintensity = 1000\nperiod = 10\n\n"
       << "[[process]]\nname = \"calc\"\ncommand = " << toml_string(cfg.bin_dir + "/calc")

@@ -78,6 +78,7 @@ function(plexus_layer_tests)
     "supervisor:broker:plexus/broker/router.hpp"
     "supervisor:transport:plexus/transport/connection.hpp"
     "config:app:app/run.hpp"
+    "broker:gateway:plexus/gateway/gateway.hpp"
     "rpc:wire:plexus/wire/message.hpp:allowed")
   foreach(probe IN LISTS probes)
     string(REPLACE ":" ";" parts ${probe})

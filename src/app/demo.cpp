@@ -24,6 +24,13 @@ command = "ticker"
 name = "flaky"          # answers ping, and crashes now and then
 command = "flaky"
 args = ["--crash-after", "4", "--crash-jitter", "6"]
+
+[[process]]
+name = "web"            # HTTP routes, served by the gateway: /api/counter/{id}, /api/hello
+command = "web"
+
+[gateway]
+listen = "127.0.0.1:8080"
 )";
 }
 

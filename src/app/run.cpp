@@ -4,14 +4,17 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <optional>
 
 #include "app/echo_writer.hpp"
 #include "app/exit_codes.hpp"
 #include "app/log_book.hpp"
 #include "plexus/broker/router.hpp"
+#include "plexus/gateway/gateway.hpp"
 #include "plexus/os/limits.hpp"
 #include "plexus/os/private_dir.hpp"
 #include "plexus/supervisor/process.hpp"
@@ -51,6 +54,11 @@ int run(run_options o) {
   os::raise_fd_limit();  // about five descriptors per child, one per peer
   auto& app = o.app;
   broker::add_default_listen(app.router, transport::default_router_address());
+  // The gateway reaches the router over an address of its own: inproc, no system call.
+  static std::atomic<unsigned> runs{0};
+  const auto gateway_address =
+      "inproc://plexus-gateway-" + std::to_string(::getpid()) + "-" + std::to_string(runs++);
+  if (app.gateway.enabled) app.router.listen.push_back(gateway_address);
   const auto log_dir =
       app.supervisor.log.dir.empty() ? os::runtime_dir() + "/logs" : app.supervisor.log.dir;
   if (auto why = os::ensure_private_dir(log_dir)) {
@@ -111,6 +119,23 @@ int run(run_options o) {
     return exit_usage;
   }
 
+  std::optional<gateway::gateway> gw;
+  if (app.gateway.enabled) {
+    gw.emplace(io, router, app.gateway, gateway_address);
+    if (auto ok = gw->start(); !ok) {
+      std::fprintf(stderr, "plexus run: %s\n", ok.error().message.c_str());
+      return exit_local_failure;
+    }
+    gw->add_endpoint("/api/processes", [&] {
+      value out = value::array();
+      for (const auto& s : t.status())
+        out.push_back(status_json(s));
+      return out;
+    });
+    router.add_stat("http_requests", [&] { return gw->stats().requests; });
+    router.add_stat("http_5xx", [&] { return gw->stats().responses_5xx; });
+  }
+
   // What changes the tree is for this user only (SO_PEERCRED); reading it is for all.
   constexpr auto owner_only = broker::router::method_access::same_user;
   router.add_method("ps", [&](const value&) -> result<value> {
@@ -156,6 +181,7 @@ int run(run_options o) {
         std::fprintf(stderr, "plexus run: %s\n", message.c_str());
         break;
     }
+    if (gw) gw->stop();
     router.stop();
     io.stop();
   });
@@ -163,17 +189,21 @@ int run(run_options o) {
   std::fprintf(o.out, "plexus run: router on %s, %zu process%s, logs in %s\n", address.c_str(),
                app.supervisor.processes.size(), app.supervisor.processes.size() == 1 ? "" : "es",
                log_dir.c_str());
+  if (gw) std::fprintf(o.out, "plexus run: HTTP gateway on %s/\n", gw->url().c_str());
   if (o.demo) {
     std::string p = o.cli;
     if (address != transport::default_router_address()) p = "PLEXUS_ROUTER=" + address + " " + p;
+    const std::string web =
+        gw ? "  curl -X POST " + gw->url() + "/api/counter/a   # the web module's counter\n" : "";
     std::fprintf(o.out,
                  "plexus run: the demo app. In another terminal try:\n"
                  "  %s ps                  # the processes, their state and restarts\n"
                  "  %s call calc add 1 2   # 3\n"
                  "  %s logs -f             # every process's output; flaky crashes now and then\n"
                  "  %s subscribe tick      # the ticker's publications\n"
+                 "%s"
                  "Ctrl-C stops everything.\n",
-                 p.c_str(), p.c_str(), p.c_str(), p.c_str());
+                 p.c_str(), p.c_str(), p.c_str(), p.c_str(), web.c_str());
   }
   std::fflush(o.out);
 
@@ -193,6 +223,7 @@ int run(run_options o) {
         wait_signal();
       } else {
         rc = exit_ok;
+        if (gw) gw->stop();
         router.stop();
         io.stop();  // ~tree kills and reaps the children
       }

@@ -13,6 +13,7 @@
 #include "broker/inflight_table.hpp"
 #include "broker/peer.hpp"
 #include "broker/pubsub.hpp"
+#include "plexus/broker/http_routes.hpp"
 #include "plexus/transport/auth.hpp"
 #include "plexus/transport/endpoint.hpp"
 #include "plexus/wire/control.hpp"
@@ -58,6 +59,7 @@ class router::impl {
     add_built_in("subscriptions",
                  [this](const value&) -> result<value> { return pubsub_.subscriptions(); });
     add_built_in("stats", [this](const value&) -> result<value> { return stats_value(); });
+    add_built_in("routes", [this](const value&) -> result<value> { return routes_value(); });
   }
 
   // Binds every endpoint; the scheme of each address picks its transport and role.
@@ -511,6 +513,22 @@ class router::impl {
     return list;
   }
 
+  // plexus.routes: the HTTP route table, with each route's live workers.
+  value routes_value() const {
+    value list = value::array();
+    for (const auto& r : http_routes_.list())
+      list.push_back(route_value(r, workers(r.service)));
+    return list;
+  }
+
+ public:
+  std::size_t workers(std::string_view service) const {
+    auto it = services_.find(service);
+    return it == services_.end() ? 0 : it->second.workers.size();
+  }
+  const http_route_table& http_routes() const noexcept { return http_routes_; }
+
+ private:
   result<value> describe(const value& params) const {
     if (params.size() != 1 || !params[0].is_string())
       return plexus::error(errc::invalid_argument, "describe expects (string service)");
@@ -598,6 +616,16 @@ class router::impl {
                                               "': names are 1 to 255 bytes; 'plexus' and '*' are "
                                               "reserved"}));
       return;
+    }
+    if (v.contains("routes")) {
+      auto ok = http_routes_.claim(service, v["routes"], [this](std::string_view s) {
+        auto it = services_.find(s);
+        return it != services_.end() && !it->second.workers.empty();
+      });
+      if (!ok) {
+        send_control(from, control::error_reply(op, ok.error()));
+        return;
+      }
     }
     auto& entry = services_[service];
     if (std::find(entry.workers.begin(), entry.workers.end(), &from) == entry.workers.end()) {
@@ -697,6 +725,7 @@ class router::impl {
   std::int64_t armed_at_ = never;
   std::uint32_t next_peer_id_ = 1;
   std::unordered_map<std::string, method_entry, string_hash, std::equal_to<>> methods_;
+  http_route_table http_routes_;
 };
 
 router::router(boost::asio::io_context& io, router_options opts)
@@ -727,6 +756,15 @@ void router::tap(std::string prefix, tap_handler h) {
 }
 void router::add_stat(std::string name, std::function<std::uint64_t()> read) {
   impl_->add_stat(std::move(name), std::move(read));
+}
+http_match router::match_http(std::string_view verb, std::string_view path) const {
+  return impl_->http_routes().match(verb, path);
+}
+std::vector<http_route> router::http_routes() const {
+  return impl_->http_routes().list();
+}
+std::size_t router::workers(std::string_view service) const {
+  return impl_->workers(service);
 }
 
 }  // namespace plexus::broker

@@ -1,5 +1,5 @@
 // The commands that talk to services through a router: call, publish, subscribe,
-// services, describe, ping.
+// services, describe, routes, ping.
 
 #include <boost/asio/steady_timer.hpp>
 #include <cstdio>
@@ -115,6 +115,20 @@ void print_services(const value& services) {
   }
 }
 
+void print_routes(const value& routes) {
+  if (routes.empty()) {
+    std::cout << "no HTTP routes declared\n";
+    return;
+  }
+  std::printf("%-7s %-32s %-6s %-20s %8s  %s\n", "VERB", "PATTERN", "KIND", "SERVICE", "REPLICAS",
+              "DECLARED AT");
+  for (const auto& r : routes)
+    std::printf("%-7s %-32s %-6s %-20s %8zu  %s\n", r.value("verb", "").c_str(),
+                r.value("pattern", "").c_str(), r.value("kind", "").c_str(),
+                r.value("service", "").c_str(), r.value("replicas", std::size_t{0}),
+                r.value("where", "").c_str());
+}
+
 struct call_args {
   client_args client;
   std::string service, method;  // call; describe uses service
@@ -171,6 +185,11 @@ void add_call_commands(CLI::App& app, commands& cmds) {
   cmds.add(describe_cmd, [a] {
     return call(a->client, "plexus", "describe", value::array({a->service}), !a->client.json);
   });
+
+  auto* routes_cmd =
+      app.add_subcommand("routes", "list the HTTP routes services declared (plexus run's gateway)");
+  add_client_flags(routes_cmd, ca);
+  cmds.add(routes_cmd, [a] { return show(a->client, "routes", value::array(), print_routes); });
 
   auto* ping_cmd = app.add_subcommand("ping", "check that the router answers");
   add_client_flags(ping_cmd, ca);

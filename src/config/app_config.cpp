@@ -1,12 +1,15 @@
 #include "plexus/config/app_config.hpp"
 
 #include <toml++/toml.h>
+
 #include <algorithm>
 #include <array>
 #include <cmath>
 #include <cstdint>
 #include <fstream>
 #include <sstream>
+
+#include "plexus/transport/address.hpp"
 
 namespace plexus::config {
 
@@ -249,6 +252,43 @@ bool valid_process_name(std::string_view name) {
 }
 
 // A table of strings, kept in declared order.
+result<void> read_gateway(const std::string& source, const toml::table& t,
+                          gateway::gateway_options& g) {
+  for (const auto& [k, n] : in_file_order(t)) {
+    const toml::node& node = *n;
+    const std::string name(k->str());
+    const std::string key = "gateway." + name;
+    result<void> ok;
+    if (name == "enabled") {
+      ok = read_bool(source, node, key, g.enabled);
+    } else if (name == "listen") {
+      ok = read_string(source, node, key, g.listen);
+      if (ok) {
+        if (auto hp = transport::split_host_port(g.listen, "host:port"); !hp)
+          ok = fail(source, node.source(), key, hp.error().message);
+      }
+    } else if (name == "max_body_bytes") {
+      ok = read_size(source, node, key, g.max_body_bytes, 0);
+    } else if (name == "max_url_bytes") {
+      ok = read_size(source, node, key, g.max_url_bytes, 64);
+    } else if (name == "max_header_bytes") {
+      ok = read_size(source, node, key, g.max_header_bytes, 256);
+    } else if (name == "max_connections") {
+      ok = read_size(source, node, key, g.max_connections, 1);
+    } else if (name == "deadline") {
+      ok = read_seconds(source, node, key, g.deadline, true);
+    } else if (name == "idle_timeout") {
+      ok = read_seconds(source, node, key, g.idle_timeout, true);
+    } else {
+      ok = fail(source, node.source(), key,
+                "unknown key (known: enabled, listen, max_body_bytes, max_url_bytes, "
+                "max_header_bytes, max_connections, deadline, idle_timeout)");
+    }
+    if (!ok) return ok;
+  }
+  return {};
+}
+
 result<void> read_env(const std::string& source, const toml::node& node, const std::string& key,
                       std::vector<std::pair<std::string, std::string>>& out) {
   out.clear();
@@ -424,13 +464,18 @@ result<app_config> parse(std::string_view text, const std::string& source) {
       const auto* t = node.as_table();
       if (!t) return fail(source, node.source(), name, "expected a table [log]");
       ok = read_log(source, *t, cfg.supervisor.log);
+    } else if (name == "gateway") {
+      const auto* t = node.as_table();
+      if (!t) return fail(source, node.source(), name, "expected a table [gateway]");
+      ok = read_gateway(source, *t, cfg.gateway);
     } else if (name == "process") {
       ok = read_processes(source, node, cfg.supervisor.processes);
     } else if (name == "group") {
       ok = read_groups(source, node, cfg.supervisor.groups);
     } else {
       ok = fail(source, node.source(), name,
-                "unknown key (known: [router], [supervisor], [log], [group.NAME], [[process]])");
+                "unknown key (known: [router], [gateway], [supervisor], [log], [group.NAME], "
+                "[[process]])");
     }
     if (!ok) return std::move(ok).error();
   }

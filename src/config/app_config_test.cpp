@@ -323,8 +323,8 @@ TEST(AppConfig, ProcessSectionErrors) {
 
 TEST(AppConfig, UnknownSectionListsEveryKnownOne) {
   expect_error("[[proces]]\nname = \"a\"\n", "1:1",
-               "proces: unknown key (known: [router], [supervisor], [log], [group.NAME], "
-               "[[process]])");
+               "proces: unknown key (known: [router], [gateway], [supervisor], [log], "
+               "[group.NAME], [[process]])");
 }
 
 TEST(AppConfig, TheFirstErrorInTheFileIsReported) {
@@ -419,6 +419,52 @@ command = "c"
 group = "g"
 )",
                "12:9", "process[2].group: the processes of group g must be declared one after");
+}
+
+}  // namespace
+}  // namespace plexus::config
+
+namespace plexus::config {
+namespace {
+
+TEST(AppConfig, ReadsTheGateway) {
+  auto dflt = parse("", "app.toml");
+  ASSERT_TRUE(dflt);
+  EXPECT_TRUE(dflt->gateway.enabled);
+  EXPECT_EQ(dflt->gateway.listen, "127.0.0.1:8080");
+  auto cfg = parse(R"([gateway]
+enabled = false
+listen = "127.0.0.1:0"
+max_body_bytes = 1000
+max_url_bytes = 100
+max_header_bytes = 2000
+max_connections = 5
+deadline = 2.5
+idle_timeout = 10
+)",
+                   "app.toml");
+  ASSERT_TRUE(cfg) << cfg.error().message;
+  const auto& g = cfg->gateway;
+  EXPECT_FALSE(g.enabled);
+  EXPECT_EQ(g.listen, "127.0.0.1:0");
+  EXPECT_EQ(g.max_body_bytes, 1000u);
+  EXPECT_EQ(g.max_url_bytes, 100u);
+  EXPECT_EQ(g.max_header_bytes, 2000u);
+  EXPECT_EQ(g.max_connections, 5u);
+  EXPECT_EQ(g.deadline, std::chrono::milliseconds(2500));
+  EXPECT_EQ(g.idle_timeout, std::chrono::milliseconds(10000));
+}
+
+TEST(AppConfig, GatewayErrors) {
+  expect_error("[gateway]\nlisten = \"127.0.0.1\"\n", "2:10", "gateway.listen: ");
+  expect_error("[gateway]\nlisten = 8080\n", "2:10", "gateway.listen: expected a string");
+  expect_error("[gateway]\nmax_url_bytes = 10\n", "2:17",
+               "gateway.max_url_bytes: expected an integer of at least 64");
+  expect_error("[gateway]\ndeadline = 0\n", "2:12",
+               "gateway.deadline: expected a number of seconds greater than 0");
+  expect_error("[gateway]\nport = 1\n", "2:8",
+               "gateway.port: unknown key (known: enabled, listen,");
+  expect_error("gateway = 1\n", "1:11", "gateway: expected a table [gateway]");
 }
 
 }  // namespace

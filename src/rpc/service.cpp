@@ -46,9 +46,10 @@ class service::impl : public std::enable_shared_from_this<service::impl> {
         link_(io, opts_.router, opts_.transport, opts_.reconnect, opts_.name) {
     link_.on_control(control::registered, [this](const value&) { on_registered(); });
     link_.on_control(control::error_op, [this](const value& v) {
-      std::cerr << "plexus service " << opts_.name << ": router refused "
-                << control::text_field(v, "about", "a request") << ": "
+      const auto about = control::text_field(v, "about", "a request");
+      std::cerr << "plexus service " << opts_.name << ": router refused " << about << ": "
                 << control::text_field(v, "message") << "\n";
+      if (about == control::register_service) refused(v);
     });
     link_.on_registration([this] { send_registration(); });
     link_.on_lost([this](const plexus::error& e) { on_lost(e); });
@@ -69,6 +70,7 @@ class service::impl : public std::enable_shared_from_this<service::impl> {
   void add(std::string method, handler h) {
     handlers_[std::move(method)] = std::make_shared<handler>(std::move(h));
   }
+  void add_http_route(value route) { http_routes_.push_back(std::move(route)); }
 
   result<void> start(std::function<void()> on_ready) {
     if (opts_.name.empty() || opts_.name.size() > wire::max_name_bytes)
@@ -128,8 +130,23 @@ class service::impl : public std::enable_shared_from_this<service::impl> {
       methods.push_back({{"name", entry->first},
                          {"signature", entry->second->signature},
                          {"blocking", entry->second->opts.blocking}});
-    (void)link_.send_control(
-        {{"op", control::register_service}, {"service", opts_.name}, {"methods", methods}});
+    value reg = {{"op", control::register_service}, {"service", opts_.name}, {"methods", methods}};
+    if (!http_routes_.empty()) reg["routes"] = http_routes_;
+    (void)link_.send_control(reg);
+  }
+
+  // The router refused the registration (a duplicate HTTP route, a bad name): serving
+  // without it is not serving, and registering again would be refused again. The
+  // service ends as if the router had gone for good.
+  void refused(const value& v) {
+    const auto code = errc_from_string(control::text_field(v, "code"));
+    plexus::error why(code.value_or(errc::invalid_argument),
+                      "the router refused to register service " + opts_.name + ": " +
+                          control::text_field(v, "message"),
+                      {{"service", opts_.name}});
+    draining_ = true;
+    finish_drain();
+    if (on_disconnect_) on_disconnect_(why);
   }
 
   // A data frame: a request or a notification.
@@ -344,6 +361,7 @@ class service::impl : public std::enable_shared_from_this<service::impl> {
   router_link link_;
   // shared_ptr: calls on the pool or suspended in a coroutine keep their handler alive.
   std::unordered_map<std::string, std::shared_ptr<handler>> handlers_;
+  value http_routes_ = value::array();  // sent with every registration
   std::unique_ptr<asio::thread_pool> pool_;
   std::function<void()> on_ready_;
   std::function<void(const plexus::error&)> on_disconnect_;
@@ -367,6 +385,25 @@ void service::add_sync(std::string method, std::string signature, sync_invoker f
                        route_options opts) {
   impl_->add(std::move(method), {std::move(signature), std::move(f), nullptr, opts});
 }
+void service::add_http_route(std::string verb, std::string pattern, std::string method,
+                             std::string where, route_options opts) {
+  impl_->add_http_route({{"verb", std::move(verb)},
+                         {"pattern", std::move(pattern)},
+                         {"kind", "plain"},
+                         {"method", std::move(method)},
+                         {"where", std::move(where)},
+                         {"deadline_ms", opts.deadline.count()}});
+}
+
+namespace detail {
+result<http_request> http_request_of(value& params) {
+  if (!params.is_array() || params.size() != 1)
+    return plexus::error(errc::invalid_argument,
+                         "an HTTP route's call takes one argument, the request");
+  return http_request::from_value(std::move(params[0]));
+}
+}  // namespace detail
+
 void service::add_async(std::string method, std::string signature, async_invoker f,
                         route_options opts) {
   impl_->add(std::move(method), {std::move(signature), nullptr, std::move(f), opts});

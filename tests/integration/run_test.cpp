@@ -18,12 +18,17 @@
 #include <sstream>
 
 #include "plexus/rpc/client.hpp"
+#include "support/http.hpp"
 #include "support/process.hpp"
 #include "support/wait.hpp"
 
 namespace {
 
 using namespace std::chrono_literals;
+
+// The gateway of each plexus run on a port of its own: tests run side by side, and
+// 8080 (the default) may be taken on the machine.
+constexpr const char* gateway_on_any_port = "[gateway]\nlisten = \"127.0.0.1:0\"\n\n";
 using plexus::test::bin;
 using plexus::test::child;
 
@@ -37,8 +42,9 @@ class Run : public ::testing::Test {
   // Writes app.toml with a [router] on this test's address and a [log] in its dir.
   std::string config(const std::string& body, const std::string& name = "app.toml") {
     const auto path = dir_.path() + "/" + name;
-    std::ofstream(path) << "[router]\nlisten = \"" << address_ << "\"\n\n[log]\ndir = \""
-                        << dir_.path() << "/logs\"\necho = false\n\n"
+    std::ofstream(path) << "[router]\nlisten = \"" << address_ << "\"\n\n"
+                        << gateway_on_any_port << "[log]\ndir = \"" << dir_.path()
+                        << "/logs\"\necho = false\n\n"
                         << body;
     return path;
   }
@@ -118,6 +124,48 @@ class Run : public ::testing::Test {
   std::string address_;
   std::unique_ptr<child> run_;
 };
+
+// The gateway of plexus run serves the web module's routes; a stopped module's route
+// answers 503 with Retry-After, and the module's restart brings it back.
+TEST_F(Run, TheGatewayServesAModulesRoutesAnd503WhileItIsStopped) {
+  namespace http = boost::beast::http;
+  start(config("[[process]]\nname = \"web\"\ncommand = \"" + bin("web") + "\"\n"));
+  ASSERT_TRUE(run_->wait_for_output("HTTP gateway on http://127.0.0.1:", 5s)) << run_->output();
+  ASSERT_TRUE(run_->wait_for_output("/\n", 5s)) << run_->output();
+  const auto& out = run_->output();
+  const auto at = out.find("HTTP gateway on http://127.0.0.1:") + 33;
+  const auto port = static_cast<std::uint16_t>(std::stoi(out.substr(at)));
+  wait_ps(all_ready);
+
+  plexus::test::http_client c(port);
+  auto r = c.request(http::verb::post, "/api/counter/a?by=2");
+  ASSERT_EQ(r.result_int(), 200) << r.body();
+  EXPECT_EQ(plexus::test::json_of(r)["count"], 2);
+  EXPECT_EQ(plexus::test::json_of(c.request(http::verb::get, "/api/counter/a"))["count"], 2);
+  auto ps = plexus::test::json_of(c.request(http::verb::get, "/api/processes"));
+  ASSERT_EQ(ps.size(), 1u);
+  EXPECT_EQ(ps[0]["name"], "web");
+
+  auto [rc, listing] = cli({"routes", "--json"});
+  ASSERT_EQ(rc, 0) << listing;
+  auto routes = plexus::value::parse(listing);
+  ASSERT_EQ(routes.size(), 3u) << listing;
+  EXPECT_EQ(routes[0]["pattern"], "/api/counter/{id}");
+  EXPECT_EQ(routes[0]["service"], "web");
+  EXPECT_EQ(routes[0]["replicas"], 1);
+  EXPECT_NE(routes[0]["where"].get<std::string>().find("web/main.cpp:"), std::string::npos);
+
+  ASSERT_EQ(cli({"stop", "web"}).first, 0);
+  wait_ps([](const plexus::value& ps) { return ps[0]["state"] == "stopped"; });
+  r = c.request(http::verb::get, "/api/counter/a");
+  EXPECT_EQ(r.result_int(), 503);
+  EXPECT_EQ(r[http::field::retry_after], "1");
+  ASSERT_EQ(cli({"restart", "web"}).first, 0);
+  wait_ps(all_ready);
+  r = c.request(http::verb::get, "/api/counter/a");
+  EXPECT_EQ(r.result_int(), 200);
+  EXPECT_EQ(plexus::test::json_of(r)["count"], 0);  // a new process
+}
 
 TEST_F(Run, KillNineOfPlexusRunLeavesNoProcessOfTheTree) {
   start(config(R"(
@@ -291,8 +339,9 @@ args = ["-c", "printf '\\377\\376\\n'; printf x; yes '\u00e9' | head -n 40000 | 
 // blocked in fputs on the full pipe and answered nothing more.
 TEST_F(Run, AnEchoNobodyReadsNeverBlocksTheLoop) {
   const auto path = dir_.path() + "/app.toml";
-  std::ofstream(path) << "[router]\nlisten = \"" << address_ << "\"\n\n[log]\ndir = \""
-                      << dir_.path() << "/logs\"\necho = true\nmax_bytes = 100000000\n\n"
+  std::ofstream(path) << "[router]\nlisten = \"" << address_ << "\"\n\n"
+                      << gateway_on_any_port << "[log]\ndir = \"" << dir_.path()
+                      << "/logs\"\necho = true\nmax_bytes = 100000000\n\n"
                       << R"([[process]]
 name = "flood"
 command = "/bin/sh"
@@ -445,7 +494,8 @@ replicas = "two"
 )");
   auto [rc, out] = plexus::test::run({bin("plexus"), "run", path});
   EXPECT_EQ(rc, 2) << out;
-  EXPECT_NE(out.find("app.toml:12:12:"), std::string::npos) << out;
+  // Line 15: the [router], [gateway] and [log] lines config() writes come first.
+  EXPECT_NE(out.find("app.toml:15:12:"), std::string::npos) << out;
   EXPECT_NE(out.find("process[0].replicas"), std::string::npos) << out;
 }
 
@@ -500,7 +550,8 @@ TEST_F(Run, AChildInheritsOnlyItsStandardDescriptorsAndTheNotifyFd) {
   const auto path = dir_.path() + "/fds.toml";
   std::ofstream(path) << "[router]\nlisten = [\"" << address_ << "\", \"tcp://127.0.0.1:0\"]\n"
                       << "zmq_frontend = \"tcp://127.0.0.1:*\"\nudp = \"udp://127.0.0.1:0\"\n\n"
-                      << "[log]\ndir = \"" << dir_.path() << "/logs\"\necho = false\n\n"
+                      << gateway_on_any_port << "[log]\ndir = \"" << dir_.path()
+                      << "/logs\"\necho = false\n\n"
                       << R"([[process]]
 name = "fds"
 command = "/bin/sh"

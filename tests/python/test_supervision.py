@@ -481,6 +481,9 @@ def test_plexus_run_supervises_a_python_service(tmp_path: Path) -> None:
 listen = {json.dumps(native)}
 zmq_backend = {json.dumps(backend)}
 
+[gateway]
+listen = "127.0.0.1:0"
+
 [log]
 dir = {json.dumps(str(logs))}
 echo = false
@@ -559,6 +562,9 @@ def test_plexus_stop_over_zeromq_is_permission_denied(tmp_path: Path) -> None:
 [router]
 listen = {json.dumps(native)}
 zmq_frontend = {json.dumps(frontend)}
+
+[gateway]
+listen = "127.0.0.1:0"
 
 [log]
 dir = {json.dumps(str(tmp_path / "logs"))}

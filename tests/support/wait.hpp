@@ -46,6 +46,19 @@ inline void settle(boost::asio::io_context& io) {
   }
 }
 
+// Checks `done()` about every millisecond until it holds; false if `limit` passed
+// first. For what another thread makes true (a loop_thread's loop), where run_until
+// cannot drive the loop itself.
+template <class Pred>
+bool eventually(Pred done, std::chrono::milliseconds limit = wait_limit) {
+  const auto end = std::chrono::steady_clock::now() + limit;
+  while (!done()) {
+    if (std::chrono::steady_clock::now() >= end) return false;
+    ::poll(nullptr, 0, 1);
+  }
+  return true;
+}
+
 // Waits until `pid` has terminated: a pidfd becomes readable when its process exits (a
 // zombie counts as exited), whoever its parent is.
 inline bool gone(pid_t pid, std::chrono::milliseconds limit = std::chrono::seconds(5)) {

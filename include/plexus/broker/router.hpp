@@ -19,7 +19,10 @@
 // already in flight from the same caller is refused with `invalid_argument` (counted
 // as `duplicate_msgid`) and the first one still gets its answer.
 // The service name "plexus" is the router's own: methods ping, services, describe,
-// subscriptions, stats.
+// subscriptions, stats, routes.
+// HTTP routes: a registration may carry the service's HTTP routes; the router keeps
+// them in one table (http_routes.hpp) and refuses the registration of a route another
+// live service declared, naming both declarations.
 //
 // Publish/subscribe: a notification sent to the reserved name "*" is a publication
 // whose topic is its method; it goes to every peer subscribed (control op
@@ -44,6 +47,7 @@
 #include <string_view>
 #include <vector>
 
+#include "plexus/broker/http_routes.hpp"
 #include "plexus/broker/router_options.hpp"
 #include "plexus/transport/connection.hpp"
 #include "plexus/wire/error.hpp"
@@ -111,6 +115,15 @@ class router {
   // a name the router already counts is left alone.
   //   r.add_stat("echo_dropped", [&] { return echo.dropped(); });
   void add_stat(std::string name, std::function<std::uint64_t()> read);
+
+  // ---- HTTP routes (http_routes.hpp; the gateway of `plexus run` reads them) ---------
+  // The route answering (verb, path), a wrong verb (with the verbs that are declared)
+  // or none.
+  http_match match_http(std::string_view verb, std::string_view path) const;
+  // Every declared route, sorted by pattern then verb (plexus.routes adds replicas).
+  std::vector<http_route> http_routes() const;
+  // How many workers `service` has now (0: none, or no such service).
+  std::size_t workers(std::string_view service) const;
 
  private:
   class impl;

@@ -12,13 +12,15 @@
 #include <string_view>
 
 #include "plexus/broker/router.hpp"
+#include "plexus/gateway/gateway_options.hpp"
 #include "plexus/supervisor/spec.hpp"
 #include "plexus/wire/error.hpp"
 
 namespace plexus::config {
 
 struct app_config {
-  broker::router_options router;  // [router]
+  broker::router_options router;     // [router]
+  gateway::gateway_options gateway;  // [gateway]: plexus run's HTTP gateway
   // [supervisor] (strategy, intensity, …), [log], and [[process]] in declared order.
   supervisor::tree_spec supervisor;
 };

@@ -32,6 +32,7 @@
 #include <cstddef>
 #include <functional>
 #include <memory>
+#include <source_location>
 #include <string>
 #include <tuple>
 #include <type_traits>
@@ -41,6 +42,7 @@
 #include <boost/asio/io_context.hpp>
 
 #include "plexus/rpc/convert.hpp"
+#include "plexus/rpc/http.hpp"
 #include "plexus/rpc/reconnect.hpp"
 #include "plexus/transport/address.hpp"
 #include "plexus/transport/connection.hpp"
@@ -132,6 +134,10 @@ result<Tuple> convert_args(value& params, const std::string& method, const std::
   return out;
 }
 
+// The one argument of an HTTP route's call.
+result<http_request> http_request_of(value& params);
+inline constexpr const char* http_signature = "(http request) -> http response";
+
 template <class R>
 value to_value(R&& r) {
   return value(std::forward<R>(r));
@@ -201,6 +207,51 @@ class service {
     return *this;
   }
 
+  // Declares an HTTP route answered by `f` (docs/gateway.md). `verb` is GET, HEAD,
+  // POST, PUT, PATCH, DELETE or OPTIONS; `pattern` a path whose `{name}` segments are
+  // parameters ("/api/counter/{id}"). `f` takes the request (http_request, by value or
+  // const&) and returns an http_response, or asio::awaitable<http_response> (a
+  // coroutine); `opts` as for route(): blocking, and a deadline past which the gateway
+  // answers 504 (0: the gateway's default). An exception becomes a 500 whose JSON body
+  // has the error's message and code.
+  // The route travels with the registration, with where it was declared (`where`).
+  // The router checks it: a bad verb or pattern, or a route another running service
+  // declared, refuses the registration; the service then ends as if the router had
+  // gone (on_disconnect) with an error naming both declarations.
+  template <class F>
+  service& http(std::string verb, std::string pattern, F f, route_options opts = {},
+                std::source_location where = std::source_location::current()) {
+    using traits = detail::callable_traits<std::decay_t<F>>;
+    using R = typename traits::result_type;
+    using aw = detail::awaitable_result<R>;
+    static_assert(std::is_same_v<typename aw::type, http_response>,
+                  "an HTTP route's handler returns http_response or awaitable<http_response>");
+    auto method = "http " + verb + " " + pattern;
+    if constexpr (aw::is_awaitable) {
+      add_async(
+          method, detail::http_signature,
+          [f = std::move(f)](value params) mutable -> boost::asio::awaitable<result<value>> {
+            auto req = detail::http_request_of(params);
+            if (!req) co_return std::move(req).error();
+            http_response out = co_await f(std::move(*req));
+            co_return std::move(out).to_value();
+          },
+          opts);
+    } else {
+      add_sync(
+          method, detail::http_signature,
+          [f = std::move(f)](value&& params) mutable -> result<value> {
+            auto req = detail::http_request_of(params);
+            if (!req) return std::move(req).error();
+            return f(std::move(*req)).to_value();
+          },
+          opts);
+    }
+    add_http_route(std::move(verb), std::move(pattern), std::move(method),
+                   std::string(where.file_name()) + ":" + std::to_string(where.line()), opts);
+    return *this;
+  }
+
   // Connects to the router and registers the service name with its methods.
   // `on_ready` (optional) runs once, when the router first confirmed the registration.
   // With reconnection (the default) nothing listening is not an error: the service
@@ -240,6 +291,8 @@ class service {
  private:
   void add_sync(std::string method, std::string signature, sync_invoker f, route_options opts);
   void add_async(std::string method, std::string signature, async_invoker f, route_options opts);
+  void add_http_route(std::string verb, std::string pattern, std::string method, std::string where,
+                      route_options opts);
 
   class impl;
   std::shared_ptr<impl> impl_;
