@@ -32,7 +32,6 @@
 #include <cstddef>
 #include <functional>
 #include <memory>
-#include <source_location>
 #include <string>
 #include <tuple>
 #include <type_traits>
@@ -58,6 +57,16 @@ struct service_options {
   std::chrono::milliseconds drain_timeout{10000};
   transport::options transport;
   reconnect_options reconnect;
+};
+
+// Where an HTTP route was declared: the file and line of the call to service::http,
+// taken from its default argument. (What std::source_location gives; clang 14 with
+// libstdc++ 12 has no std::source_location, and these builtins work in both compilers.)
+struct declared_at {
+  constexpr declared_at(const char* f = __builtin_FILE(), unsigned l = __builtin_LINE()) noexcept
+      : file(f), line(l) {}
+  const char* file;
+  unsigned line;
 };
 
 struct route_options {
@@ -220,7 +229,7 @@ class service {
   // gone (on_disconnect) with an error naming both declarations.
   template <class F>
   service& http(std::string verb, std::string pattern, F f, route_options opts = {},
-                std::source_location where = std::source_location::current()) {
+                declared_at where = {}) {
     using traits = detail::callable_traits<std::decay_t<F>>;
     using R = typename traits::result_type;
     using aw = detail::awaitable_result<R>;
@@ -248,7 +257,7 @@ class service {
           opts);
     }
     add_http_route(std::move(verb), std::move(pattern), std::move(method),
-                   std::string(where.file_name()) + ":" + std::to_string(where.line()), opts);
+                   std::string(where.file) + ":" + std::to_string(where.line), opts);
     return *this;
   }
 
