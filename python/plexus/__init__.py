@@ -37,6 +37,7 @@ from .errors import (
     Unimplemented,
     error_from_wire,
 )
+from .http import Request, Response
 from .pubsub import MAX_DATAGRAM_BYTES, DatagramSender, Subscriber
 from .service import Service
 from .supervision import *  # noqa: F401,F403  (LOG_LEVELS, log_record, notify_ready, ...)
@@ -54,7 +55,9 @@ __all__ = [
     "NotFound",
     "PermissionDenied",
     "RemoteError",
+    "Request",
     "ResourceExhausted",
+    "Response",
     "Service",
     "Subscriber",
     "Unavailable",

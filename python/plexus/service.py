@@ -36,7 +36,8 @@ import zmq
 
 from . import supervision, wire
 from ._channel import PUBLISH, AsyncOpenClose, Channel, dealer_options
-from .errors import RemoteError, Unavailable
+from .errors import RemoteError, Unavailable, error_from_wire
+from .http import Request, Response
 
 __all__ = ["Service"]
 
@@ -202,6 +203,13 @@ class Service(AsyncOpenClose):
         # READY=1 already written, and the health report timer.
         self._probe_ids = itertools.count(1)
         self._probe_id: Optional[int] = None
+        # HTTP routes (docs/gateway.md): declared to the router after each connection;
+        # the msgid of that declaration, and what serve() waits on (a refusal ends it).
+        self._http_routes: list[dict[str, Any]] = []
+        self._routes_id: Optional[int] = None
+        self._failed: Optional[asyncio.Future] = None
+        #: the router's refusal of the HTTP routes (a RemoteError), if it refused them
+        self.refused: Optional[RemoteError] = None
         self._ready_sent = False
         self._health: Optional[asyncio.TimerHandle] = None
         self._health_interval = 1.0
@@ -249,6 +257,44 @@ class Service(AsyncOpenClose):
             raise TypeError("a method name is a str")
         self._routes[name] = _Route(name, func, inline)
 
+    def http(self, verb: str, pattern: str, *, inline: bool = False) -> Callable:
+        """Declare an HTTP route that ``plexus run``'s gateway serves (docs/gateway.md)::
+
+            @svc.http("GET", "/api/counter/{id}")
+            def counter(request):                   # a plexus.Request
+                return {"id": request.params["id"]}   # JSON; or str, bytes, a Response
+
+        ``verb`` is GET, HEAD, POST, PUT, PATCH, DELETE or OPTIONS; ``pattern`` an
+        absolute path whose ``{name}`` segments are parameters. The handler runs like a
+        :meth:`route` handler (async, thread pool, or ``inline=True`` on the loop); an
+        exception becomes a 500 with its message and code. The route is declared to the
+        router once connected, with the handler's file and line; a route another
+        running service declared is refused, naming both, and :meth:`serve` then raises
+        that error (see also :attr:`refused`).
+        """
+        if not isinstance(verb, str) or not isinstance(pattern, str):
+            raise TypeError("an HTTP route is (verb: str, pattern: str)")
+
+        def decorator(func: Callable[..., Any]) -> Callable[..., Any]:
+            method = f"http {verb} {pattern}"
+            code = getattr(inspect.unwrap(func), "__code__", None)
+            where = f"{code.co_filename}:{code.co_firstlineno}" if code else repr(func)
+            if _is_async(func):
+                async def handler(request: Any) -> dict:
+                    return Response.of(await func(Request.from_wire(request))).to_wire()
+            else:
+                def handler(request: Any) -> dict:
+                    return Response.of(func(Request.from_wire(request))).to_wire()
+            self.add(method, handler, inline=inline)
+            self._http_routes = [r for r in self._http_routes if r["method"] != method]
+            self._http_routes.append({"verb": verb, "pattern": pattern, "kind": "plain",
+                                      "method": method, "where": where, "deadline_ms": 0})
+            if self._chan is not None:  # already connected: declare the new list now
+                self._declare_routes()
+            return func
+
+        return decorator
+
     @property
     def methods(self) -> list[dict[str, Any]]:
         """``[{"name", "signature", "blocking"}]`` for every route, sorted by name."""
@@ -291,8 +337,28 @@ class Service(AsyncOpenClose):
                 # ping sent after the probe on the same connection confirms that.
                 self._probe_id = next(self._probe_ids) & _MSGID_MAX
                 self._chan.send((_ROUTER, _dumps([0, self._probe_id, "ping", []])))
+            self._declare_routes()
         elif event == zmq.EVENT_DISCONNECTED:
             self._connected.clear()
+
+    def _declare_routes(self) -> None:
+        """Send the HTTP routes to the router (after the probe, on the same connection,
+        so the router knows this service when they arrive)."""
+        if not self._http_routes or self._chan is None:
+            return
+        self._routes_id = next(self._probe_ids) & _MSGID_MAX
+        self._chan.send((_ROUTER, _dumps([0, self._routes_id, "declare_routes",
+                                          [self._http_routes]])))
+
+    def _on_routes_answer(self, error: Any) -> None:
+        self._routes_id = None
+        if error is None:
+            return
+        self.refused = error_from_wire(error)
+        log.error("plexus service %s: the router refused its HTTP routes: %s", self.name,
+                  self.refused.message)
+        if self._failed is not None and not self._failed.done():
+            self._failed.set_exception(self.refused)
 
     async def wait_connected(self, timeout: Optional[float] = None) -> None:
         """Wait until the connection to the router's backend is up (the router learns
@@ -340,11 +406,16 @@ class Service(AsyncOpenClose):
             self._executor = None
 
     async def serve(self) -> None:
-        """Serve until cancelled (then stop gracefully)."""
+        """Serve until cancelled (then stop gracefully). Raises the router's error if it
+        refuses the service's HTTP routes (a route another service declared)."""
         await self.start()
+        self._failed = asyncio.get_running_loop().create_future()
         try:
-            await asyncio.get_running_loop().create_future()
+            if self.refused is not None:
+                raise self.refused
+            await self._failed  # ends only with the router's refusal, or cancelled
         finally:
+            self._failed = None
             await self.stop()
 
     @property
@@ -442,6 +513,10 @@ class Service(AsyncOpenClose):
             if kind == _RESPONSE and self._probe_id is not None and len(msg) == 4 \
                     and msg[1] == self._probe_id:
                 self._on_registered()
+                return
+            if kind == _RESPONSE and self._routes_id is not None and len(msg) == 4 \
+                    and msg[1] == self._routes_id:
+                self._on_routes_answer(msg[2])
                 return
             if kind == 0:
                 _, msgid, method, params = msg

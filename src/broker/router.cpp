@@ -460,7 +460,13 @@ class router::impl {
     wire::response r;
     r.msgid = req.msgid;
     auto it = methods_.find(req.method);
-    if (it == methods_.end() || !it->second.handler) {
+    if (req.method == "declare_routes") {
+      auto out = declare_routes(from, req.params);
+      if (out)
+        r.result = std::move(*out);
+      else
+        r.error = std::move(out).error();
+    } else if (it == methods_.end() || !it->second.handler) {
       // not_found with the service and method in the context: callers (the CLI) tell
       // "no such method" from other errors by these, not by the message.
       r.error = plexus::error(errc::not_found, "the router has no method " + req.method,
@@ -511,6 +517,26 @@ class router::impl {
     std::sort(list.begin(), list.end(),
               [](const value& a, const value& b) { return a["name"] < b["name"]; });
     return list;
+  }
+
+  http_route_table::liveness has_workers() const {
+    return [this](std::string_view s) { return workers(s) > 0; };
+  }
+
+  // plexus.declare_routes [routes]: the HTTP routes of the services the calling peer
+  // serves, for peers that cannot put them in a `register` (ZeroMQ backend services,
+  // whose registration is their probe). Refused like a register's routes.
+  result<value> declare_routes(const peer& from, const value& params) {
+    if (!params.is_array() || params.size() != 1 || !params[0].is_array())
+      return plexus::error(errc::invalid_argument, "declare_routes expects (array routes)");
+    if (from.services.empty())
+      return plexus::error(errc::invalid_argument,
+                           "declare_routes is for a service: this peer has registered none");
+    for (const auto& service : from.services) {
+      auto ok = http_routes_.claim(service, params[0], has_workers());
+      if (!ok) return std::move(ok).error();
+    }
+    return value(params[0].size());
   }
 
   // plexus.routes: the HTTP route table, with each route's live workers.
@@ -618,10 +644,7 @@ class router::impl {
       return;
     }
     if (v.contains("routes")) {
-      auto ok = http_routes_.claim(service, v["routes"], [this](std::string_view s) {
-        auto it = services_.find(s);
-        return it != services_.end() && !it->second.workers.empty();
-      });
+      auto ok = http_routes_.claim(service, v["routes"], has_workers());
       if (!ok) {
         send_control(from, control::error_reply(op, ok.error()));
         return;
