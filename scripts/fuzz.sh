@@ -5,7 +5,7 @@
 # Usage: scripts/fuzz.sh [--time SECONDS | --runs N] [--jobs N] [target...]
 #   --time SECONDS  run each target this long (default 10)
 #   --runs N        run each target for N executions instead
-#   target          cbor, message, router, app_config, frames (default: all of fuzz/)
+#   target          cbor, message, router, app_config, frames, http_routes (default: all of fuzz/)
 # A crash leaves its input in build-fuzz/findings/<target>/ and makes the script fail.
 # New inputs the fuzzer finds go to build-fuzz/corpus/<target>/ (kept between runs);
 # the seeds in the repository are not modified.
