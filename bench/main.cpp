@@ -7,6 +7,7 @@
 //   plexus-bench echo --transport zmq     # seed-style ZeroMQ peers: raw zmq broker vs plexus
 //   plexus-bench supervisor --repeat 3    # plexus run with 100 calc vs spawning them directly
 //   plexus-bench loop --repeat 3          # ping p99 through plexus run: idle vs 100 calc starting
+//   plexus-bench gateway --repeat 3       # HTTP through plexus run's gateway vs aiohttp, nginx
 #include <signal.h>
 #include <stdlib.h>
 
@@ -24,6 +25,7 @@
 
 #include "common.hpp"
 #include "echo.hpp"
+#include "gateway.hpp"
 #include "loop.hpp"
 #include "supervisor.hpp"
 
@@ -247,6 +249,8 @@ int run_role(const std::string& role, const std::vector<std::string>& args) {
       {"plexus_service", {plexus_service_role, "WORKDIR"}},
       {"zmq_cbor_service", {zmq_cbor_service_role, "BACKEND_ENDPOINT"}},
       {"plexus_zmq_router", {plexus_zmq_router_role, "WORKDIR"}},
+      {"gateway_module", {gateway_module_role, "SERVICE_NAME"}},
+      {"gateway_beast_server", {gateway_beast_server_role, "SOCKET_PATH"}},
   };
   const auto it = roles.find(role);
   if (it == roles.end()) {
@@ -348,6 +352,23 @@ int main(int argc, char** argv) {
                    "Directory of the plexus and calc under test (default: plexus-bench's)");
   loop->add_flag("--no-check", loop_no_check, "Report figures without checking the target");
 
+  gateway_config gw;
+  int gw_repeat = 1;
+  bool gw_no_check = false;
+  std::string gw_systems;
+  auto* gateway = app.add_subcommand(
+      "gateway",
+      "HTTP req/s and latency with wrk (1 thread) against a route of a C++ module served by "
+      "plexus run's gateway, beside the gateway's /api/healthz, the seed-000 aiohttp parent/child "
+      "design, nginx -> that aiohttp child, and nginx -> a minimal Beast server");
+  add_ranged(gateway, "--seconds", gw.seconds, "wrk's duration per system and round", 1.0, 3600.0);
+  add_ranged(gateway, "--connections", gw.connections, "wrk's connections", 1, 10000);
+  add_ranged(gateway, "--repeat", gw_repeat, "Interleaved rounds; medians reported", 1, 100);
+  gateway->add_option("--systems", gw_systems,
+                      "Comma-separated subset of builtin,plexus,aiohttp,nginx-aiohttp,nginx-beast "
+                      "(default: all)");
+  gateway->add_flag("--no-check", gw_no_check, "Report figures without checking the targets");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -364,6 +385,19 @@ int main(int argc, char** argv) {
                        ? std::filesystem::read_symlink("/proc/self/exe").parent_path().string()
                        : loop_bin_dir;
       return run_loop_bench(lc, loop_repeat, !loop_no_check);
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "plexus-bench: %s\n", e.what());
+      return 2;
+    }
+  }
+
+  if (gateway->parsed()) {
+    try {
+      const temp_dir workdir;
+      gw.workdir = workdir.path();
+      gw.self_exe = std::filesystem::read_symlink("/proc/self/exe").string();
+      gw.bin_dir = std::filesystem::path(gw.self_exe).parent_path().string();
+      return run_gateway_bench(gw, split_csv(gw_systems), gw_repeat, !gw_no_check);
     } catch (const std::exception& e) {
       std::fprintf(stderr, "plexus-bench: %s\n", e.what());
       return 2;

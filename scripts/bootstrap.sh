@@ -16,6 +16,7 @@ packages=(
   libsodium-dev               # tcp authentication (HMAC, CURVE keys)
   python3 python3-zmq python3-cbor2 python3-pytest
   clang-14 libclang-rt-14-dev llvm-14  # libFuzzer targets (scripts/fuzz.sh)
+  wrk nginx-light python3-aiohttp      # plexus-bench gateway and its baselines
 )
 
 missing=()
