@@ -132,6 +132,51 @@ int run(run_options o) {
         out.push_back(status_json(s));
       return out;
     });
+    gw->add_metrics([&](std::string& out) {
+      out +=
+          "# HELP plexus_process_up 1 when the replica is ready.\n"
+          "# TYPE plexus_process_up gauge\n";
+      const auto status = t.status();
+      for (const auto& p : status)
+        gateway::append_metric(out, "plexus_process_up",
+                               {{"process", p.name}, {"replica", std::to_string(p.replica)}},
+                               p.state == supervisor::child_state::ready ? 1 : 0);
+      out +=
+          "# HELP plexus_process_restarts_total Restarts of the replica since plexus run "
+          "started.\n# TYPE plexus_process_restarts_total counter\n";
+      for (const auto& p : status)
+        gateway::append_metric(out, "plexus_process_restarts_total",
+                               {{"process", p.name}, {"replica", std::to_string(p.replica)}},
+                               static_cast<double>(p.restarts));
+      out +=
+          "# HELP plexus_process_resident_bytes The replica's resident set (sampled every "
+          "second).\n# TYPE plexus_process_resident_bytes gauge\n";
+      for (const auto& p : status)
+        gateway::append_metric(out, "plexus_process_resident_bytes",
+                               {{"process", p.name}, {"replica", std::to_string(p.replica)}},
+                               static_cast<double>(p.rss_bytes));
+      const auto st = router.stats();
+      out +=
+          "# HELP plexus_router_in_flight Requests forwarded and not yet answered.\n"
+          "# TYPE plexus_router_in_flight gauge\n";
+      gateway::append_metric(out, "plexus_router_in_flight", {}, static_cast<double>(st.in_flight));
+      out +=
+          "# HELP plexus_router_peers Connections to the router now.\n"
+          "# TYPE plexus_router_peers gauge\n";
+      gateway::append_metric(out, "plexus_router_peers", {}, static_cast<double>(st.peers));
+      for (const auto& [name, n] : {std::pair{"forwarded", st.forwarded},
+                                    {"no_route", st.no_route},
+                                    {"failed_by_peer_loss", st.failed_by_peer_loss},
+                                    {"expired", st.expired},
+                                    {"malformed", st.malformed},
+                                    {"over_budget", st.over_budget},
+                                    {"published", st.published},
+                                    {"dropped", st.dropped}}) {
+        const std::string metric = std::string("plexus_router_") + name + "_total";
+        out += "# TYPE " + metric + " counter\n";
+        gateway::append_metric(out, metric, {}, static_cast<double>(n));
+      }
+    });
     router.add_stat("http_requests", [&] { return gw->stats().requests; });
     router.add_stat("http_5xx", [&] { return gw->stats().responses_5xx; });
   }

@@ -11,6 +11,9 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <map>
 #include <optional>
 #include <unordered_map>
 
@@ -65,11 +68,48 @@ bool dropped_field(std::string_view lower_name, std::string_view connection) {
   return false;
 }
 
+// Request latency buckets of /metrics, in seconds.
+constexpr std::array<double, 14> latency_buckets = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+                                                    0.1,    0.25,  0.5,    1,     2.5,  5,     10};
+// At most this many route labels in /metrics; requests beyond count as "(other)".
+constexpr std::size_t max_metric_labels = 4096;
+
 value error_body(std::string_view message, std::string_view code) {
   return {{"message", message}, {"code", code}};
 }
 
 }  // namespace
+
+void append_metric(std::string& out, std::string_view name,
+                   std::initializer_list<std::pair<std::string_view, std::string_view>> labels,
+                   double value) {
+  out += name;
+  if (labels.size() > 0) {
+    out += '{';
+    bool first = true;
+    for (const auto& [k, v] : labels) {
+      if (!first) out += ',';
+      first = false;
+      out += k;
+      out += "=\"";
+      for (char c : v) {
+        if (c == '\\' || c == '"') {
+          out += '\\';
+          out += c;
+        } else if (c == '\n') {
+          out += "\\n";
+        } else {
+          out += c;
+        }
+      }
+      out += '"';
+    }
+    out += '}';
+  }
+  char num[64];
+  std::snprintf(num, sizeof num, " %.17g\n", value);
+  out += num;
+}
 
 class gateway::impl : public std::enable_shared_from_this<gateway::impl> {
  public:
@@ -137,6 +177,61 @@ class gateway::impl : public std::enable_shared_from_this<gateway::impl> {
   void add_endpoint(std::string path, std::function<value()> f) {
     endpoints_[std::move(path)] = std::move(f);
   }
+  void add_metrics(std::function<void(std::string&)> f) { metrics_.push_back(std::move(f)); }
+
+  // One answered request: its route (or built-in) label, status and time taken.
+  void record(const std::string& label, unsigned status, std::chrono::steady_clock::duration d) {
+    const bool known = by_route_.count(label) > 0;
+    auto& r = by_route_[known || by_route_.size() < max_metric_labels ? label : "(other)"];
+    ++r.by_status[status];
+    const double s = std::chrono::duration<double>(d).count();
+    r.sum_s += s;
+    ++r.count;
+    for (std::size_t i = 0; i < latency_buckets.size(); ++i)
+      if (s <= latency_buckets[i]) ++r.buckets[i];
+  }
+
+  // /metrics: Prometheus text format 0.0.4.
+  std::string metrics_text() const {
+    std::string out;
+    out +=
+        "# HELP plexus_http_requests_total HTTP requests the gateway answered, by route and "
+        "status.\n# TYPE plexus_http_requests_total counter\n";
+    for (const auto& [label, r] : by_route_)
+      for (const auto& [status, n] : r.by_status)
+        append_metric(out, "plexus_http_requests_total",
+                      {{"route", label}, {"status", std::to_string(status)}},
+                      static_cast<double>(n));
+    out +=
+        "# HELP plexus_http_request_duration_seconds From the request's head read to its "
+        "response queued, by route.\n# TYPE plexus_http_request_duration_seconds "
+        "histogram\n";
+    for (const auto& [label, r] : by_route_) {
+      for (std::size_t i = 0; i < latency_buckets.size(); ++i) {
+        char le[32];
+        std::snprintf(le, sizeof le, "%g", latency_buckets[i]);
+        append_metric(out, "plexus_http_request_duration_seconds_bucket",
+                      {{"route", label}, {"le", le}}, static_cast<double>(r.buckets[i]));
+      }
+      append_metric(out, "plexus_http_request_duration_seconds_bucket",
+                    {{"route", label}, {"le", "+Inf"}}, static_cast<double>(r.count));
+      append_metric(out, "plexus_http_request_duration_seconds_sum", {{"route", label}}, r.sum_s);
+      append_metric(out, "plexus_http_request_duration_seconds_count", {{"route", label}},
+                    static_cast<double>(r.count));
+    }
+    out +=
+        "# HELP plexus_http_connections Connections open now.\n# TYPE plexus_http_connections "
+        "gauge\n";
+    append_metric(out, "plexus_http_connections", {}, static_cast<double>(sessions_.size()));
+    out +=
+        "# HELP plexus_http_refused_connections_total Connections closed at accept: "
+        "max_connections reached.\n# TYPE plexus_http_refused_connections_total counter\n";
+    append_metric(out, "plexus_http_refused_connections_total", {},
+                  static_cast<double>(stats_.refused_connections));
+    for (const auto& f : metrics_)
+      f(out);
+    return out;
+  }
   gateway_stats stats() const {
     auto s = stats_;
     s.connections = sessions_.size();
@@ -186,6 +281,14 @@ class gateway::impl : public std::enable_shared_from_this<gateway::impl> {
   std::uint64_t next_session_ = 1;
   std::unordered_map<std::uint64_t, std::function<void()>> sessions_;  // id -> close
   std::unordered_map<std::string, std::function<value()>> endpoints_;
+  std::vector<std::function<void(std::string&)>> metrics_;
+  struct route_figures {
+    std::map<unsigned, std::uint64_t> by_status;
+    std::array<std::uint64_t, latency_buckets.size()> buckets{};
+    std::uint64_t count = 0;
+    double sum_s = 0;
+  };
+  std::map<std::string, route_figures, std::less<>> by_route_;
 
   friend class session;
 };
@@ -216,6 +319,8 @@ class gateway::impl::session : public std::enable_shared_from_this<session> {
       ++c.responses_4xx;
     else if (code >= 200)
       ++c.responses_2xx;
+    gw_->record(label_.empty() ? "(refused)" : label_, code,
+                std::chrono::steady_clock::now() - started_);
     close_after_ = then_close || !keep_alive_;
     res.version(version_);
     res.keep_alive(!close_after_);
@@ -236,6 +341,9 @@ class gateway::impl::session : public std::enable_shared_from_this<session> {
     });
   }
   bool closed() const noexcept { return closed_; }
+  // What /metrics counts this request under: a route ("GET /api/x/{id}"), a built-in's
+  // path, or a reason the gateway answered itself ("(no route)").
+  void label(std::string l) { label_ = std::move(l); }
 
  private:
   void end() {
@@ -262,6 +370,8 @@ class gateway::impl::session : public std::enable_shared_from_this<session> {
 
   void read_header() {
     const auto& o = gw_->options();
+    label_.clear();  // a request refused before its head is read counts as "(refused)"
+    started_ = std::chrono::steady_clock::now();
     parser_.emplace();
     parser_->header_limit(static_cast<std::uint32_t>(
         std::min<std::size_t>(o.max_header_bytes + o.max_url_bytes, UINT32_MAX)));
@@ -275,6 +385,8 @@ class gateway::impl::session : public std::enable_shared_from_this<session> {
   void on_header(error_code ec) {
     if (ec) return on_read_error(ec);
     ++gw_->counters().requests;
+    started_ = std::chrono::steady_clock::now();
+    label_.clear();
     const auto& o = gw_->options();
     auto& req = parser_->get();
     version_ = req.version();
@@ -351,6 +463,8 @@ class gateway::impl::session : public std::enable_shared_from_this<session> {
   std::array<char, 4096> scratch_{};
   std::size_t drained_ = 0;
   std::uint64_t id_;
+  std::string label_;
+  std::chrono::steady_clock::time_point started_;
   unsigned version_ = 11;
   bool keep_alive_ = true;
   bool head_ = false;
@@ -424,7 +538,22 @@ void gateway::impl::handle(std::shared_ptr<session> s, request&& req) {
   } else if (auto it = endpoints_.find(std::string(path)); it != endpoints_.end()) {
     builtin = it->second;
   }
+  if (path == "/metrics") {
+    s->label("/metrics");
+    if (req.method() != http::verb::get && req.method() != http::verb::head) {
+      auto res = json_reply(http::status::method_not_allowed,
+                            error_body(verb + " is not allowed on /metrics", "invalid_argument"));
+      res.set(http::field::allow, "GET, HEAD");
+      return s->reply(std::move(res));
+    }
+    response res{http::status::ok, req.version()};
+    res.set(http::field::content_type, "text/plain; version=0.0.4; charset=utf-8");
+    res.set(http::field::cache_control, "no-store");
+    res.body() = metrics_text();
+    return s->reply(std::move(res));
+  }
   if (builtin) {
+    s->label(std::string(path));
     if (req.method() != http::verb::get && req.method() != http::verb::head) {
       auto res = json_reply(
           http::status::method_not_allowed,
@@ -436,6 +565,9 @@ void gateway::impl::handle(std::shared_ptr<session> s, request&& req) {
   }
 
   auto m = router_.match_http(verb, path);
+  s->label(m.what == broker::http_match::outcome::found        ? verb + " " + m.route.pattern
+           : m.what == broker::http_match::outcome::wrong_verb ? "(wrong verb)"
+                                                               : "(no route)");
   if (m.what == broker::http_match::outcome::no_route)
     return s->reply(
         json_reply(http::status::not_found,
@@ -542,6 +674,9 @@ std::string gateway::url() const {
 }
 void gateway::add_endpoint(std::string path, std::function<value()> f) {
   impl_->add_endpoint(std::move(path), std::move(f));
+}
+void gateway::add_metrics(std::function<void(std::string& out)> f) {
+  impl_->add_metrics(std::move(f));
 }
 gateway_stats gateway::stats() const {
   return impl_->stats();

@@ -361,3 +361,46 @@ TEST_F(Gateway, ABadListenAddressOrABusyPortIsAClearError) {
 
 }  // namespace
 }  // namespace plexus::gateway
+
+namespace plexus::gateway {
+namespace {
+
+TEST_F(Gateway, MetricsCountRequestsByRouteAndStatusWithLatencyHistograms) {
+  rpc::service svc(f_.io, f_.service("things"));
+  svc.http("GET", "/api/x/{id}", [](http_request) { return http_response::text("x"); });
+  ASSERT_TRUE(test::start_ready(f_.io, svc));
+  start();
+  gw_->add_metrics([](std::string& out) { append_metric(out, "extra_metric", {}, 7); });
+  std::string text;
+  with_loop([&] {
+    test::http_client c(port_);
+    EXPECT_EQ(c.request(http::verb::get, "/api/x/1").result_int(), 200);
+    EXPECT_EQ(c.request(http::verb::get, "/api/x/2").result_int(), 200);
+    EXPECT_EQ(c.request(http::verb::get, "/nowhere").result_int(), 404);
+    EXPECT_EQ(c.request(http::verb::post, "/api/x/1").result_int(), 405);
+    auto r = c.request(http::verb::get, "/metrics");
+    EXPECT_EQ(r.result_int(), 200);
+    EXPECT_EQ(r[http::field::content_type], "text/plain; version=0.0.4; charset=utf-8");
+    text = r.body();
+  });
+  for (const char* line : {
+           "plexus_http_requests_total{route=\"GET /api/x/{id}\",status=\"200\"} 2\n",
+           "plexus_http_requests_total{route=\"(no route)\",status=\"404\"} 1\n",
+           "plexus_http_requests_total{route=\"(wrong verb)\",status=\"405\"} 1\n",
+           "plexus_http_request_duration_seconds_bucket{route=\"GET /api/x/{id}\",le=\"+Inf\"} 2\n",
+           "plexus_http_request_duration_seconds_count{route=\"GET /api/x/{id}\"} 2\n",
+           "# TYPE plexus_http_request_duration_seconds histogram\n",
+           "plexus_http_connections 1\n",
+           "extra_metric 7\n",
+       })
+    EXPECT_NE(text.find(line), std::string::npos) << line << "\n" << text;
+}
+
+TEST(AppendMetric, EscapesLabelValues) {
+  std::string out;
+  append_metric(out, "m", {{"a", "x\"y\\z\nw"}, {"b", ""}}, 1.5);
+  EXPECT_EQ(out, "m{a=\"x\\\"y\\\\z\\nw\",b=\"\"} 1.5\n");
+}
+
+}  // namespace
+}  // namespace plexus::gateway

@@ -146,6 +146,14 @@ TEST_F(Run, TheGatewayServesAModulesRoutesAnd503WhileItIsStopped) {
   ASSERT_EQ(ps.size(), 1u);
   EXPECT_EQ(ps[0]["name"], "web");
 
+  const auto metrics = c.request(http::verb::get, "/metrics").body();
+  EXPECT_NE(metrics.find("plexus_process_up{process=\"web\",replica=\"0\"} 1\n"), std::string::npos)
+      << metrics;
+  EXPECT_NE(metrics.find("plexus_http_requests_total{route=\"POST /api/counter/{id}\",status="
+                         "\"200\"} 1\n"),
+            std::string::npos)
+      << metrics;
+
   auto [rc, listing] = cli({"routes", "--json"});
   ASSERT_EQ(rc, 0) << listing;
   auto routes = plexus::value::parse(listing);

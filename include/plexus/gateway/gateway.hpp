@@ -1,7 +1,7 @@
 // The HTTP gateway of `plexus run` (docs/gateway.md): serves the HTTP routes that
 // services declare (rpc::service::http) by calling the declaring service through the
-// router, and answers its own endpoints (/api/healthz, /api/routes, and those added
-// with add_endpoint) on the loop.
+// router, and answers its own endpoints (/api/healthz, /api/routes, /metrics, and those
+// added with add_endpoint) on the loop.
 //
 //   plexus::gateway::gateway g(io, router, {.listen = "127.0.0.1:8080"}, "inproc://gw");
 //   if (auto ok = g.start(); !ok) fail(ok.error());   // then io.run()
@@ -21,8 +21,11 @@
 
 #include <cstdint>
 #include <functional>
+#include <initializer_list>
 #include <memory>
 #include <string>
+#include <string_view>
+#include <utility>
 
 #include <boost/asio/io_context.hpp>
 
@@ -40,6 +43,11 @@ struct gateway_stats {
   std::uint64_t responses_5xx = 0;
   std::uint64_t refused_connections = 0;  // closed at once: max_connections reached
 };
+
+// Appends one Prometheus sample, `name{k="v",…} value`, with the label values escaped.
+void append_metric(std::string& out, std::string_view name,
+                   std::initializer_list<std::pair<std::string_view, std::string_view>> labels,
+                   double value);
 
 class gateway {
  public:
@@ -62,6 +70,10 @@ class gateway {
   // Adds a built-in JSON endpoint answered on the loop by `f` for GET `path` (e.g.
   // /api/processes). Built-ins never wait behind a route's call.
   void add_endpoint(std::string path, std::function<value()> f);
+
+  // Adds lines to /metrics (Prometheus text format): `f` appends its samples, with
+  // their # HELP and # TYPE lines, to `out` (append_metric writes one sample).
+  void add_metrics(std::function<void(std::string& out)> f);
 
   gateway_stats stats() const;
 
