@@ -177,6 +177,7 @@ void log_book::add(std::string_view topic, const value& params) {
   if (echo_ && log::level_rank(text_of(record, "level")) >= log::level_rank("info"))
     echo_->line(line);
   hand_over_soon();
+  if (on_record_) on_record_(record);
   if (opts_.history == 0) return;
   history_.push_back(std::move(record));
   while (history_.size() > opts_.history)

@@ -20,6 +20,7 @@
 #include <condition_variable>
 #include <cstdio>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -62,6 +63,9 @@ class log_book {
   // `plexus.logs` params [{process?, level?, limit?}]: the newest matching records,
   // oldest first.
   result<value> query(const value& params) const;
+  // Runs `f` with every record added, as the history keeps it (valid text, "process"
+  // and "time" filled in), after it was filed.
+  void on_record(std::function<void(const value&)> f) { on_record_ = std::move(f); }
 
   // Blocks until every line added so far is written and flushed (tests; the end).
   void wait_written();
@@ -93,6 +97,7 @@ class log_book {
   std::string dir_;
   echo_writer* echo_;
   std::deque<value> history_;
+  std::function<void(const value&)> on_record_;
   known_processes known_;
   std::size_t unfiled_ = 0;
   std::size_t unwritten_ = 0;

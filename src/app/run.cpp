@@ -13,6 +13,7 @@
 #include "app/echo_writer.hpp"
 #include "app/exit_codes.hpp"
 #include "app/log_book.hpp"
+#include "app/log_stream.hpp"
 #include "plexus/broker/router.hpp"
 #include "plexus/gateway/gateway.hpp"
 #include "plexus/os/limits.hpp"
@@ -103,6 +104,8 @@ int run(run_options o) {
   log_book book(io, app.supervisor.log, log_dir, app.supervisor.log.echo ? &echo : nullptr,
                 log_book::known_from(app.supervisor));
   router.tap("log.", [&](std::string_view topic, const value& params) { book.add(topic, params); });
+  log_stream logs(book);  // the gateway's /api/logs
+  book.on_record([&](const value& record) { logs.publish(record); });
   // Lines the log files did not get: the writer too far behind, or a file that failed.
   router.add_stat("log_unwritten", [&] { return book.unwritten(); });
   router.add_stat("log_file_errors", [&] { return book.file_errors(); });
@@ -126,6 +129,10 @@ int run(run_options o) {
       std::fprintf(stderr, "plexus run: %s\n", ok.error().message.c_str());
       return exit_local_failure;
     }
+    gw->add_event_stream("/api/logs",
+                         [&](std::string_view query, gateway::gateway::event_send send) {
+                           return logs.open(query, std::move(send));
+                         });
     gw->add_endpoint("/api/processes", [&] {
       value out = value::array();
       for (const auto& s : t.status())

@@ -275,14 +275,17 @@ result<void> read_gateway(const std::string& source, const toml::table& t,
       ok = read_size(source, node, key, g.max_header_bytes, 256);
     } else if (name == "max_connections") {
       ok = read_size(source, node, key, g.max_connections, 1);
+    } else if (name == "max_stream_queue_bytes") {
+      ok = read_size(source, node, key, g.max_stream_queue_bytes, 4096);
     } else if (name == "deadline") {
       ok = read_seconds(source, node, key, g.deadline, true);
     } else if (name == "idle_timeout") {
       ok = read_seconds(source, node, key, g.idle_timeout, true);
     } else {
-      ok = fail(source, node.source(), key,
-                "unknown key (known: enabled, listen, max_body_bytes, max_url_bytes, "
-                "max_header_bytes, max_connections, deadline, idle_timeout)");
+      ok = fail(
+          source, node.source(), key,
+          "unknown key (known: enabled, listen, max_body_bytes, max_url_bytes, "
+          "max_header_bytes, max_connections, max_stream_queue_bytes, deadline, idle_timeout)");
     }
     if (!ok) return ok;
   }

@@ -439,6 +439,7 @@ max_body_bytes = 1000
 max_url_bytes = 100
 max_header_bytes = 2000
 max_connections = 5
+max_stream_queue_bytes = 8192
 deadline = 2.5
 idle_timeout = 10
 )",
@@ -451,6 +452,7 @@ idle_timeout = 10
   EXPECT_EQ(g.max_url_bytes, 100u);
   EXPECT_EQ(g.max_header_bytes, 2000u);
   EXPECT_EQ(g.max_connections, 5u);
+  EXPECT_EQ(g.max_stream_queue_bytes, 8192u);
   EXPECT_EQ(g.deadline, std::chrono::milliseconds(2500));
   EXPECT_EQ(g.idle_timeout, std::chrono::milliseconds(10000));
 }

@@ -13,6 +13,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <deque>
 #include <map>
 #include <optional>
 #include <unordered_map>
@@ -178,6 +179,9 @@ class gateway::impl : public std::enable_shared_from_this<gateway::impl> {
     endpoints_[std::move(path)] = std::move(f);
   }
   void add_metrics(std::function<void(std::string&)> f) { metrics_.push_back(std::move(f)); }
+  void add_event_stream(std::string path, stream_open open) {
+    streams_[std::move(path)] = std::move(open);
+  }
 
   // One answered request: its route (or built-in) label, status and time taken.
   void record(const std::string& label, unsigned status, std::chrono::steady_clock::duration d) {
@@ -282,6 +286,7 @@ class gateway::impl : public std::enable_shared_from_this<gateway::impl> {
   std::unordered_map<std::uint64_t, std::function<void()>> sessions_;  // id -> close
   std::unordered_map<std::string, std::function<value()>> endpoints_;
   std::vector<std::function<void(std::string&)>> metrics_;
+  std::unordered_map<std::string, stream_open> streams_;
   struct route_figures {
     std::map<unsigned, std::uint64_t> by_status;
     std::array<std::uint64_t, latency_buckets.size()> buckets{};
@@ -304,6 +309,7 @@ class gateway::impl::session : public std::enable_shared_from_this<session> {
   void close() {
     if (closed_) return;
     closed_ = true;
+    if (on_end_) std::exchange(on_end_, nullptr)();
     error_code ignored;
     stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
     stream_.close();
@@ -341,11 +347,76 @@ class gateway::impl::session : public std::enable_shared_from_this<session> {
     });
   }
   bool closed() const noexcept { return closed_; }
+  // Turns the response into a stream of server-sent events: the head now (chunked on
+  // HTTP/1.1; on 1.0 the body ends with the connection), then each pushed event. While
+  // it streams, a read watches for the client leaving. `on_end` runs once when the
+  // stream ends, whoever ends it.
+  void stream(std::function<void()> on_end) {
+    on_end_ = std::move(on_end);
+    streaming_ = true;
+    chunked_ = version_ >= 11;
+    ++gw_->counters().responses_2xx;
+    gw_->record(label_, 200, std::chrono::steady_clock::now() - started_);
+    stream_head_.emplace(http::status::ok, version_);
+    stream_head_->set(http::field::content_type, "text/event-stream");
+    stream_head_->set(http::field::cache_control, "no-store");
+    stream_head_->keep_alive(false);
+    if (chunked_) stream_head_->chunked(true);
+    serializer_.emplace(*stream_head_);
+    stream_.expires_never();  // a stuck client loses events (the budget), not the loop
+    writing_ = true;
+    http::async_write_header(stream_, *serializer_,
+                             [self = shared_from_this()](error_code ec, std::size_t) {
+                               if (ec) return self->end();
+                               self->writing_ = false;
+                               self->write_next();
+                             });
+    stream_.async_read_some(
+        asio::buffer(scratch_), [self = shared_from_this()](error_code, std::size_t) {
+          self->end();  // anything from the client, or its leaving, ends the stream
+        });
+  }
+  // Queues one event; false once the stream has ended.
+  bool push(std::string event) {
+    if (closed_) return false;
+    const auto budget = gw_->options().max_stream_queue_bytes;
+    if (queued_ + event.size() > budget) {
+      ++dropped_;
+      return true;
+    }
+    if (dropped_ > 0) {
+      auto note = "event: dropped\ndata: {\"count\":" + std::to_string(dropped_) + "}\n\n";
+      dropped_ = 0;
+      queued_ += note.size();
+      pending_.push_back(std::move(note));
+    }
+    queued_ += event.size();
+    pending_.push_back(std::move(event));
+    if (streaming_ && !writing_) write_next();  // before stream(): after the head
+    return true;
+  }
+
   // What /metrics counts this request under: a route ("GET /api/x/{id}"), a built-in's
   // path, or a reason the gateway answered itself ("(no route)").
   void label(std::string l) { label_ = std::move(l); }
 
  private:
+  void write_next() {
+    if (closed_ || !streaming_ || writing_ || pending_.empty()) return;
+    writing_ = true;
+    auto done = [self = shared_from_this()](error_code ec, std::size_t) {
+      self->writing_ = false;
+      if (ec) return self->end();
+      self->queued_ -= self->pending_.front().size();
+      self->pending_.pop_front();
+      self->write_next();
+    };
+    if (chunked_)
+      asio::async_write(stream_, http::make_chunk(asio::buffer(pending_.front())), std::move(done));
+    else
+      asio::async_write(stream_, asio::buffer(pending_.front()), std::move(done));
+  }
+
   void end() {
     close();
     gw_->forget(id_);
@@ -459,6 +530,16 @@ class gateway::impl::session : public std::enable_shared_from_this<session> {
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
   std::optional<http::response<http::empty_body>> continue_;
+  // An event stream's head, its serializer, and the events not yet written.
+  std::optional<http::response<http::empty_body>> stream_head_;
+  std::optional<http::response_serializer<http::empty_body>> serializer_;
+  std::deque<std::string> pending_;
+  std::size_t queued_ = 0;
+  std::uint64_t dropped_ = 0;
+  std::function<void()> on_end_;
+  bool streaming_ = false;
+  bool chunked_ = false;
+  bool writing_ = false;
   response out_;
   std::array<char, 4096> scratch_{};
   std::size_t drained_ = 0;
@@ -551,6 +632,26 @@ void gateway::impl::handle(std::shared_ptr<session> s, request&& req) {
     res.set(http::field::cache_control, "no-store");
     res.body() = metrics_text();
     return s->reply(std::move(res));
+  }
+  if (auto it = streams_.find(std::string(path)); it != streams_.end()) {
+    s->label(std::string(path));
+    if (req.method() != http::verb::get) {
+      auto res = json_reply(
+          http::status::method_not_allowed,
+          error_body(verb + " is not allowed on " + std::string(path), "invalid_argument"));
+      res.set(http::field::allow, "GET");
+      return s->reply(std::move(res));
+    }
+    auto send = [weak = std::weak_ptr<session>(s)](std::string event) {
+      auto alive = weak.lock();
+      return alive && alive->push(std::move(event));
+    };
+    auto opened = it->second(query, std::move(send));
+    if (!opened)
+      return s->reply(json_reply(
+          http::status::bad_request,
+          error_body(opened.error().message, std::string(to_string(opened.error().code)))));
+    return s->stream(std::move(*opened));
   }
   if (builtin) {
     s->label(std::string(path));
@@ -674,6 +775,9 @@ std::string gateway::url() const {
 }
 void gateway::add_endpoint(std::string path, std::function<value()> f) {
   impl_->add_endpoint(std::move(path), std::move(f));
+}
+void gateway::add_event_stream(std::string path, stream_open open) {
+  impl_->add_event_stream(std::move(path), std::move(open));
 }
 void gateway::add_metrics(std::function<void(std::string& out)> f) {
   impl_->add_metrics(std::move(f));

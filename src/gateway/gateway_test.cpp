@@ -404,3 +404,48 @@ TEST(AppendMetric, EscapesLabelValues) {
 
 }  // namespace
 }  // namespace plexus::gateway
+
+namespace plexus::gateway {
+namespace {
+
+TEST_F(Gateway, AnEventStreamSendsItsBacklogThenLiveEventsAndEndsWhenTheClientGoes) {
+  start();
+  gateway::event_send live;
+  int closed = 0;
+  gw_->add_event_stream(
+      "/api/logs",
+      [&](std::string_view query, gateway::event_send send) -> result<std::function<void()>> {
+        if (query == "bad") return plexus::error(errc::invalid_argument, "bad query");
+        EXPECT_TRUE(send("data: backlog\n\n"));
+        live = std::move(send);
+        return std::function<void()>([&] { ++closed; });
+      });
+  with_loop([&] {
+    {
+      test::http_client c(port_);
+      auto r = c.request(http::verb::get, "/api/logs?bad");
+      EXPECT_EQ(r.result_int(), 400);
+      EXPECT_EQ(test::json_of(r)["message"], "bad query");
+    }
+    test::http_client c(port_);
+    c.send_raw("GET /api/logs?process=x HTTP/1.1\r\nHost: h\r\n\r\n");
+    auto got = c.read_until("backlog");
+    EXPECT_NE(got.find("HTTP/1.1 200 OK"), std::string::npos) << got;
+    EXPECT_NE(got.find("Content-Type: text/event-stream"), std::string::npos) << got;
+    EXPECT_NE(got.find("Transfer-Encoding: chunked"), std::string::npos) << got;
+    bool sent = false;
+    on_loop([&] { sent = live("data: live 1\n\n"); });
+    EXPECT_TRUE(sent);
+    got = c.read_until("live 1");
+    EXPECT_NE(got.find("data: live 1\n\n"), std::string::npos) << got;
+  });  // the client's socket is closed here, then the loop stops
+  // The client left: the next send says so, and the closer has run (once).
+  ASSERT_TRUE(test::run_until(f_.io, [&] { return closed == 1 || !live("data: x\n\n"); }));
+  ASSERT_TRUE(test::run_until(f_.io, [&] { return closed == 1; }));
+  EXPECT_FALSE(live("data: after\n\n"));
+  gw_.reset();
+  EXPECT_EQ(closed, 1);
+}
+
+}  // namespace
+}  // namespace plexus::gateway

@@ -154,6 +154,15 @@ TEST_F(Run, TheGatewayServesAModulesRoutesAnd503WhileItIsStopped) {
             std::string::npos)
       << metrics;
 
+  // The live log: web's backlog now, its stop later (below), as server-sent events.
+  plexus::test::http_client logs(port);
+  logs.send_raw("GET /api/logs?process=web&backlog=50 HTTP/1.1\r\nHost: h\r\n\r\n");
+  const auto events = logs.read_until("web ready");
+  EXPECT_NE(events.find("data: {"), std::string::npos) << events;
+  EXPECT_NE(events.find("\"message\":\"web ready\""), std::string::npos) << events;
+  EXPECT_EQ(c.request(http::verb::get, "/api/logs?level=loud").result_int(), 400);
+  EXPECT_EQ(c.request(http::verb::get, "/api/logs?backlog=5000").result_int(), 400);
+
   auto [rc, listing] = cli({"routes", "--json"});
   ASSERT_EQ(rc, 0) << listing;
   auto routes = plexus::value::parse(listing);
@@ -165,6 +174,8 @@ TEST_F(Run, TheGatewayServesAModulesRoutesAnd503WhileItIsStopped) {
 
   ASSERT_EQ(cli({"stop", "web"}).first, 0);
   wait_ps([](const plexus::value& ps) { return ps[0]["state"] == "stopped"; });
+  const auto live = logs.read_until("stopped on request");
+  EXPECT_NE(live.find("stopped on request"), std::string::npos) << live;
   r = c.request(http::verb::get, "/api/counter/a");
   EXPECT_EQ(r.result_int(), 503);
   EXPECT_EQ(r[http::field::retry_after], "1");

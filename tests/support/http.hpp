@@ -57,6 +57,24 @@ class http_client {
     boost::beast::http::write(socket_, req);
     return read(verb == boost::beast::http::verb::head);
   }
+  // Reads raw bytes (a stream's) until `needle` has arrived; returns everything read
+  // so far, or what came before a timeout or the end.
+  std::string read_until(std::string_view needle) {
+    while (raw_.find(needle) == std::string::npos) {
+      if (buffer_.size() > 0) {  // what the last read() left over
+        raw_.append(static_cast<const char*>(buffer_.data().data()), buffer_.size());
+        buffer_.consume(buffer_.size());
+        continue;
+      }
+      char chunk[4096];
+      boost::beast::error_code ec;
+      const auto n = socket_.read_some(boost::asio::buffer(chunk), ec);
+      if (ec) break;
+      raw_.append(chunk, n);
+    }
+    return raw_;
+  }
+
   // True when the gateway closed the connection (EOF), within the receive deadline.
   bool closed_by_peer() {
     char c;
@@ -69,6 +87,7 @@ class http_client {
   boost::asio::io_context io_;
   tcp::socket socket_;
   boost::beast::flat_buffer buffer_;
+  std::string raw_;
 };
 
 inline value json_of(const boost::beast::http::response<boost::beast::http::string_body>& r) {

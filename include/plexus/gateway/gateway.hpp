@@ -71,6 +71,18 @@ class gateway {
   // /api/processes). Built-ins never wait behind a route's call.
   void add_endpoint(std::string path, std::function<value()> f);
 
+  // A built-in stream of server-sent events for GET `path` (/api/logs). `open` runs for
+  // each client with the request's query and `send`, and returns an error (answered
+  // 400 with its message) or the function to run when the client goes. `send` queues
+  // one event (its whole text, "data: …\n\n") and returns false once the client has
+  // gone. A client that reads too slowly loses events beyond max_stream_queue_bytes
+  // queued; it is told how many with an `event: dropped` (data {"count": n}) before
+  // the next event it gets. A stream stays open until the client or the gateway closes.
+  using event_send = std::function<bool(std::string event)>;
+  using stream_open =
+      std::function<result<std::function<void()>>(std::string_view query, event_send send)>;
+  void add_event_stream(std::string path, stream_open open);
+
   // Adds lines to /metrics (Prometheus text format): `f` appends its samples, with
   // their # HELP and # TYPE lines, to `out` (append_metric writes one sample).
   void add_metrics(std::function<void(std::string& out)> f);

@@ -20,6 +20,9 @@ struct gateway_options {
   // A connection that sends nothing for this long, or takes longer than this to take
   // a response, is closed.
   std::chrono::milliseconds idle_timeout{60000};
+  // Bytes queued to one event-stream client (/api/logs) beyond which events to it are
+  // dropped and counted.
+  std::size_t max_stream_queue_bytes = 1u << 20;
 };
 
 }  // namespace plexus::gateway
