@@ -130,6 +130,12 @@ class child_guard {
   pid_t spawn(const std::string& self_exe, const std::string& role,
               const std::vector<std::string>& args);
 
+  // Registers `pid` (a child the caller spawned some other way, spawn_process); returns it.
+  pid_t adopt(pid_t pid) {
+    pids_.push_back(pid);
+    return pid;
+  }
+
   // kill_child() a registered pid and forget it; returns its status (-1 if not registered).
   int stop(pid_t pid, std::chrono::milliseconds grace = std::chrono::milliseconds(2000)) noexcept;
 

@@ -212,12 +212,9 @@ round_result run_plexus(const gateway_config& cfg, const std::string& path) {
                          std::to_string(port) + "\"\n\n[log]\ndir = \"" + dir +
                          "/logs\"\necho = false\n\n[[process]]\nname = \"bench\"\ncommand = \"" +
                          cfg.self_exe + "\"\nargs = [\"_role\", \"gateway_module\", \"bench\"]\n");
-  const pid_t run = bench::spawn_process(
-      cfg.bin_dir + "/plexus", {.args = {"run", config}, .out = bench::child_stdout::to_null});
-  struct reaper {
-    pid_t pid;
-    ~reaper() { bench::kill_child(pid); }
-  } reap{run};
+  bench::child_guard children;
+  const pid_t run = children.adopt(bench::spawn_process(
+      cfg.bin_dir + "/plexus", {.args = {"run", config}, .out = bench::child_stdout::to_null}));
   wait_http_ok(port, "/bench", {run});  // the module is ready: its route answers
   round_result r;
   r.wrk = run_wrk(port, path, cfg);
@@ -233,20 +230,14 @@ round_result run_aiohttp(const gateway_config& cfg) {
   const std::string script = dir + "/aiohttp_bench.py";
   write_file(script, aiohttp_script);
   const std::string sock = dir + "/child.sock";
-  std::vector<pid_t> pids;
-  struct reaper {
-    std::vector<pid_t>& pids;
-    ~reaper() {
-      for (auto it = pids.rbegin(); it != pids.rend(); ++it)
-        bench::kill_child(*it);
-    }
-  } reap{pids};
-  pids.push_back(bench::spawn_process("/usr/bin/python3", {.args = {script, "child", sock}}));
-  bench::wait_for_unix_socket(sock, std::chrono::seconds(20), pids.back());
-  pids.push_back(bench::spawn_process("/usr/bin/python3",
+  bench::child_guard children;
+  const pid_t child =
+      children.adopt(bench::spawn_process("/usr/bin/python3", {.args = {script, "child", sock}}));
+  bench::wait_for_unix_socket(sock, std::chrono::seconds(20), child);
+  children.adopt(bench::spawn_process("/usr/bin/python3",
                                       {.args = {script, "parent", std::to_string(port), sock}}));
   round_result r;
-  wait_http_ok(port, "/bench", pids);
+  wait_http_ok(port, "/bench", children.pids());
   r.wrk = run_wrk(port, "/bench", cfg);
   return r;
 }
@@ -286,24 +277,17 @@ round_result run_nginx(const gateway_config& cfg, bool beast) {
   const std::string dir = cfg.workdir + "/nginx-" + std::to_string(port);
   std::filesystem::create_directories(dir);
   const std::string sock = dir + "/upstream.sock";
-  std::vector<pid_t> pids;
-  struct reaper {
-    std::vector<pid_t>& pids;
-    ~reaper() {
-      for (auto it = pids.rbegin(); it != pids.rend(); ++it)
-        bench::kill_child(*it);
-    }
-  } reap{pids};
+  bench::child_guard children;
   if (beast) {
-    pids.push_back(bench::spawn_role(cfg.self_exe, "gateway_beast_server", {sock}));
+    children.spawn(cfg.self_exe, "gateway_beast_server", {sock});
   } else {
     const std::string script = dir + "/aiohttp_bench.py";
     write_file(script, aiohttp_script);
-    pids.push_back(bench::spawn_process("/usr/bin/python3", {.args = {script, "child", sock}}));
+    children.adopt(bench::spawn_process("/usr/bin/python3", {.args = {script, "child", sock}}));
   }
-  bench::wait_for_unix_socket(sock, std::chrono::seconds(20), pids.back());
-  pids.push_back(start_nginx(dir, port, sock));
-  wait_http_ok(port, "/bench", pids);
+  bench::wait_for_unix_socket(sock, std::chrono::seconds(20), children.pids().back());
+  children.adopt(start_nginx(dir, port, sock));
+  wait_http_ok(port, "/bench", children.pids());
   round_result r;
   r.wrk = run_wrk(port, "/bench", cfg);
   return r;

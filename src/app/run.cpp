@@ -140,28 +140,36 @@ int run(run_options o) {
       return out;
     });
     gw->add_metrics([&](std::string& out) {
-      out +=
-          "# HELP plexus_process_up 1 when the replica is ready.\n"
-          "# TYPE plexus_process_up gauge\n";
+      // One series per replica for each of these.
+      struct per_replica {
+        const char* name;
+        const char* help_and_type;
+        double (*read)(const supervisor::child_status&);
+      };
+      static constexpr per_replica series[] = {
+          {"plexus_process_up",
+           "# HELP plexus_process_up 1 when the replica is ready.\n"
+           "# TYPE plexus_process_up gauge\n",
+           [](const supervisor::child_status& p) {
+             return p.state == supervisor::child_state::ready ? 1.0 : 0.0;
+           }},
+          {"plexus_process_restarts_total",
+           "# HELP plexus_process_restarts_total Restarts of the replica since plexus run "
+           "started.\n# TYPE plexus_process_restarts_total counter\n",
+           [](const supervisor::child_status& p) { return static_cast<double>(p.restarts); }},
+          {"plexus_process_resident_bytes",
+           "# HELP plexus_process_resident_bytes The replica's resident set (sampled every "
+           "second).\n# TYPE plexus_process_resident_bytes gauge\n",
+           [](const supervisor::child_status& p) { return static_cast<double>(p.rss_bytes); }},
+      };
       const auto status = t.status();
-      for (const auto& p : status)
-        gateway::append_metric(out, "plexus_process_up",
-                               {{"process", p.name}, {"replica", std::to_string(p.replica)}},
-                               p.state == supervisor::child_state::ready ? 1 : 0);
-      out +=
-          "# HELP plexus_process_restarts_total Restarts of the replica since plexus run "
-          "started.\n# TYPE plexus_process_restarts_total counter\n";
-      for (const auto& p : status)
-        gateway::append_metric(out, "plexus_process_restarts_total",
-                               {{"process", p.name}, {"replica", std::to_string(p.replica)}},
-                               static_cast<double>(p.restarts));
-      out +=
-          "# HELP plexus_process_resident_bytes The replica's resident set (sampled every "
-          "second).\n# TYPE plexus_process_resident_bytes gauge\n";
-      for (const auto& p : status)
-        gateway::append_metric(out, "plexus_process_resident_bytes",
-                               {{"process", p.name}, {"replica", std::to_string(p.replica)}},
-                               static_cast<double>(p.rss_bytes));
+      for (const auto& m : series) {
+        out += m.help_and_type;
+        for (const auto& p : status)
+          gateway::append_metric(out, m.name,
+                                 {{"process", p.name}, {"replica", std::to_string(p.replica)}},
+                                 m.read(p));
+      }
       const auto st = router.stats();
       out +=
           "# HELP plexus_router_in_flight Requests forwarded and not yet answered.\n"
